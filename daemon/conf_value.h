@@ -1,0 +1,54 @@
+/* Typed parsing of one configuration value, shared by the daemon's own
+ * keys and every plugin's key table. Each parser returns 0 and stores the
+ * value, or -1 and writes a short lowercase reason into err (no location:
+ * the caller prefixes FILE:LINE: [section] key:). */
+#ifndef RINGD_CONF_VALUE_H
+#define RINGD_CONF_VALUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <ringd/plugin.h>
+
+int conf_parse_int(const char *s, int64_t min, int64_t max, int64_t *out,
+		   char *err, size_t errlen);
+int conf_parse_bool(const char *s, bool *out, char *err, size_t errlen);
+/* "250ms", "10s", "5m", "1h"; a bare number is seconds. Result in ms. */
+int conf_parse_duration(const char *s, int64_t min, int64_t max,
+			int64_t *out_ms, char *err, size_t errlen);
+/* "512", "64k", "1m" (1024-based). */
+int conf_parse_size(const char *s, int64_t min, int64_t max, int64_t *out,
+		    char *err, size_t errlen);
+/* Index of s in the NULL-terminated choices. */
+int conf_parse_enum(const char *s, const char *const *choices, int *out,
+		    char *err, size_t errlen);
+
+/* Parse text as key k and store it at dst + k->offset. STRING and PATH
+ * store a strdup()ed copy the caller frees (conf_value_free). */
+int conf_value_parse(const struct ringd_key *k, const char *text, void *dst,
+		     char *err, size_t errlen);
+void conf_value_free(const struct ringd_key *k, void *dst);
+/* The default text, type, bounds of a key as -K prints them. */
+void conf_key_describe(const struct ringd_key *k, char *buf, size_t len);
+
+enum listen_kind { LISTEN_TCP, LISTEN_UDP, LISTEN_UNIX };
+
+/* One parsed listen address. */
+struct listen_addr {
+	enum listen_kind kind;
+	bool any; /* "*": [::] with IPV6_V6ONLY off (0.0.0.0 without IPv6) */
+	struct sockaddr_storage ss; /* TCP/UDP; port 0 = ephemeral */
+	socklen_t sslen;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* UNIX */
+};
+
+/* "tcp://127.0.0.1:7", "udp://[::1]:7", "tcp://*:7007", "unix:/run/x". */
+int conf_parse_listen(const char *s, struct listen_addr *out, char *err,
+		      size_t errlen);
+/* Back to the canonical text, with the real port once bound. */
+void listen_addr_format(const struct listen_addr *a, char *buf, size_t len);
+
+#endif

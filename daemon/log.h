@@ -1,0 +1,31 @@
+/* Logging to stderr: "<N>" priority prefixes when journald reads us
+ * (JOURNAL_STREAM set), plain level words on a terminal. Messages are
+ * lowercase "subject: what: why" with key=value fields after them. The
+ * level is the one piece of process-wide state outside the daemon's
+ * context: set before threads start, changed only atomically (reload). */
+#ifndef RINGD_LOG_H
+#define RINGD_LOG_H
+
+#include <stdarg.h>
+
+#include <ringd/plugin.h>
+
+/* Reads JOURNAL_STREAM once to choose the prefix style. */
+void log_init(enum ringd_log_level level);
+void log_set_level(enum ringd_log_level level);
+enum ringd_log_level log_level(void);
+
+void log_msgv(enum ringd_log_level lvl, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+void log_msg(enum ringd_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* log_warn appends ": strerror(errno)"; log_warnx does not. */
+#define log_err(...) log_msg(RINGD_LOG_ERR, __VA_ARGS__)
+#define log_warnx(...) log_msg(RINGD_LOG_WARNING, __VA_ARGS__)
+#define log_notice(...) log_msg(RINGD_LOG_NOTICE, __VA_ARGS__)
+#define log_info(...) log_msg(RINGD_LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(RINGD_LOG_DEBUG, __VA_ARGS__)
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,145 @@
+/* The completion-shaped event loop shared by ringd and ringd-probe: submit
+ * an operation, later get exactly one callback per completion. io_uring
+ * works this way natively; the epoll engine performs the syscall when the
+ * fd is ready and completes the op the same way. The loop knows no
+ * connection, service or configuration. One loop per thread; nothing here
+ * is thread-safe except loop_wake(). */
+#ifndef RINGD_LOOP_H
+#define RINGD_LOOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+enum loop_backend {
+	LOOP_BACKEND_AUTO = 0, /* io_uring when usable, else epoll */
+	LOOP_BACKEND_IO_URING,
+	LOOP_BACKEND_EPOLL,
+};
+
+/* Completion flags. */
+#define LOOP_F_MORE 0x1u   /* a multishot op stays armed: more will come */
+#define LOOP_F_BUFFER 0x2u /* buf points into the loop's buffer pool */
+
+struct loop;
+struct loop_op;
+
+/* res is what the syscall would return: bytes, a new fd, or -errno.
+ * buf is set for RECV completions with res > 0 (LOOP_F_BUFFER) and is
+ * valid only until the callback returns; the loop then recycles it. */
+typedef void (*loop_cb)(struct loop_op *op, int res, unsigned flags,
+			void *buf);
+
+enum loop_opcode {
+	LOOP_OP_NONE = 0,
+	LOOP_OP_ACCEPT,  /* multishot: res = new fd (nonblocking, cloexec) */
+	LOOP_OP_RECV,    /* multishot into pool buffers; res 0 = EOF */
+	LOOP_OP_SEND,    /* one shot from op->buf/len; res may be short */
+	LOOP_OP_RECVMSG, /* one shot into op->msg */
+	LOOP_OP_SENDMSG, /* one shot from op->msg */
+	LOOP_OP_READ,    /* one shot read(2) into op->buf/len (eventfd...) */
+};
+
+/* An operation, embedded in the caller's own struct (no allocation per
+ * op; recover the owner with container_of). The caller sets cb and data
+ * before submitting; the rest belongs to the loop while the op is in
+ * flight. An op is in flight from submit until the completion without
+ * LOOP_F_MORE; it must not be freed or resubmitted before. */
+struct loop_op {
+	loop_cb cb;
+	void *data;
+
+	/* private to the loop */
+	uint8_t opcode;
+	uint8_t flags;
+	int fd;
+	void *buf;
+	size_t len;
+	struct msghdr *msg;
+	struct loop_op *next; /* engine queues */
+};
+
+/* Timers live in the loop's heap (no kernel object per timer). A timer is
+ * embedded in the caller's struct like an op. */
+struct loop_timer;
+typedef void (*loop_timer_cb)(struct loop_timer *t);
+struct loop_timer {
+	loop_timer_cb cb;
+	void *data;
+	/* private */
+	int64_t when; /* CLOCK_MONOTONIC ns */
+	uint32_t idx; /* heap slot + 1; 0 when not armed */
+};
+
+struct loop_params {
+	enum loop_backend backend;
+	unsigned entries;  /* io_uring SQ size; 0 = default (512) */
+	unsigned nbufs;    /* pool buffers for RECV; 0 = default; power of 2 */
+	unsigned buf_size; /* bytes per buffer; 0 = default (16384) */
+};
+
+/* Engine availability, for engine choice and ringd -V. Returns 0 when
+ * io_uring can create a ring and supports every opcode the loop needs,
+ * else -errno (EPERM: blocked by seccomp or io_uring_disabled, ENOSYS:
+ * kernel without io_uring or built with -Dio_uring=disabled, ENOMEM:
+ * RLIMIT_MEMLOCK too small, EOPNOTSUPP: an opcode is missing) and, when
+ * why is not NULL, a static description of the reason. */
+int loop_uring_probe(const char **why);
+
+/* Create a loop. AUTO picks io_uring when loop_uring_probe() succeeds,
+ * else epoll (the caller logs the fallback once; loop_backend_name()
+ * tells which engine runs). An explicit IO_URING that cannot start fails
+ * with its -errno; it never silently becomes epoll. Returns 0 and sets
+ * *out, or -errno. */
+int loop_new(struct loop **out, const struct loop_params *p);
+void loop_free(struct loop *l);
+const char *loop_backend_name(const struct loop *l); /* "io_uring"|"epoll" */
+
+/* Submitting never calls back synchronously: completions arrive from
+ * loop_run(), even when the epoll engine could finish at once. */
+void loop_accept(struct loop *l, struct loop_op *op, int fd);
+void loop_recv(struct loop *l, struct loop_op *op, int fd);
+void loop_send(struct loop *l, struct loop_op *op, int fd, const void *buf,
+	       size_t len);
+void loop_recvmsg(struct loop *l, struct loop_op *op, int fd,
+		  struct msghdr *msg);
+void loop_sendmsg(struct loop *l, struct loop_op *op, int fd,
+		  struct msghdr *msg);
+void loop_read(struct loop *l, struct loop_op *op, int fd, void *buf,
+	       size_t len);
+
+/* Ask an in-flight op to finish. Its final completion (no LOOP_F_MORE)
+ * still arrives, with -ECANCELED, or with its real result if it raced
+ * the cancel. Cancelling an op not in flight does nothing. */
+void loop_cancel(struct loop *l, struct loop_op *op);
+
+/* Close fd once no op on it is in flight (the caller's duty to ensure);
+ * the engine forgets its state for that fd number first. */
+void loop_close(struct loop *l, int fd);
+
+/* Multishot RECV and ACCEPT: the loop re-arms them itself when the kernel
+ * ends them for its own reasons (empty buffer pool: -ENOBUFS, CQ
+ * overflow), so a caller sees a final completion only for EOF (RECV res
+ * 0), a real error, or a cancel. */
+
+/* Timers, on CLOCK_MONOTONIC nanoseconds. */
+int64_t loop_now(const struct loop *l); /* cached per iteration */
+void loop_timer_set(struct loop *l, struct loop_timer *t, int64_t when);
+void loop_timer_stop(struct loop *l, struct loop_timer *t);
+static inline bool loop_timer_armed(const struct loop_timer *t)
+{
+	return t->idx != 0;
+}
+
+/* Run until loop_stop(). Returns 0, or -errno on an engine failure. */
+int loop_run(struct loop *l);
+void loop_stop(struct loop *l);
+
+/* From any thread: make the loop's thread call wake_cb soon, once per
+ * burst of wakes, from inside loop_run(). */
+typedef void (*loop_wake_cb)(struct loop *l, void *arg);
+void loop_set_wake(struct loop *l, loop_wake_cb cb, void *arg);
+void loop_wake(struct loop *l);
+
+#endif
