@@ -54,6 +54,7 @@ struct loop_op {
 	uint8_t opcode;
 	uint8_t flags;
 	int fd;
+	int res; /* a result the engine holds back until loop_run() */
 	void *buf;
 	size_t len;
 	struct msghdr *msg;

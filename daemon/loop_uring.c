@@ -1,1 +1,545 @@
-/* placeholder: being written */
+/* The io_uring engine: multishot accept and recv into a registered buffer
+ * ring, one submit-and-wait per iteration, a ring restricted to the
+ * opcodes the loop uses. Built only when meson found liburing. */
+#include "config.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "loop_backend.h"
+
+#define URING_BGID 0
+#define URING_PROBE_ENTRIES 8
+#define URING_NSEC 1000000000
+
+/* Every SQE opcode the engine issues; the ring allows no other. */
+static const uint8_t uring_opcodes[] = {
+	IORING_OP_ACCEPT,  IORING_OP_RECV,    IORING_OP_SEND,
+	IORING_OP_RECVMSG, IORING_OP_SENDMSG, IORING_OP_READ,
+	IORING_OP_ASYNC_CANCEL,
+};
+
+struct uring_state {
+	struct loop *loop;
+	struct io_uring ring;
+	bool started;
+	struct io_uring_buf_ring *br;
+	size_t br_size;
+	char *bufs;
+	size_t bufs_size;
+	unsigned nbufs;
+	unsigned buf_size;
+	unsigned nrecycled; /* buffers added since the last ring advance */
+	/* Ops to (re)submit, to finish, or whose cancel found no SQE;
+	 * flagged LOOP_OPF_REARM, linked by op->next, run after each CQE
+	 * batch once the batch's buffers are back in the ring. */
+	struct loop_op *later_head;
+	struct loop_op *later_tail;
+};
+
+static const char *uring_reason(int err)
+{
+	switch (err) {
+	case 0:
+		return "io_uring available";
+	case -EPERM:
+		return "Operation not permitted: blocked by seccomp or "
+		       "kernel.io_uring_disabled";
+	case -ENOSYS:
+		return "Function not implemented: kernel without io_uring";
+	case -ENOMEM:
+		return "Cannot allocate memory: RLIMIT_MEMLOCK too small";
+	case -EOPNOTSUPP:
+		return "operation not supported: kernel lacks multishot recv "
+		       "or buffer rings";
+	default:
+		return "io_uring setup failed";
+	}
+}
+
+static int uring_check_opcodes(struct io_uring *ring)
+{
+	struct io_uring_probe *probe = io_uring_get_probe_ring(ring);
+	int err = 0;
+
+	if (!probe)
+		return -EOPNOTSUPP;
+	/* Multishot recv has no opcode of its own; it came in 6.0 with
+	 * IORING_OP_SEND_ZC, which the probe does show. */
+	if (probe->last_op < IORING_OP_SEND_ZC)
+		err = -EOPNOTSUPP;
+	for (size_t i = 0; i < sizeof(uring_opcodes); i++) {
+		if (!io_uring_opcode_supported(probe, uring_opcodes[i]))
+			err = -EOPNOTSUPP;
+	}
+	io_uring_free_probe(probe);
+	return err;
+}
+
+static void *uring_map(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static size_t uring_page_round(size_t size)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+	return (size + page - 1) / page * page;
+}
+
+/* Buffer rings arrived in 5.19; older kernels reject the register op. */
+static int uring_check_buf_ring(struct io_uring *ring)
+{
+	size_t size = uring_page_round(sizeof(struct io_uring_buf));
+	void *mem = uring_map(size);
+	struct io_uring_buf_reg reg = {
+		.ring_addr = (uintptr_t)mem,
+		.ring_entries = 1,
+		.bgid = URING_BGID,
+	};
+	int err;
+
+	if (!mem)
+		return -ENOMEM;
+	err = io_uring_register_buf_ring(ring, &reg, 0);
+	if (err == 0)
+		io_uring_unregister_buf_ring(ring, URING_BGID);
+	else if (err == -EINVAL)
+		err = -EOPNOTSUPP;
+	munmap(mem, size);
+	return err;
+}
+
+int loop_uring_probe(const char **why)
+{
+	struct io_uring ring;
+	int err = io_uring_queue_init(URING_PROBE_ENTRIES, &ring, 0);
+
+	if (err == 0) {
+		err = uring_check_opcodes(&ring);
+		if (err == 0)
+			err = uring_check_buf_ring(&ring);
+		io_uring_queue_exit(&ring);
+	}
+	if (why)
+		*why = uring_reason(err);
+	return err;
+}
+
+/* DEFER_TASKRUN runs completions only when this thread waits (no IPIs,
+ * no task work in the middle of a callback) and needs SINGLE_ISSUER;
+ * COOP_TASKRUN is the older, weaker form. R_DISABLED lets us register
+ * restrictions before anything can be submitted. */
+static int uring_ring_init(struct uring_state *us, unsigned entries)
+{
+	static const unsigned tries[] = {
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+		IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+		0,
+	};
+	int err = -EINVAL;
+
+	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+		struct io_uring_params p = {
+			.flags = tries[i] | IORING_SETUP_R_DISABLED |
+				 IORING_SETUP_CLAMP,
+		};
+
+		err = io_uring_queue_init_params(entries, &us->ring, &p);
+		if (err != -EINVAL)
+			return err;
+	}
+	return err;
+}
+
+static int uring_bufs_init(struct uring_state *us)
+{
+	struct io_uring_buf_reg reg = {
+		.ring_entries = us->nbufs,
+		.bgid = URING_BGID,
+	};
+	int mask = io_uring_buf_ring_mask(us->nbufs);
+	int err;
+
+	/* The kernel wants the ring page aligned; liburing 2.3 has no
+	 * io_uring_setup_buf_ring() to do this for us. */
+	us->br_size = uring_page_round(us->nbufs * sizeof(struct io_uring_buf));
+	us->br = uring_map(us->br_size);
+	us->bufs_size = (size_t)us->nbufs * us->buf_size;
+	us->bufs = uring_map(us->bufs_size);
+	if (!us->br || !us->bufs)
+		return -ENOMEM;
+	reg.ring_addr = (uintptr_t)us->br;
+	err = io_uring_register_buf_ring(&us->ring, &reg, 0);
+	if (err)
+		return err == -EINVAL ? -EOPNOTSUPP : err;
+	io_uring_buf_ring_init(us->br);
+	for (unsigned i = 0; i < us->nbufs; i++) {
+		char *buf = us->bufs + (size_t)i * us->buf_size;
+
+		io_uring_buf_ring_add(us->br, buf, us->buf_size,
+				      (unsigned short)i, mask, (int)i);
+	}
+	io_uring_buf_ring_advance(us->br, (int)us->nbufs);
+	return 0;
+}
+
+/* Debian's liburing 2.3 declares io_uring_register_restrictions() and
+ * io_uring_enable_rings() but its symbol map does not export them. */
+static int uring_register(struct uring_state *us, unsigned opcode,
+			  const void *arg, unsigned nr)
+{
+	if (syscall(__NR_io_uring_register, us->ring.ring_fd, opcode, arg,
+		    nr) < 0)
+		return -errno;
+	return 0;
+}
+
+/* seccomp cannot see what a ring does, so the ring itself refuses every
+ * opcode and SQE flag we do not use. The only register ops left are the
+ * ring fd ones uring_start() and io_uring_queue_exit() need. Kernels
+ * without restrictions (before 5.10) cannot run this engine anyway. */
+static int uring_restrict(struct uring_state *us)
+{
+	struct io_uring_restriction res[sizeof(uring_opcodes) + 3] = { 0 };
+	unsigned n = 0;
+
+	for (size_t i = 0; i < sizeof(uring_opcodes); i++) {
+		res[n].opcode = IORING_RESTRICTION_SQE_OP;
+		res[n++].sqe_op = uring_opcodes[i];
+	}
+	res[n].opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED;
+	res[n++].sqe_flags = IOSQE_BUFFER_SELECT;
+	res[n].opcode = IORING_RESTRICTION_REGISTER_OP;
+	res[n++].register_op = IORING_REGISTER_RING_FDS;
+	res[n].opcode = IORING_RESTRICTION_REGISTER_OP;
+	res[n++].register_op = IORING_UNREGISTER_RING_FDS;
+	return uring_register(us, IORING_REGISTER_RESTRICTIONS, res, n);
+}
+
+/* Enabling at the first io_uring_enter(), not in loop_new(), makes the
+ * thread that runs the loop the ring's single issuer and the owner of
+ * its registered fd, wherever loop_new() was called. */
+static int uring_start(struct uring_state *us)
+{
+	int err;
+
+	if (us->started)
+		return 0;
+	err = uring_register(us, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+	if (err)
+		return err;
+	us->started = true;
+	/* Saves an fget/fput per io_uring_enter(); without a free slot in
+	 * this thread's table the plain fd works as well. */
+	io_uring_register_ring_fd(&us->ring);
+	return 0;
+}
+
+static struct io_uring_sqe *uring_sqe(struct uring_state *us)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&us->ring);
+
+	if (sqe || uring_start(us) < 0)
+		return sqe;
+	/* SQ full: hand the queued SQEs to the kernel and retry once; if
+	 * that fails the caller parks the op on the later list. */
+	io_uring_submit(&us->ring);
+	return io_uring_get_sqe(&us->ring);
+}
+
+static void uring_later(struct uring_state *us, struct loop_op *op)
+{
+	op->flags |= LOOP_OPF_REARM;
+	op->next = NULL;
+	if (us->later_tail)
+		us->later_tail->next = op;
+	else
+		us->later_head = op;
+	us->later_tail = op;
+}
+
+/* Only an op whose cancel SQE is parked can complete while listed. */
+static void uring_later_remove(struct uring_state *us, struct loop_op *op)
+{
+	struct loop_op *prev = NULL;
+
+	op->flags &= ~LOOP_OPF_REARM;
+	for (struct loop_op *o = us->later_head; o; prev = o, o = o->next) {
+		if (o != op)
+			continue;
+		if (prev)
+			prev->next = op->next;
+		else
+			us->later_head = op->next;
+		if (us->later_tail == op)
+			us->later_tail = prev;
+		return;
+	}
+}
+
+static void uring_prep(struct io_uring_sqe *sqe, struct loop_op *op)
+{
+	switch (op->opcode) {
+	case LOOP_OP_ACCEPT:
+		io_uring_prep_multishot_accept(sqe, op->fd, NULL, NULL,
+					       SOCK_NONBLOCK | SOCK_CLOEXEC);
+		break;
+	case LOOP_OP_RECV:
+		io_uring_prep_recv_multishot(sqe, op->fd, NULL, 0, 0);
+		sqe->flags |= IOSQE_BUFFER_SELECT;
+		sqe->buf_group = URING_BGID;
+		break;
+	case LOOP_OP_SEND:
+		io_uring_prep_send(sqe, op->fd, op->buf, op->len, MSG_NOSIGNAL);
+		break;
+	case LOOP_OP_RECVMSG:
+		io_uring_prep_recvmsg(sqe, op->fd, op->msg, 0);
+		break;
+	case LOOP_OP_SENDMSG:
+		io_uring_prep_sendmsg(sqe, op->fd, op->msg, MSG_NOSIGNAL);
+		break;
+	case LOOP_OP_READ:
+		/* -1: the file position, which pipes and eventfds ignore. */
+		io_uring_prep_read(sqe, op->fd, op->buf, (unsigned)op->len,
+				   (uint64_t)-1);
+		break;
+	}
+	io_uring_sqe_set_data(sqe, op);
+}
+
+static void uring_arm(struct uring_state *us, struct loop_op *op)
+{
+	struct io_uring_sqe *sqe = uring_sqe(us);
+
+	if (!sqe) {
+		uring_later(us, op);
+		return;
+	}
+	uring_prep(sqe, op);
+	op->flags |= LOOP_OPF_ARMED;
+}
+
+static void uring_submit(void *state, struct loop_op *op)
+{
+	uring_arm(state, op);
+}
+
+static void uring_cancel_sqe(struct uring_state *us, struct loop_op *op)
+{
+	struct io_uring_sqe *sqe = uring_sqe(us);
+
+	if (!sqe) {
+		uring_later(us, op);
+		return;
+	}
+	io_uring_prep_cancel64(sqe, (uintptr_t)op, 0);
+	/* The cancel's own CQE carries no op: uring_complete() skips it.
+	 * A cancel that finds nothing (the op just ended) is harmless. */
+	io_uring_sqe_set_data(sqe, NULL);
+}
+
+static void uring_cancel(void *state, struct loop_op *op)
+{
+	struct uring_state *us = state;
+
+	op->flags |= LOOP_OPF_CANCEL;
+	/* An op waiting on the later list ends there with -ECANCELED. */
+	if (op->flags & LOOP_OPF_ARMED)
+		uring_cancel_sqe(us, op);
+}
+
+static void uring_forget(void *state, int fd)
+{
+}
+
+/* A multishot op the kernel ended for its own reasons: the pool ran dry
+ * (-ENOBUFS), the CQ overflowed (a result without F_MORE), or one
+ * incoming connection failed. The caller never learns of it. */
+static bool uring_rearm_wanted(const struct loop_op *op, int res)
+{
+	if (op->opcode == LOOP_OP_RECV)
+		return res > 0 || res == -ENOBUFS;
+	if (op->opcode == LOOP_OP_ACCEPT)
+		return res >= 0 || loop_accept_transient(res);
+	return false;
+}
+
+static bool uring_has_payload(const struct loop_op *op, int res)
+{
+	return op->opcode == LOOP_OP_ACCEPT ? res >= 0 : res > 0;
+}
+
+static void uring_recycle(struct uring_state *us, unsigned bid)
+{
+	io_uring_buf_ring_add(us->br, us->bufs + (size_t)bid * us->buf_size,
+			      us->buf_size, (unsigned short)bid,
+			      io_uring_buf_ring_mask(us->nbufs),
+			      (int)us->nrecycled++);
+}
+
+static void uring_complete(struct uring_state *us, struct io_uring_cqe *cqe)
+{
+	struct loop_op *op = io_uring_cqe_get_data(cqe);
+	bool buffered = cqe->flags & IORING_CQE_F_BUFFER;
+	unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+	int res = cqe->res;
+	void *buf = NULL;
+
+	if (op && !more) {
+		op->flags &= ~LOOP_OPF_ARMED;
+		if (op->flags & LOOP_OPF_REARM)
+			uring_later_remove(us, op);
+		if (uring_rearm_wanted(op, res)) {
+			uring_later(us, op);
+			more = true;
+			if (!uring_has_payload(op, res))
+				op = NULL;
+		} else {
+			op->flags = 0;
+		}
+	}
+	if (op) {
+		if (buffered && res > 0)
+			buf = us->bufs + (size_t)bid * us->buf_size;
+		op->cb(op, res,
+		       (more ? LOOP_F_MORE : 0) | (buf ? LOOP_F_BUFFER : 0),
+		       buf);
+	}
+	if (buffered)
+		uring_recycle(us, bid);
+}
+
+/* Runs a detached list so ops that fail to get an SQE again wait for
+ * the next iteration instead of spinning here. */
+static void uring_run_later(struct uring_state *us)
+{
+	struct loop_op *op = us->later_head;
+
+	us->later_head = us->later_tail = NULL;
+	while (op) {
+		struct loop_op *next = op->next;
+
+		op->next = NULL;
+		op->flags &= ~LOOP_OPF_REARM;
+		if (op->flags & LOOP_OPF_ARMED) {
+			uring_cancel_sqe(us, op);
+		} else if (op->flags & LOOP_OPF_CANCEL) {
+			op->flags = 0;
+			op->cb(op, -ECANCELED, 0, NULL);
+		} else {
+			uring_arm(us, op);
+		}
+		op = next;
+	}
+}
+
+static void uring_dispatch(struct uring_state *us)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head;
+	unsigned seen = 0;
+
+	io_uring_for_each_cqe(&us->ring, head, cqe)
+	{
+		uring_complete(us, cqe);
+		seen++;
+	}
+	/* Buffers go back before the re-arms below can need them. */
+	if (us->nrecycled) {
+		io_uring_buf_ring_advance(us->br, (int)us->nrecycled);
+		us->nrecycled = 0;
+	}
+	io_uring_cq_advance(&us->ring, seen);
+	uring_run_later(us);
+}
+
+static int uring_poll(void *state, int64_t timeout_ns)
+{
+	struct uring_state *us = state;
+	struct __kernel_timespec ts;
+	struct __kernel_timespec *tsp = NULL;
+	struct io_uring_cqe *cqe;
+	int err = uring_start(us);
+
+	if (err)
+		return err;
+	if (us->later_head)
+		timeout_ns = 0;
+	if (timeout_ns >= 0) {
+		ts.tv_sec = timeout_ns / URING_NSEC;
+		ts.tv_nsec = timeout_ns % URING_NSEC;
+		tsp = &ts;
+	}
+	/* The kernel has EXT_ARG (5.11+, implied by multishot recv), so
+	 * the timeout travels with the wait and needs no timeout SQE. */
+	err = io_uring_submit_and_wait_timeout(&us->ring, &cqe, 1, tsp, NULL);
+	/* ETIME: a timer is due. EINTR: a signal. EAGAIN, EBUSY: the
+	 * kernel wants us to reap first, which we do now. */
+	if (err < 0 && err != -ETIME && err != -EINTR && err != -EAGAIN &&
+	    err != -EBUSY)
+		return err;
+	loop_update_now(us->loop);
+	uring_dispatch(us);
+	return 0;
+}
+
+static void uring_destroy(void *state)
+{
+	struct uring_state *us = state;
+
+	io_uring_queue_exit(&us->ring);
+	if (us->br)
+		munmap(us->br, us->br_size);
+	if (us->bufs)
+		munmap(us->bufs, us->bufs_size);
+	free(us);
+}
+
+static int uring_init(struct loop *l, const struct loop_config *cfg,
+		      void **state)
+{
+	struct uring_state *us = calloc(1, sizeof(*us));
+	int err;
+
+	if (!us)
+		return -ENOMEM;
+	us->loop = l;
+	us->nbufs = cfg->nbufs;
+	us->buf_size = cfg->buf_size;
+	err = uring_ring_init(us, cfg->entries);
+	if (err) {
+		free(us);
+		return err;
+	}
+	err = uring_check_opcodes(&us->ring);
+	if (!err)
+		err = uring_bufs_init(us);
+	if (!err)
+		err = uring_restrict(us);
+	if (err) {
+		uring_destroy(us);
+		return err;
+	}
+	*state = us;
+	return 0;
+}
+
+const struct loop_engine loop_uring_engine = {
+	.name = "io_uring",
+	.init = uring_init,
+	.destroy = uring_destroy,
+	.submit = uring_submit,
+	.cancel = uring_cancel,
+	.forget = uring_forget,
+	.poll = uring_poll,
+};
