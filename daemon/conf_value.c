@@ -1,1 +1,516 @@
-/* placeholder: being written */
+/* Typed parsing of single configuration values and of listen addresses.
+ * Nothing here knows files or lines: callers add the location. Numbers are
+ * parsed by hand so that hex, leading blanks and trailing junk, which
+ * strtoll() would let through, are refused. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf_value.h"
+
+/* Reads leading digits of s in base into *out; returns how many digits
+ * were read, or -1 on overflow. */
+static int digits_read(const char *s, int base, uint64_t *out)
+{
+	uint64_t v = 0;
+	int n = 0;
+
+	while (s[n] >= '0' && s[n] < '0' + base) {
+		if (__builtin_mul_overflow(v, (uint64_t)base, &v) ||
+		    __builtin_add_overflow(v, (uint64_t)(s[n] - '0'), &v))
+			return -1;
+		n++;
+	}
+	*out = v;
+	return n;
+}
+
+static bool bounded(int64_t min, int64_t max)
+{
+	return min != 0 || max != 0;
+}
+
+/* An INT is decimal, or octal when written with a leading 0 (0660): the
+ * only octal value operators write is a file mode, and they write it that
+ * way in chmod. Bounds are echoed in the same base as the input. */
+int conf_parse_int(const char *s, int64_t min, int64_t max, int64_t *out,
+		   char *err, size_t errlen)
+{
+	const char *p = s;
+	bool neg = false, octal;
+	uint64_t u;
+	int64_t v;
+	int n;
+
+	if (*p == '-' || *p == '+')
+		neg = *p++ == '-';
+	octal = p[0] == '0' && p[1] != '\0';
+	n = digits_read(p, octal ? 8 : 10, &u);
+	if (*s == '\0' || n == 0 || (n > 0 && p[n] != '\0')) {
+		snprintf(err, errlen, "not a number: '%s'", s);
+		return -1;
+	}
+	if (n < 0 || u > (uint64_t)INT64_MAX + neg)
+		goto range;
+	v = neg ? (int64_t)(0 - u) : (int64_t)u;
+	if (!bounded(min, max) || (v >= min && v <= max)) {
+		*out = v;
+		return 0;
+	}
+range:
+	if (!bounded(min, max))
+		snprintf(err, errlen, "out of range: %s", s);
+	else if (octal)
+		snprintf(err, errlen, "out of range: %s (%#" PRIo64 "..%#" PRIo64
+			 ")", s, (uint64_t)min, (uint64_t)max);
+	else
+		snprintf(err, errlen, "out of range: %s (%" PRId64 "..%" PRId64
+			 ")", s, min, max);
+	return -1;
+}
+
+int conf_parse_bool(const char *s, bool *out, char *err, size_t errlen)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1", NULL };
+	static const char *const no[] = { "no", "false", "off", "0", NULL };
+
+	for (int i = 0; yes[i] != NULL; i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	snprintf(err, errlen, "expected yes or no: '%s'", s);
+	return -1;
+}
+
+struct unit {
+	const char *name;
+	int64_t mult;
+};
+
+static const struct unit duration_units[] = {
+	{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { NULL, 0 }
+};
+
+static const struct unit size_units[] = {
+	{ "", 1 },	    { "k", 1024 },	  { "K", 1024 },
+	{ "m", 1048576 }, { "M", 1048576 }, { NULL, 0 }
+};
+
+/* Writes v using the largest unit that divides it exactly. */
+static void units_format(int64_t v, const struct unit *u, char *buf,
+			 size_t len)
+{
+	const struct unit *best = NULL;
+
+	for (; u->name != NULL; u++) {
+		if (v != 0 && v % u->mult == 0 &&
+		    (best == NULL || u->mult > best->mult))
+			best = u;
+	}
+	if (best == NULL)
+		snprintf(buf, len, "%" PRId64, v);
+	else
+		snprintf(buf, len, "%" PRId64 "%s", v / best->mult, best->name);
+}
+
+static void duration_format(int64_t ms, char *buf, size_t len)
+{
+	if (ms != 0 && ms % 1000 != 0)
+		snprintf(buf, len, "%" PRId64 "ms", ms);
+	else
+		units_format(ms, duration_units + 1, buf, len);
+}
+
+static void size_format(int64_t v, char *buf, size_t len)
+{
+	units_format(v, size_units, buf, len);
+}
+
+/* The shared part of durations and sizes: digits, then a unit from the
+ * table (dflt when there is none), then the range check. */
+static int scaled_parse(const char *s, const struct unit *units,
+			int64_t dflt, int64_t min, int64_t max, int64_t *out,
+			char *err, size_t errlen, const char *what)
+{
+	const struct unit *u;
+	char lo[32], hi[32];
+	uint64_t n;
+	int64_t v, mult = dflt;
+	int nd = digits_read(s, 10, &n);
+	void (*fmt)(int64_t, char *, size_t) =
+		units == duration_units ? duration_format : size_format;
+
+	if (nd == 0) {
+		snprintf(err, errlen, "not a %s: '%s'", what, s);
+		return -1;
+	}
+	if (nd > 0 && s[nd] != '\0') {
+		for (u = units; u->name != NULL; u++)
+			if (strcmp(s + nd, u->name) == 0)
+				break;
+		if (u->name == NULL) {
+			snprintf(err, errlen, "unknown unit '%s' in '%s' (use %s)",
+				 s + nd, s,
+				 units == duration_units ? "ms, s, m, h" : "k, m");
+			return -1;
+		}
+		mult = u->mult;
+	}
+	if (nd > 0 && n <= INT64_MAX &&
+	    !__builtin_mul_overflow((int64_t)n, mult, &v) &&
+	    (!bounded(min, max) || (v >= min && v <= max))) {
+		*out = v;
+		return 0;
+	}
+	if (!bounded(min, max)) {
+		snprintf(err, errlen, "out of range: %s", s);
+	} else {
+		fmt(min, lo, sizeof(lo));
+		fmt(max, hi, sizeof(hi));
+		snprintf(err, errlen, "out of range: %s (%s..%s)", s, lo, hi);
+	}
+	return -1;
+}
+
+int conf_parse_duration(const char *s, int64_t min, int64_t max,
+			int64_t *out_ms, char *err, size_t errlen)
+{
+	return scaled_parse(s, duration_units, 1000, min, max, out_ms, err,
+			    errlen, "duration");
+}
+
+int conf_parse_size(const char *s, int64_t min, int64_t max, int64_t *out,
+		    char *err, size_t errlen)
+{
+	return scaled_parse(s, size_units, 1, min, max, out, err, errlen,
+			    "size");
+}
+
+static void choices_join(const char *const *c, const char *sep, char *buf,
+			 size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; c != NULL && c[i] != NULL && n < len; i++) {
+		int r = snprintf(buf + n, len - n, "%s%s", i ? sep : "", c[i]);
+
+		if (r < 0)
+			break;
+		n += (size_t)r;
+	}
+}
+
+int conf_parse_enum(const char *s, const char *const *choices, int *out,
+		    char *err, size_t errlen)
+{
+	char list[256];
+
+	for (int i = 0; choices[i] != NULL; i++) {
+		if (strcmp(s, choices[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	}
+	choices_join(choices, ", ", list, sizeof(list));
+	snprintf(err, errlen, "expected one of %s: '%s'", list, s);
+	return -1;
+}
+
+/* Values go through memcpy: a plugin's config struct may place a field at
+ * any offset, and the daemon must not assume its alignment. */
+int conf_value_parse(const struct ringd_key *k, const char *text, void *dst,
+		     char *err, size_t errlen)
+{
+	char *at = (char *)dst + k->offset;
+	int64_t v = 0;
+	char *str;
+	bool b;
+	int e;
+
+	switch (k->type) {
+	case RINGD_KEY_STRING:
+	case RINGD_KEY_PATH:
+		str = strdup(text);
+		if (str == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		memcpy(at, &str, sizeof(str));
+		return 0;
+	case RINGD_KEY_INT:
+		if (conf_parse_int(text, k->min, k->max, &v, err, errlen) < 0)
+			return -1;
+		break;
+	case RINGD_KEY_DURATION:
+		if (conf_parse_duration(text, k->min, k->max, &v, err,
+					errlen) < 0)
+			return -1;
+		break;
+	case RINGD_KEY_SIZE:
+		if (conf_parse_size(text, k->min, k->max, &v, err, errlen) < 0)
+			return -1;
+		break;
+	case RINGD_KEY_BOOL:
+		if (conf_parse_bool(text, &b, err, errlen) < 0)
+			return -1;
+		memcpy(at, &b, sizeof(b));
+		return 0;
+	case RINGD_KEY_ENUM:
+		if (conf_parse_enum(text, k->choices, &e, err, errlen) < 0)
+			return -1;
+		memcpy(at, &e, sizeof(e));
+		return 0;
+	default:
+		snprintf(err, errlen, "unknown key type %d", (int)k->type);
+		return -1;
+	}
+	memcpy(at, &v, sizeof(v));
+	return 0;
+}
+
+void conf_value_free(const struct ringd_key *k, void *dst)
+{
+	char *at = (char *)dst + k->offset;
+	char *str;
+
+	if (k->type != RINGD_KEY_STRING && k->type != RINGD_KEY_PATH)
+		return;
+	memcpy(&str, at, sizeof(str));
+	free(str);
+	str = NULL;
+	memcpy(at, &str, sizeof(str));
+}
+
+size_t conf_value_size(enum ringd_key_type t)
+{
+	switch (t) {
+	case RINGD_KEY_STRING:
+	case RINGD_KEY_PATH:
+		return sizeof(char *);
+	case RINGD_KEY_INT:
+	case RINGD_KEY_DURATION:
+	case RINGD_KEY_SIZE:
+		return sizeof(int64_t);
+	case RINGD_KEY_BOOL:
+		return sizeof(bool);
+	case RINGD_KEY_ENUM:
+		return sizeof(int);
+	}
+	return 0;
+}
+
+const char *conf_type_name(enum ringd_key_type t)
+{
+	static const char *const names[] = {
+		[RINGD_KEY_STRING] = "string", [RINGD_KEY_INT] = "int",
+		[RINGD_KEY_BOOL] = "bool",     [RINGD_KEY_DURATION] = "duration",
+		[RINGD_KEY_SIZE] = "size",     [RINGD_KEY_ENUM] = "enum",
+		[RINGD_KEY_PATH] = "path",
+	};
+
+	if ((unsigned)t >= sizeof(names) / sizeof(names[0]))
+		return "?";
+	return names[t];
+}
+
+void conf_key_default(const struct ringd_key *k, char *buf, size_t len)
+{
+	if (k->def == NULL)
+		snprintf(buf, len, "required");
+	else if (k->def[0] == '\0')
+		snprintf(buf, len, "default \"\"");
+	else
+		snprintf(buf, len, "default %s", k->def);
+}
+
+/* An INT key whose default is written in octal (socket_mode = 0660) shows
+ * its bounds in octal too. */
+void conf_key_bounds(const struct ringd_key *k, char *buf, size_t len)
+{
+	char lo[32], hi[32];
+
+	buf[0] = '\0';
+	if (k->type == RINGD_KEY_ENUM) {
+		choices_join(k->choices, "|", buf, len);
+		return;
+	}
+	if (!bounded(k->min, k->max))
+		return;
+	switch (k->type) {
+	case RINGD_KEY_INT:
+		if (k->def != NULL && k->def[0] == '0' && k->def[1] != '\0')
+			snprintf(buf, len, "%#" PRIo64 "..%#" PRIo64,
+				 (uint64_t)k->min, (uint64_t)k->max);
+		else
+			snprintf(buf, len, "%" PRId64 "..%" PRId64, k->min,
+				 k->max);
+		return;
+	case RINGD_KEY_DURATION:
+		duration_format(k->min, lo, sizeof(lo));
+		duration_format(k->max, hi, sizeof(hi));
+		break;
+	case RINGD_KEY_SIZE:
+		size_format(k->min, lo, sizeof(lo));
+		size_format(k->max, hi, sizeof(hi));
+		break;
+	default:
+		return;
+	}
+	snprintf(buf, len, "%s..%s", lo, hi);
+}
+
+void conf_key_describe(const struct ringd_key *k, char *buf, size_t len)
+{
+	char def[128], bounds[256];
+
+	conf_key_default(k, def, sizeof(def));
+	conf_key_bounds(k, bounds, sizeof(bounds));
+	if (k->type == RINGD_KEY_ENUM)
+		snprintf(buf, len, "enum %s, %s", bounds, def);
+	else if (bounds[0] != '\0')
+		snprintf(buf, len, "%s, %s, %s", conf_type_name(k->type), def,
+			 bounds);
+	else
+		snprintf(buf, len, "%s, %s", conf_type_name(k->type), def);
+}
+
+static int port_parse(const char *s, const char *whole, struct listen_addr *a,
+		      char *err, size_t errlen)
+{
+	uint64_t port;
+	int n = digits_read(s, 10, &port);
+
+	if (*s == '\0') {
+		snprintf(err, errlen, "missing port in '%s'", whole);
+		return -1;
+	}
+	if (n <= 0 || s[n] != '\0' || port > 65535) {
+		snprintf(err, errlen, "bad port '%s' in '%s' (0..65535)", s,
+			 whole);
+		return -1;
+	}
+	if (a->ss.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&a->ss)->sin6_port = htons(port);
+	else
+		((struct sockaddr_in *)&a->ss)->sin_port = htons(port);
+	return 0;
+}
+
+static void addr_set6(struct listen_addr *a, const struct in6_addr *ip)
+{
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a->ss;
+
+	sin6->sin6_family = AF_INET6;
+	sin6->sin6_addr = *ip;
+	a->sslen = sizeof(*sin6);
+}
+
+/* HOST:PORT after the scheme. Only numeric hosts: resolving names would
+ * make start-up depend on DNS and bind to whatever it answered. */
+static int hostport_parse(const char *hp, const char *whole,
+			  struct listen_addr *a, char *err, size_t errlen)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)&a->ss;
+	bool v6 = hp[0] == '[';
+	const char *h = hp + v6, *end, *port;
+	char host[INET6_ADDRSTRLEN + 2];
+	struct in6_addr ip6;
+
+	end = v6 ? strchr(h, ']') : strrchr(h, ':');
+	if (end == NULL)
+		end = h + strlen(h);
+	port = *end == ']' ? end + 1 : end;
+	if ((v6 && *end != ']') || (*port != ':' && *port != '\0') ||
+	    (size_t)(end - h) >= sizeof(host))
+		goto bad;
+	memcpy(host, h, end - h);
+	host[end - h] = '\0';
+	port += *port == ':';
+	if (v6 && inet_pton(AF_INET6, host, &ip6) == 1) {
+		addr_set6(a, &ip6);
+	} else if (!v6 && strcmp(host, "*") == 0) {
+		a->any = true;
+		addr_set6(a, &in6addr_any);
+	} else if (!v6 && inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		a->sslen = sizeof(*sin);
+	} else if (!v6 && strchr(host, ':') != NULL) {
+		snprintf(err, errlen, "IPv6 address needs brackets: '%s' "
+			 "(e.g. tcp://[::1]:7)", host);
+		return -1;
+	} else {
+		goto bad;
+	}
+	return port_parse(port, whole, a, err, errlen);
+bad:
+	snprintf(err, errlen, "not a numeric address: '%.*s' "
+		 "(use 127.0.0.1 or [::1])", (int)(end - h), h);
+	return -1;
+}
+
+int conf_parse_listen(const char *s, struct listen_addr *out, char *err,
+		      size_t errlen)
+{
+	size_t len;
+
+	memset(out, 0, sizeof(*out));
+	if (strncmp(s, "tcp://", 6) == 0 || strncmp(s, "udp://", 6) == 0) {
+		out->kind = s[0] == 't' ? LISTEN_TCP : LISTEN_UDP;
+		return hostport_parse(s + 6, s, out, err, errlen);
+	}
+	if (strncmp(s, "unix:", 5) != 0) {
+		snprintf(err, errlen, "not a listen address: '%s' (use "
+			 "tcp://HOST:PORT, udp://HOST:PORT or unix:PATH)", s);
+		return -1;
+	}
+	out->kind = LISTEN_UNIX;
+	len = strlen(s + 5);
+	if (len == 0) {
+		snprintf(err, errlen, "missing path in '%s'", s);
+		return -1;
+	}
+	if (len >= sizeof(out->path)) {
+		snprintf(err, errlen, "unix socket path too long: %zu "
+			 "characters (max %zu)", len, sizeof(out->path) - 1);
+		return -1;
+	}
+	memcpy(out->path, s + 5, len + 1);
+	return 0;
+}
+
+void listen_addr_format(const struct listen_addr *a, char *buf, size_t len)
+{
+	const char *scheme = a->kind == LISTEN_TCP ? "tcp" : "udp";
+	const struct sockaddr_in6 *sin6 = (const void *)&a->ss;
+	const struct sockaddr_in *sin = (const void *)&a->ss;
+	char host[INET6_ADDRSTRLEN];
+
+	if (a->kind == LISTEN_UNIX) {
+		snprintf(buf, len, "unix:%s", a->path);
+	} else if (a->ss.ss_family == AF_INET6) {
+		if (a->any)
+			snprintf(host, sizeof(host), "*");
+		else
+			inet_ntop(AF_INET6, &sin6->sin6_addr, host,
+				  sizeof(host));
+		snprintf(buf, len, a->any ? "%s://%s:%u" : "%s://[%s]:%u",
+			 scheme, host, ntohs(sin6->sin6_port));
+	} else {
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		snprintf(buf, len, "%s://%s:%u", scheme, host,
+			 ntohs(sin->sin_port));
+	}
+}

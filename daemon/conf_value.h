@@ -33,6 +33,14 @@ int conf_value_parse(const struct ringd_key *k, const char *text, void *dst,
 void conf_value_free(const struct ringd_key *k, void *dst);
 /* The default text, type, bounds of a key as -K prints them. */
 void conf_key_describe(const struct ringd_key *k, char *buf, size_t len);
+/* The parts of conf_key_describe, for column output: "int", "default 60s"
+ * or "required", and "0..1h" / "auto|epoll" ("" when unbounded). */
+const char *conf_type_name(enum ringd_key_type t);
+void conf_key_default(const struct ringd_key *k, char *buf, size_t len);
+void conf_key_bounds(const struct ringd_key *k, char *buf, size_t len);
+/* Bytes a value of type t occupies in a config struct; 0 for an unknown
+ * type. */
+size_t conf_value_size(enum ringd_key_type t);
 
 enum listen_kind { LISTEN_TCP, LISTEN_UDP, LISTEN_UNIX };
 
@@ -45,7 +53,8 @@ struct listen_addr {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* UNIX */
 };
 
-/* "tcp://127.0.0.1:7", "udp://[::1]:7", "tcp://*:7007", "unix:/run/x". */
+/* "tcp://127.0.0.1:7", "udp://[::1]:7", "unix:/run/x", and a host of
+ * "*" (tcp:// then *:7007) for every address. */
 int conf_parse_listen(const char *s, struct listen_addr *out, char *err,
 		      size_t errlen);
 /* Back to the canonical text, with the real port once bound. */

@@ -1,1 +1,114 @@
-/* placeholder: being written */
+/* Logging to stderr, one write(2) per line so lines from worker threads
+ * never interleave. The level and the prefix style are the only mutable
+ * globals of the daemon: they are process-wide by nature. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* Long enough for any message we write; longer ones are cut, not split,
+ * because a split line would lose its priority prefix. */
+#define LOG_LINE_MAX 2048
+
+static atomic_int log_cur_level = RINGD_LOG_INFO;
+/* Written once by log_init() before any thread starts, read-only after. */
+static bool log_journal;
+
+void log_init(enum ringd_log_level level)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+
+	log_journal = js != NULL && *js != '\0';
+	atomic_store(&log_cur_level, level);
+}
+
+void log_set_level(enum ringd_log_level level)
+{
+	atomic_store(&log_cur_level, level);
+}
+
+enum ringd_log_level log_level(void)
+{
+	return (enum ringd_log_level)atomic_load(&log_cur_level);
+}
+
+static const char *log_word(enum ringd_log_level lvl)
+{
+	switch (lvl) {
+	case RINGD_LOG_ERR:
+		return "error: ";
+	case RINGD_LOG_WARNING:
+		return "warning: ";
+	case RINGD_LOG_NOTICE:
+		return "notice: ";
+	case RINGD_LOG_INFO:
+		return "info: ";
+	default:
+		return "debug: ";
+	}
+}
+
+/* Formats prefix, message and suffix into one buffer and writes it once. */
+static void log_emit(enum ringd_log_level lvl, const char *suffix,
+		     const char *fmt, va_list ap)
+{
+	char buf[LOG_LINE_MAX];
+	size_t n, room = sizeof(buf) - 1; /* keep one byte for '\n' */
+	int r;
+
+	if (log_journal)
+		r = snprintf(buf, room, "<%d>", (int)lvl);
+	else
+		r = snprintf(buf, room, "%s", log_word(lvl));
+	n = r > 0 ? (size_t)r : 0;
+	r = vsnprintf(buf + n, room - n, fmt, ap);
+	if (r > 0)
+		n = (size_t)r < room - n ? n + (size_t)r : room - 1;
+	if (suffix != NULL && n < room - 1) {
+		r = snprintf(buf + n, room - n, ": %s", suffix);
+		if (r > 0)
+			n = (size_t)r < room - n ? n + (size_t)r : room - 1;
+	}
+	buf[n++] = '\n';
+	/* A short or failed write to stderr has nowhere to be reported. */
+	if (write(STDERR_FILENO, buf, n) < 0)
+		return;
+}
+
+void log_msgv(enum ringd_log_level lvl, const char *fmt, va_list ap)
+{
+	int saved = errno;
+
+	if ((int)lvl <= atomic_load(&log_cur_level))
+		log_emit(lvl, NULL, fmt, ap);
+	errno = saved;
+}
+
+void log_msg(enum ringd_log_level lvl, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_msgv(lvl, fmt, ap);
+	va_end(ap);
+}
+
+void log_warn(const char *fmt, ...)
+{
+	int saved = errno;
+	char ebuf[128];
+	va_list ap;
+
+	if (RINGD_LOG_WARNING > atomic_load(&log_cur_level))
+		return;
+	va_start(ap, fmt);
+	log_emit(RINGD_LOG_WARNING, strerror_r(saved, ebuf, sizeof(ebuf)), fmt,
+		 ap);
+	va_end(ap);
+	errno = saved;
+}

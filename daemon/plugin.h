@@ -30,6 +30,12 @@ int plugin_load(struct plugin_set *set, const char *dir, const char *name,
 		struct plugin **out, char *err, size_t errlen);
 void plugin_set_free(struct plugin_set *set);
 
+/* The checks plugin_load() runs on an exported struct: ABI version, size,
+ * name, transports, and every key (known type, storage inside config_size
+ * and not shared with another key, enum choices, a default that parses).
+ * Returns 0, or -1 with the first problem in err (no file name). */
+int plugin_check(const struct ringd_plugin *p, char *err, size_t errlen);
+
 /* True when plugin p (which declared size p->size) has hook member set. */
 #define PLUGIN_HAS(rp, member)                                              \
 	((rp)->size >= offsetof(struct ringd_plugin, member) +              \

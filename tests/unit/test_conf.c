@@ -1,1 +1,417 @@
-int main(void) { return 77; }
+/* Unit tests for conf.c: INI files from tests/unit/data loaded with the
+ * fixture plugins; error output compared byte for byte with golden files
+ * (RINGD_UPDATE_GOLDEN=1 rewrites them). Runs from the data directory so
+ * file names in messages are stable. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "daemon/conf.h"
+
+#define DATA_DIR SOURCE_DIR "/tests/unit/data"
+
+/* Replaces every from in s with to; returns a new string. */
+static char *replace_all(const char *s, const char *from, const char *to)
+{
+	size_t fl = strlen(from), tl = strlen(to);
+	char *out = malloc(strlen(s) * (tl + 1) + 1), *o = out;
+	const char *p;
+
+	assert_non_null(out);
+	while ((p = strstr(s, from)) != NULL) {
+		memcpy(o, s, p - s);
+		o += p - s;
+		memcpy(o, to, tl);
+		o += tl;
+		s = p + fl;
+	}
+	strcpy(o, s);
+	return out;
+}
+
+static char *file_slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	size_t cap = 0, n;
+
+	if (f == NULL)
+		return strdup("(no golden file)\n");
+	n = getdelim(&buf, &cap, '\0', f);
+	fclose(f);
+	if (n == (size_t)-1) {
+		free(buf);
+		return strdup("");
+	}
+	return buf;
+}
+
+static void golden_compare(const char *got, const char *golden)
+{
+	char path[512], *want_raw, *want;
+
+	snprintf(path, sizeof(path), "%s/%s", GOLDEN_DIR, golden);
+	if (getenv("RINGD_UPDATE_GOLDEN") != NULL) {
+		char *gen = replace_all(got, FIXTURE_DIR, "@FIXTURE_DIR@");
+		FILE *f = fopen(path, "w");
+
+		assert_non_null(f);
+		fputs(gen, f);
+		fclose(f);
+		free(gen);
+	}
+	want_raw = file_slurp(path);
+	want = replace_all(want_raw, "@FIXTURE_DIR@", FIXTURE_DIR);
+	if (strcmp(got, want) != 0)
+		fprintf(stderr, "--- %s expected:\n%s--- got:\n%s", golden,
+			want, got);
+	assert_string_equal(got, want);
+	free(want);
+	free(want_raw);
+}
+
+static void expect_errors(const char *ini, const char *const *sets,
+			  size_t nsets, const char *golden)
+{
+	struct conf_errors errs = { 0 };
+	struct ringd_conf *c = NULL;
+	char *got = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	assert_int_equal(conf_load(ini, sets, nsets, FIXTURE_DIR, &c, &errs),
+			 -1);
+	assert_null(c);
+	assert_true(errs.n > 0);
+	f = open_memstream(&got, &len);
+	assert_non_null(f);
+	conf_errors_print(&errs, f);
+	fclose(f);
+	golden_compare(got, golden);
+	free(got);
+	conf_errors_free(&errs);
+	assert_int_equal(errs.n, 0);
+}
+
+static struct ringd_conf *load_ok(const char *ini, const char *const *sets,
+				  size_t nsets)
+{
+	struct conf_errors errs = { 0 };
+	struct ringd_conf *c = NULL;
+	int rc = conf_load(ini, sets, nsets, FIXTURE_DIR, &c, &errs);
+
+	conf_errors_print(&errs, stderr);
+	assert_int_equal(errs.n, 0);
+	assert_int_equal(rc, 0);
+	assert_non_null(c);
+	return c;
+}
+
+/* A plugin config field found through the plugin's own key table. */
+static const void *pval(const struct service_conf *s, const char *key)
+{
+	for (const struct ringd_key *k = s->plugin->p->keys; k->name; k++)
+		if (strcmp(k->name, key) == 0)
+			return (const char *)s->pconf + k->offset;
+	fail_msg("no key %s", key);
+	return NULL;
+}
+
+static int64_t pint(const struct service_conf *s, const char *key)
+{
+	int64_t v;
+
+	memcpy(&v, pval(s, key), sizeof(v));
+	return v;
+}
+
+static const char *pstr(const struct service_conf *s, const char *key)
+{
+	const char *v;
+
+	memcpy(&v, pval(s, key), sizeof(v));
+	return v;
+}
+
+static void test_conf_load_good_file_typed_values(void **state)
+{
+	struct ringd_conf *c = load_ok("good.ini", NULL, 0);
+	const struct service_conf *g = &c->svc[0];
+	char buf[160];
+
+	assert_string_equal(c->path, "good.ini");
+	assert_int_equal(c->backend, CONF_BACKEND_EPOLL);
+	assert_string_equal(c->workers, "3");
+	assert_int_equal(c->workers_n, 3);
+	assert_string_equal(c->plugin_dir, FIXTURE_DIR);
+	assert_int_equal(conf_log_level(c), RINGD_LOG_DEBUG);
+	assert_int_equal(c->max_connections, 1000);
+	assert_int_equal(c->shutdown_timeout_ms, 2000);
+	assert_string_equal(c->user, "nobody");
+	assert_true(c->reuseport);
+	assert_int_equal(c->nsvc, 2);
+
+	assert_string_equal(g->name, "good");
+	assert_string_equal(g->plugin_name, "good");
+	assert_int_equal(g->line, 11);
+	assert_true(g->checked);
+	assert_int_equal(g->nlisten, 3);
+	listen_addr_format(&g->listen[0], buf, sizeof(buf));
+	assert_string_equal(buf, "tcp://127.0.0.1:0");
+	listen_addr_format(&g->listen[1], buf, sizeof(buf));
+	assert_string_equal(buf, "udp://[::1]:0");
+	assert_int_equal(g->listen[2].kind, LISTEN_UNIX);
+	assert_string_equal(g->listen[2].path, "/tmp/ringd-test.sock");
+	assert_int_equal(g->idle_timeout_ms, 300000);
+	assert_int_equal(g->socket_mode, 0600);
+	assert_string_equal(pstr(g, "token"), "abc");
+	assert_string_equal(pstr(g, "greeting"), "hi there");
+	assert_int_equal(pint(g, "count"), 8);
+	assert_true(*(const bool *)pval(g, "loud"));
+	assert_int_equal(pint(g, "wait"), 60000);
+	assert_int_equal(pint(g, "buffer"), 65536);
+	assert_int_equal(*(const int *)pval(g, "mode"), 1);
+	conf_free(c);
+}
+
+static void test_conf_load_applies_defaults(void **state)
+{
+	struct ringd_conf *c = load_ok("good.ini", NULL, 0);
+	const struct service_conf *p = &c->svc[1];
+	char buf[160];
+
+	assert_string_equal(p->name, "plain");
+	assert_string_equal(p->plugin_name, "good");
+	assert_ptr_equal(p->plugin, c->svc[0].plugin);
+	assert_int_equal(p->nlisten, 2);
+	assert_true(p->listen[0].any);
+	listen_addr_format(&p->listen[1], buf, sizeof(buf));
+	assert_string_equal(buf, "udp://127.0.0.1:7007");
+	assert_int_equal(p->idle_timeout_ms, 60000);
+	assert_int_equal(p->socket_mode, 0660);
+	assert_string_equal(pstr(p, "greeting"), "hello");
+	assert_int_equal(pint(p, "count"), 3);
+	assert_false(*(const bool *)pval(p, "loud"));
+	assert_int_equal(pint(p, "wait"), 250);
+	assert_int_equal(pint(p, "buffer"), 4096);
+	assert_int_equal(*(const int *)pval(p, "mode"), 0);
+	conf_free(c);
+
+	/* Without a [ringd] section every daemon key takes its default. */
+	c = load_ok("check.ini", (const char *const[]){ "a.token=ok",
+							"b.count=1",
+							"b.mode=fast" }, 3);
+	assert_int_equal(c->backend, CONF_BACKEND_AUTO);
+	assert_string_equal(c->workers, "auto");
+	assert_true(c->workers_n >= 1);
+	assert_int_equal(conf_log_level(c), RINGD_LOG_INFO);
+	assert_int_equal(c->max_connections, 65536);
+	assert_int_equal(c->shutdown_timeout_ms, 10000);
+	assert_string_equal(c->user, "");
+	assert_false(c->reuseport);
+	conf_free(c);
+}
+
+static void test_conf_load_resolves_paths_against_ini_dir(void **state)
+{
+	char cwd[512], want[600];
+	struct ringd_conf *c;
+
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	c = load_ok("good.ini", NULL, 0);
+	snprintf(want, sizeof(want), "%s/sub/data.txt", cwd);
+	assert_string_equal(pstr(&c->svc[0], "file"), want);
+	snprintf(want, sizeof(want), "%s/good.txt", cwd);
+	assert_string_equal(pstr(&c->svc[1], "file"), want);
+	conf_free(c);
+
+	c = load_ok("../data/good.ini", NULL, 0);
+	snprintf(want, sizeof(want), "%s/../data/sub/data.txt", cwd);
+	assert_string_equal(pstr(&c->svc[0], "file"), want);
+	conf_free(c);
+
+	c = load_ok(DATA_DIR "/good.ini", (const char *const[]){
+			    "plain.file=/abs/x", "good.file=rel/y" }, 2);
+	snprintf(want, sizeof(want), "%s/rel/y", cwd);
+	assert_string_equal(pstr(&c->svc[0], "file"), want);
+	assert_string_equal(pstr(&c->svc[1], "file"), "/abs/x");
+	assert_string_equal(pstr(&c->svc[1], "greeting"), "hello");
+	conf_free(c);
+
+	c = load_ok(DATA_DIR "/good.ini", NULL, 0);
+	assert_string_equal(pstr(&c->svc[0], "file"), DATA_DIR "/sub/data.txt");
+	conf_free(c);
+}
+
+static void test_conf_load_set_overrides(void **state)
+{
+	static const char *const sets[] = {
+		"ringd.workers=auto",
+		"ringd.backend= io_uring ",
+		"good.listen=tcp://127.0.0.1:9, udp://127.0.0.1:9",
+		"good.token=replaced",
+		"good.token=twice",
+		"newsvc.plugin=stream_only",
+		"newsvc.listen=unix:/tmp/ringd-new.sock",
+	};
+	struct ringd_conf *c = load_ok("good.ini", sets, 7);
+	char buf[160];
+
+	assert_string_equal(c->workers, "auto");
+	assert_int_equal(c->workers_n, sysconf(_SC_NPROCESSORS_ONLN));
+	assert_int_equal(c->backend, CONF_BACKEND_IO_URING);
+	assert_int_equal(c->svc[0].nlisten, 2);
+	listen_addr_format(&c->svc[0].listen[1], buf, sizeof(buf));
+	assert_string_equal(buf, "udp://127.0.0.1:9");
+	assert_string_equal(pstr(&c->svc[0], "token"), "twice");
+	assert_int_equal(c->nsvc, 3);
+	assert_string_equal(c->svc[2].name, "newsvc");
+	assert_string_equal(c->svc[2].plugin->p->name, "stream_only");
+	assert_string_equal(c->svc[2].listen[0].path, "/tmp/ringd-new.sock");
+	assert_int_equal(c->svc[2].line, 0);
+	conf_free(c);
+}
+
+static void test_conf_load_set_errors(void **state)
+{
+	static const char *const sets[] = {
+		"ringd.backend=fast",
+		"nodot=1",
+		"ringd.=x",
+		"good.listen",
+		"good.listen=tcp://localhost:1",
+		"good.count=0",
+		"newsvc.plugin=nosuch",
+		"other.token=1",
+		"bad section.x=1",
+	};
+
+	expect_errors("good.ini", sets, 9, "set_errors.txt");
+}
+
+static void test_conf_load_reports_every_error_in_line_order(void **state)
+{
+	expect_errors("all_errors.ini", NULL, 0, "all_errors.txt");
+}
+
+static void test_conf_load_syntax_errors_on_every_line(void **state)
+{
+	expect_errors("syntax.ini", NULL, 0, "syntax.txt");
+}
+
+static void test_conf_load_required_key_at_section_line(void **state)
+{
+	expect_errors("required.ini", NULL, 0, "required.txt");
+}
+
+static void test_conf_load_duplicate_keys(void **state)
+{
+	expect_errors("dupkeys.ini", NULL, 0, "dupkeys.txt");
+}
+
+static void test_conf_load_unknown_keys(void **state)
+{
+	expect_errors("unknown.ini", NULL, 0, "unknown.txt");
+}
+
+static void test_conf_load_unknown_plugin(void **state)
+{
+	expect_errors("noplugin.ini", NULL, 0, "noplugin.txt");
+}
+
+static void test_conf_load_plugin_failing_to_load(void **state)
+{
+	expect_errors("badplugin.ini", NULL, 0, "badplugin.txt");
+}
+
+static void test_conf_load_transport_mismatch(void **state)
+{
+	expect_errors("transport.ini", NULL, 0, "transport.txt");
+}
+
+static void test_conf_load_duplicate_address(void **state)
+{
+	expect_errors("dupaddr.ini", NULL, 0, "dupaddr.txt");
+}
+
+static void test_conf_load_check_errors(void **state)
+{
+	expect_errors("check.ini", NULL, 0, "check.txt");
+}
+
+static void test_conf_load_no_services(void **state)
+{
+	expect_errors("empty.ini", NULL, 0, "empty.txt");
+}
+
+static void test_conf_load_missing_file(void **state)
+{
+	expect_errors("nosuch.ini", NULL, 0, "nosuch.txt");
+}
+
+static void test_conf_print_keys_aligned(void **state)
+{
+	struct plugin_set set = { 0 };
+	struct plugin *pl;
+	char err[512], *got = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&got, &len);
+
+	assert_int_equal(plugin_load(&set, FIXTURE_DIR, "good", &pl, err,
+				     sizeof(err)), 0);
+	conf_print_keys(f, "good: test fixture", pl->p->keys);
+	conf_print_keys(f, "every service section:", conf_service_keys);
+	fclose(f);
+	golden_compare(got, "keys.txt");
+	free(got);
+	plugin_set_free(&set);
+
+	f = open_memstream(&got, &len);
+	conf_print_keys(f, "[ringd]", conf_core_keys);
+	fclose(f);
+	assert_non_null(strstr(got, "\n  backend           enum      default "
+				    "auto"));
+	assert_non_null(strstr(got, "default " RINGD_PLUGIN_DIR));
+	assert_non_null(strstr(got, "per-worker SO_REUSEPORT listeners instead "
+				    "of one shared listener\n"));
+	free(got);
+}
+
+static int data_dir_enter(void **state)
+{
+	return chdir(DATA_DIR);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_conf_load_good_file_typed_values),
+		cmocka_unit_test(test_conf_load_applies_defaults),
+		cmocka_unit_test(test_conf_load_resolves_paths_against_ini_dir),
+		cmocka_unit_test(test_conf_load_set_overrides),
+		cmocka_unit_test(test_conf_load_set_errors),
+		cmocka_unit_test(test_conf_load_reports_every_error_in_line_order),
+		cmocka_unit_test(test_conf_load_syntax_errors_on_every_line),
+		cmocka_unit_test(test_conf_load_required_key_at_section_line),
+		cmocka_unit_test(test_conf_load_duplicate_keys),
+		cmocka_unit_test(test_conf_load_unknown_keys),
+		cmocka_unit_test(test_conf_load_unknown_plugin),
+		cmocka_unit_test(test_conf_load_plugin_failing_to_load),
+		cmocka_unit_test(test_conf_load_transport_mismatch),
+		cmocka_unit_test(test_conf_load_duplicate_address),
+		cmocka_unit_test(test_conf_load_check_errors),
+		cmocka_unit_test(test_conf_load_no_services),
+		cmocka_unit_test(test_conf_load_missing_file),
+		cmocka_unit_test(test_conf_print_keys_aligned),
+	};
+
+	return cmocka_run_group_tests(tests, data_dir_enter, NULL);
+}

@@ -1,1 +1,405 @@
-int main(void) { return 77; }
+/* Unit tests for conf_value.c: each parser's accepted forms, refusals with
+ * their exact messages, bounds, overflow, and listen address round trips. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/conf_value.h"
+
+static char err[512];
+
+static int64_t int_ok(const char *s, int64_t min, int64_t max)
+{
+	int64_t v = -12345;
+
+	err[0] = '\0';
+	assert_int_equal(conf_parse_int(s, min, max, &v, err, sizeof(err)), 0);
+	assert_string_equal(err, "");
+	return v;
+}
+
+static void int_bad(const char *s, int64_t min, int64_t max, const char *msg)
+{
+	int64_t v = -12345;
+
+	assert_int_equal(conf_parse_int(s, min, max, &v, err, sizeof(err)), -1);
+	assert_string_equal(err, msg);
+	assert_int_equal(v, -12345);
+}
+
+static void test_conf_value_int_accepts_decimal_and_bounds(void **state)
+{
+	assert_int_equal(int_ok("0", 0, 10), 0);
+	assert_int_equal(int_ok("10", 0, 10), 10);
+	assert_int_equal(int_ok("1", 1, 65535), 1);
+	assert_int_equal(int_ok("65535", 1, 65535), 65535);
+	assert_int_equal(int_ok("-5", -10, 10), -5);
+	assert_int_equal(int_ok("+7", 0, 10), 7);
+	assert_int_equal(int_ok("9223372036854775807", 0, 0), INT64_MAX);
+	assert_int_equal(int_ok("-9223372036854775808", 0, 0), INT64_MIN);
+}
+
+static void test_conf_value_int_reads_leading_zero_as_octal(void **state)
+{
+	assert_int_equal(int_ok("0660", 0, 0777), 0660);
+	assert_int_equal(int_ok("0777", 0, 0777), 0777);
+	assert_int_equal(int_ok("00", 0, 0777), 0);
+	int_bad("0778", 0, 0777, "not a number: '0778'");
+	int_bad("01000", 0, 0777, "out of range: 01000 (0..0777)");
+	int_bad("0x10", 0, 0, "not a number: '0x10'");
+}
+
+static void test_conf_value_int_refuses_junk_and_range(void **state)
+{
+	int_bad("abc", 1, 65535, "not a number: 'abc'");
+	int_bad("", 1, 65535, "not a number: ''");
+	int_bad("12abc", 1, 65535, "not a number: '12abc'");
+	int_bad(" 12", 1, 65535, "not a number: ' 12'");
+	int_bad("12 ", 1, 65535, "not a number: '12 '");
+	int_bad("-", 0, 0, "not a number: '-'");
+	int_bad("1.5", 0, 0, "not a number: '1.5'");
+	int_bad("70000", 1, 65535, "out of range: 70000 (1..65535)");
+	int_bad("0", 1, 65535, "out of range: 0 (1..65535)");
+	int_bad("-1", 0, 10, "out of range: -1 (0..10)");
+	int_bad("9223372036854775808", 0, 0,
+		"out of range: 9223372036854775808");
+	int_bad("99999999999999999999999", 1, 10,
+		"out of range: 99999999999999999999999 (1..10)");
+}
+
+static void test_conf_value_bool_forms(void **state)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1", "YES" };
+	static const char *const no[] = { "no", "false", "off", "0", "No" };
+	bool b;
+
+	for (size_t i = 0; i < 5; i++) {
+		b = false;
+		assert_int_equal(conf_parse_bool(yes[i], &b, err, sizeof(err)),
+				 0);
+		assert_true(b);
+		assert_int_equal(conf_parse_bool(no[i], &b, err, sizeof(err)),
+				 0);
+		assert_false(b);
+	}
+	assert_int_equal(conf_parse_bool("maybe", &b, err, sizeof(err)), -1);
+	assert_string_equal(err, "expected yes or no: 'maybe'");
+	assert_int_equal(conf_parse_bool("", &b, err, sizeof(err)), -1);
+	assert_string_equal(err, "expected yes or no: ''");
+}
+
+static int64_t dur_ok(const char *s, int64_t min, int64_t max)
+{
+	int64_t v = -1;
+
+	assert_int_equal(conf_parse_duration(s, min, max, &v, err, sizeof(err)),
+			 0);
+	return v;
+}
+
+static void dur_bad(const char *s, int64_t min, int64_t max, const char *msg)
+{
+	int64_t v = -1;
+
+	assert_int_equal(conf_parse_duration(s, min, max, &v, err, sizeof(err)),
+			 -1);
+	assert_string_equal(err, msg);
+	assert_int_equal(v, -1);
+}
+
+static void test_conf_value_duration_units(void **state)
+{
+	assert_int_equal(dur_ok("250ms", 0, 0), 250);
+	assert_int_equal(dur_ok("10s", 0, 0), 10000);
+	assert_int_equal(dur_ok("5m", 0, 0), 300000);
+	assert_int_equal(dur_ok("1h", 0, 0), 3600000);
+	assert_int_equal(dur_ok("7", 0, 0), 7000);
+	assert_int_equal(dur_ok("0", 0, 3600000), 0);
+	assert_int_equal(dur_ok("3600s", 0, 3600000), 3600000);
+}
+
+static void test_conf_value_duration_refusals(void **state)
+{
+	dur_bad("5x", 0, 0, "unknown unit 'x' in '5x' (use ms, s, m, h)");
+	dur_bad("5 s", 0, 0, "unknown unit ' s' in '5 s' (use ms, s, m, h)");
+	dur_bad("5S", 0, 0, "unknown unit 'S' in '5S' (use ms, s, m, h)");
+	dur_bad("abc", 0, 0, "not a duration: 'abc'");
+	dur_bad("", 0, 0, "not a duration: ''");
+	dur_bad("-1s", 0, 0, "not a duration: '-1s'");
+	dur_bad("2h", 0, 3600000, "out of range: 2h (0..1h)");
+	dur_bad("3601s", 0, 3600000, "out of range: 3601s (0..1h)");
+	dur_bad("100ms", 1500, 90000, "out of range: 100ms (1500ms..90s)");
+	dur_bad("9223372036854775807h", 0, 0,
+		"out of range: 9223372036854775807h");
+	dur_bad("99999999999999999999s", 0, 0,
+		"out of range: 99999999999999999999s");
+}
+
+static void test_conf_value_size_units(void **state)
+{
+	int64_t v = 0;
+
+	assert_int_equal(conf_parse_size("512", 0, 0, &v, err, sizeof(err)), 0);
+	assert_int_equal(v, 512);
+	assert_int_equal(conf_parse_size("64k", 0, 0, &v, err, sizeof(err)), 0);
+	assert_int_equal(v, 65536);
+	assert_int_equal(conf_parse_size("64K", 0, 0, &v, err, sizeof(err)), 0);
+	assert_int_equal(v, 65536);
+	assert_int_equal(conf_parse_size("1m", 0, 0, &v, err, sizeof(err)), 0);
+	assert_int_equal(v, 1048576);
+	assert_int_equal(conf_parse_size("2M", 0, 0, &v, err, sizeof(err)), 0);
+	assert_int_equal(v, 2097152);
+	assert_int_equal(conf_parse_size("1g", 0, 0, &v, err, sizeof(err)), -1);
+	assert_string_equal(err, "unknown unit 'g' in '1g' (use k, m)");
+	assert_int_equal(conf_parse_size("k", 0, 0, &v, err, sizeof(err)), -1);
+	assert_string_equal(err, "not a size: 'k'");
+	assert_int_equal(conf_parse_size("2m", 1024, 1048576, &v, err,
+					 sizeof(err)), -1);
+	assert_string_equal(err, "out of range: 2m (1k..1m)");
+	assert_int_equal(conf_parse_size("9007199254740992m", 0, 0, &v, err,
+					 sizeof(err)), -1);
+	assert_string_equal(err, "out of range: 9007199254740992m");
+	assert_int_equal(v, 2097152);
+}
+
+static void test_conf_value_enum_choices(void **state)
+{
+	static const char *const c[] = { "auto", "io_uring", "epoll", NULL };
+	int v = -1;
+
+	assert_int_equal(conf_parse_enum("epoll", c, &v, err, sizeof(err)), 0);
+	assert_int_equal(v, 2);
+	assert_int_equal(conf_parse_enum("auto", c, &v, err, sizeof(err)), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(conf_parse_enum("fast", c, &v, err, sizeof(err)), -1);
+	assert_string_equal(err,
+			    "expected one of auto, io_uring, epoll: 'fast'");
+	assert_int_equal(conf_parse_enum("EPOLL", c, &v, err, sizeof(err)), -1);
+	assert_int_equal(v, 0);
+}
+
+struct every {
+	char *s;
+	int64_t i;
+	bool b;
+	int e;
+	char *p;
+};
+
+static const char *const every_choices[] = { "a", "b", NULL };
+
+static void test_conf_value_parse_stores_by_type(void **state)
+{
+	struct ringd_key k[] = {
+		{ .name = "s", .type = RINGD_KEY_STRING,
+		  .offset = offsetof(struct every, s) },
+		{ .name = "i", .type = RINGD_KEY_DURATION, .max = 60000,
+		  .offset = offsetof(struct every, i) },
+		{ .name = "b", .type = RINGD_KEY_BOOL,
+		  .offset = offsetof(struct every, b) },
+		{ .name = "e", .type = RINGD_KEY_ENUM, .choices = every_choices,
+		  .offset = offsetof(struct every, e) },
+		{ .name = "p", .type = RINGD_KEY_PATH,
+		  .offset = offsetof(struct every, p) },
+	};
+	struct every v = { 0 };
+
+	assert_int_equal(conf_value_parse(&k[0], "hi", &v, err, sizeof(err)), 0);
+	assert_int_equal(conf_value_parse(&k[1], "2s", &v, err, sizeof(err)), 0);
+	assert_int_equal(conf_value_parse(&k[2], "on", &v, err, sizeof(err)), 0);
+	assert_int_equal(conf_value_parse(&k[3], "b", &v, err, sizeof(err)), 0);
+	assert_int_equal(conf_value_parse(&k[4], "/x", &v, err, sizeof(err)), 0);
+	assert_string_equal(v.s, "hi");
+	assert_int_equal(v.i, 2000);
+	assert_true(v.b);
+	assert_int_equal(v.e, 1);
+	assert_string_equal(v.p, "/x");
+	assert_int_equal(conf_value_parse(&k[1], "2m", &v, err, sizeof(err)),
+			 -1);
+	assert_string_equal(err, "out of range: 2m (0..1m)");
+	assert_int_equal(v.i, 2000);
+	for (size_t i = 0; i < 5; i++)
+		conf_value_free(&k[i], &v);
+	assert_null(v.s);
+	assert_null(v.p);
+	assert_int_equal(conf_value_size(RINGD_KEY_ENUM), sizeof(int));
+	assert_int_equal(conf_value_size((enum ringd_key_type)42), 0);
+}
+
+static void describe(const struct ringd_key *k, const char *want)
+{
+	char buf[256];
+
+	conf_key_describe(k, buf, sizeof(buf));
+	assert_string_equal(buf, want);
+}
+
+static void test_conf_value_describe_keys(void **state)
+{
+	static const char *const be[] = { "auto", "io_uring", "epoll", NULL };
+	struct ringd_key k = { .name = "x" };
+
+	k = (struct ringd_key){ .type = RINGD_KEY_DURATION, .def = "60s",
+				.max = 3600000 };
+	describe(&k, "duration, default 60s, 0..1h");
+	k = (struct ringd_key){ .type = RINGD_KEY_ENUM, .def = "auto",
+				.choices = be };
+	describe(&k, "enum auto|io_uring|epoll, default auto");
+	k = (struct ringd_key){ .type = RINGD_KEY_STRING };
+	describe(&k, "string, required");
+	k = (struct ringd_key){ .type = RINGD_KEY_STRING, .def = "" };
+	describe(&k, "string, default \"\"");
+	k = (struct ringd_key){ .type = RINGD_KEY_INT, .def = "0660",
+				.max = 0777 };
+	describe(&k, "int, default 0660, 0..0777");
+	k = (struct ringd_key){ .type = RINGD_KEY_INT, .def = "65536", .min = 1,
+				.max = 1048576 };
+	describe(&k, "int, default 65536, 1..1048576");
+	k = (struct ringd_key){ .type = RINGD_KEY_SIZE, .def = "4k",
+				.min = 1024, .max = 1048576 };
+	describe(&k, "size, default 4k, 1k..1m");
+	k = (struct ringd_key){ .type = RINGD_KEY_BOOL, .def = "no" };
+	describe(&k, "bool, default no");
+}
+
+static struct listen_addr listen_ok(const char *s)
+{
+	struct listen_addr a;
+	char back[160];
+
+	err[0] = '\0';
+	assert_int_equal(conf_parse_listen(s, &a, err, sizeof(err)), 0);
+	assert_string_equal(err, "");
+	listen_addr_format(&a, back, sizeof(back));
+	assert_string_equal(back, s);
+	return a;
+}
+
+static void listen_bad(const char *s, const char *msg)
+{
+	struct listen_addr a;
+
+	assert_int_equal(conf_parse_listen(s, &a, err, sizeof(err)), -1);
+	assert_string_equal(err, msg);
+}
+
+static void test_conf_value_listen_ipv4(void **state)
+{
+	struct listen_addr a = listen_ok("tcp://127.0.0.1:7");
+	struct sockaddr_in *sin = (struct sockaddr_in *)&a.ss;
+
+	assert_int_equal(a.kind, LISTEN_TCP);
+	assert_false(a.any);
+	assert_int_equal(sin->sin_family, AF_INET);
+	assert_int_equal(ntohs(sin->sin_port), 7);
+	assert_int_equal(sin->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+	assert_int_equal(a.sslen, sizeof(*sin));
+	a = listen_ok("udp://0.0.0.0:65535");
+	assert_int_equal(a.kind, LISTEN_UDP);
+}
+
+static void test_conf_value_listen_ipv6_and_any(void **state)
+{
+	struct listen_addr a = listen_ok("udp://[::1]:7007");
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a.ss;
+
+	assert_int_equal(a.kind, LISTEN_UDP);
+	assert_int_equal(sin6->sin6_family, AF_INET6);
+	assert_int_equal(ntohs(sin6->sin6_port), 7007);
+	assert_true(IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr));
+	assert_int_equal(a.sslen, sizeof(*sin6));
+	a = listen_ok("tcp://*:7007");
+	assert_true(a.any);
+	assert_int_equal(sin6->sin6_family, AF_INET6);
+	assert_true(IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr));
+	listen_ok("tcp://[fe80::1:2]:80");
+}
+
+static void test_conf_value_listen_port_zero_and_format_bound_port(void **state)
+{
+	struct listen_addr a = listen_ok("tcp://127.0.0.1:0");
+	char buf[160];
+
+	((struct sockaddr_in *)&a.ss)->sin_port = htons(40123);
+	listen_addr_format(&a, buf, sizeof(buf));
+	assert_string_equal(buf, "tcp://127.0.0.1:40123");
+	a = listen_ok("udp://*:0");
+	((struct sockaddr_in6 *)&a.ss)->sin6_port = htons(5);
+	listen_addr_format(&a, buf, sizeof(buf));
+	assert_string_equal(buf, "udp://*:5");
+}
+
+static void test_conf_value_listen_unix(void **state)
+{
+	char longp[200];
+	struct listen_addr a = listen_ok("unix:/run/ringd/echo.sock");
+
+	assert_int_equal(a.kind, LISTEN_UNIX);
+	assert_string_equal(a.path, "/run/ringd/echo.sock");
+	a = listen_ok("unix:rel/x.sock");
+	assert_string_equal(a.path, "rel/x.sock");
+	memset(longp, 0, sizeof(longp));
+	strcpy(longp, "unix:/");
+	memset(longp + 6, 'a', 106);
+	listen_ok(longp);
+	longp[6 + 106] = 'a';
+	listen_bad(longp, "unix socket path too long: 108 characters (max 107)");
+	listen_bad("unix:", "missing path in 'unix:'");
+}
+
+static void test_conf_value_listen_refusals(void **state)
+{
+	listen_bad("tcp://localhost:7",
+		   "not a numeric address: 'localhost' (use 127.0.0.1 or [::1])");
+	listen_bad("tcp://::1:7",
+		   "IPv6 address needs brackets: '::1' (e.g. tcp://[::1]:7)");
+	listen_bad("tcp://[::1:7",
+		   "not a numeric address: '::1:7' (use 127.0.0.1 or [::1])");
+	listen_bad("tcp://[127.0.0.1]:7", "not a numeric address: "
+		   "'127.0.0.1' (use 127.0.0.1 or [::1])");
+	listen_bad("tcp://127.0.0.1", "missing port in 'tcp://127.0.0.1'");
+	listen_bad("tcp://127.0.0.1:", "missing port in 'tcp://127.0.0.1:'");
+	listen_bad("udp://[::1]", "missing port in 'udp://[::1]'");
+	listen_bad("tcp://127.0.0.1:65536",
+		   "bad port '65536' in 'tcp://127.0.0.1:65536' (0..65535)");
+	listen_bad("tcp://127.0.0.1:7x",
+		   "bad port '7x' in 'tcp://127.0.0.1:7x' (0..65535)");
+	listen_bad("tcp://127.0.0.1:-1",
+		   "bad port '-1' in 'tcp://127.0.0.1:-1' (0..65535)");
+	listen_bad("tcp://1.2.3:7",
+		   "not a numeric address: '1.2.3' (use 127.0.0.1 or [::1])");
+	listen_bad("sctp://1.2.3.4:7", "not a listen address: 'sctp://1.2.3.4:7' "
+		   "(use tcp://HOST:PORT, udp://HOST:PORT or unix:PATH)");
+	listen_bad("127.0.0.1:7", "not a listen address: '127.0.0.1:7' (use "
+		   "tcp://HOST:PORT, udp://HOST:PORT or unix:PATH)");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_conf_value_int_accepts_decimal_and_bounds),
+		cmocka_unit_test(test_conf_value_int_reads_leading_zero_as_octal),
+		cmocka_unit_test(test_conf_value_int_refuses_junk_and_range),
+		cmocka_unit_test(test_conf_value_bool_forms),
+		cmocka_unit_test(test_conf_value_duration_units),
+		cmocka_unit_test(test_conf_value_duration_refusals),
+		cmocka_unit_test(test_conf_value_size_units),
+		cmocka_unit_test(test_conf_value_enum_choices),
+		cmocka_unit_test(test_conf_value_parse_stores_by_type),
+		cmocka_unit_test(test_conf_value_describe_keys),
+		cmocka_unit_test(test_conf_value_listen_ipv4),
+		cmocka_unit_test(test_conf_value_listen_ipv6_and_any),
+		cmocka_unit_test(
+			test_conf_value_listen_port_zero_and_format_bound_port),
+		cmocka_unit_test(test_conf_value_listen_unix),
+		cmocka_unit_test(test_conf_value_listen_refusals),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
