@@ -1,1 +1,527 @@
-/* placeholder: being written */
+/* One stream connection between the loop and a plugin. It keeps one recv
+ * (multishot) and at most one send in flight, so bytes never reorder, and
+ * frees itself only after the last completion of its ops has arrived. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "daemon.h"
+#include "log.h"
+#include "loop.h"
+#include "worker.h"
+
+enum {
+	C_READING = 1u << 0,  /* recv op in flight */
+	C_SENDING = 1u << 1,  /* send op in flight */
+	C_PAUSED = 1u << 2,   /* reading stopped: output over high water */
+	C_EOF = 1u << 3,      /* the peer sent FIN */
+	C_CLOSING = 1u << 4,  /* close after flush; no more input to plugin */
+	C_SHUT = 1u << 5,     /* our FIN is out; draining the peer's input */
+	C_DEAD = 1u << 6,     /* going away; waiting for completions */
+	C_OPEN = 1u << 7,     /* on_open succeeded, so on_close is owed */
+	C_IN_CB = 1u << 8,    /* inside a plugin hook: do not free */
+	C_DEADLINE = 1u << 9, /* timeout is fixed, not refreshed by I/O */
+	C_RESET = 1u << 10,   /* close with RST (abort) */
+};
+
+/* Queued output. A copy segment owns data[cap]; a reference segment
+ * (cap 0) points at plugin memory that outlives the connection. */
+struct outseg {
+	struct outseg *next;
+	const char *ptr; /* next byte to send */
+	size_t len;      /* bytes left from ptr */
+	size_t cap;
+	char data[];
+};
+
+#define OUTSEG_ALLOC 16384
+
+struct conn {
+	struct ringd_conn pub; /* first: plugins hold &pub */
+	struct worker *w;
+	const struct ringd_instance *inst;
+	struct conn *prev, *next;
+	int fd;
+	unsigned flags;
+	struct loop_op rop, sop;
+	struct outseg *head, *tail;
+	size_t queued;
+	struct loop_timer timer;
+	int64_t timeout_ns; /* 0: none */
+	int64_t last_active;
+	struct sockaddr_storage peer;
+};
+
+static void conn_recv_done(struct loop_op *op, int res, unsigned flags,
+			   void *buf);
+static void conn_send_done(struct loop_op *op, int res, unsigned flags,
+			   void *buf);
+static void conn_kill(struct conn *c);
+static void conn_release(struct conn *c);
+
+static struct conn *conn_of(const struct ringd_conn *pc)
+{
+	return (struct conn *)pc;
+}
+
+static const struct ringd_plugin *conn_plugin(const struct conn *c)
+{
+	return c->inst->p;
+}
+
+static void conn_arm_timer(struct conn *c)
+{
+	struct loop *l = c->w->loop;
+
+	if (c->timeout_ns <= 0) {
+		loop_timer_stop(l, &c->timer);
+		return;
+	}
+	if (c->flags & C_DEADLINE)
+		loop_timer_set(l, &c->timer, c->last_active + c->timeout_ns);
+	else if (!loop_timer_armed(&c->timer))
+		loop_timer_set(l, &c->timer, loop_now(l) + c->timeout_ns);
+}
+
+/* Idle timers are not moved on every byte: the timer fires at the old
+ * expiry and re-arms itself from the last activity, which keeps the heap
+ * out of the hot path. */
+static void conn_timer_fired(struct loop_timer *t)
+{
+	struct conn *c = t->data;
+	int64_t expiry = c->last_active + c->timeout_ns;
+
+	if (!(c->flags & C_DEADLINE) && loop_now(c->w->loop) < expiry) {
+		loop_timer_set(c->w->loop, t, expiry);
+		return;
+	}
+	log_debug("conn: %s svc=%s", c->flags & C_SHUT ? "linger timeout" :
+		  "timeout", c->inst->sc->name);
+	conn_kill(c);
+	conn_release(c);
+}
+
+static void conn_touch(struct conn *c)
+{
+	if (!(c->flags & C_DEADLINE))
+		c->last_active = loop_now(c->w->loop);
+}
+
+static void conn_read_start(struct conn *c)
+{
+	if (c->flags & (C_READING | C_DEAD | C_EOF))
+		return;
+	c->flags &= ~C_PAUSED;
+	c->flags |= C_READING;
+	loop_recv(c->w->loop, &c->rop, c->fd);
+}
+
+static void conn_flush(struct conn *c)
+{
+	if ((c->flags & (C_SENDING | C_DEAD)) || !c->head)
+		return;
+	c->flags |= C_SENDING;
+	loop_send(c->w->loop, &c->sop, c->fd, c->head->ptr, c->head->len);
+}
+
+/* Our side is done: with the peer's FIN already read a plain close sends
+ * FIN. Otherwise send FIN now and drain input until the peer closes, as a
+ * close with unread input would turn into a reset that can destroy the
+ * reply we just sent before the peer reads it. */
+static void conn_finish(struct conn *c)
+{
+	if (c->flags & (C_SHUT | C_DEAD))
+		return;
+	if (c->flags & C_EOF) {
+		conn_kill(c);
+		return;
+	}
+	shutdown(c->fd, SHUT_WR);
+	c->flags |= C_SHUT;
+	c->flags |= C_DEADLINE;
+	c->last_active = loop_now(c->w->loop);
+	c->timeout_ns = (int64_t)CONN_LINGER_MS * 1000000;
+	conn_arm_timer(c);
+	conn_read_start(c);
+}
+
+static void conn_free_queue(struct conn *c)
+{
+	struct outseg *s, *next;
+
+	for (s = c->head; s; s = next) {
+		next = s->next;
+		free(s);
+	}
+	c->head = c->tail = NULL;
+	c->queued = 0;
+}
+
+static void conn_unlink(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->nconns--;
+}
+
+/* Frees c once nothing can reach it: no op in flight, no hook running. */
+static void conn_release(struct conn *c)
+{
+	struct worker *w = c->w;
+	const struct ringd_plugin *p = conn_plugin(c);
+
+	if (!(c->flags & C_DEAD) || (c->flags & (C_READING | C_SENDING | C_IN_CB)))
+		return;
+	if ((c->flags & C_OPEN) && PLUGIN_HAS(p, on_close)) {
+		c->flags &= ~C_OPEN;
+		p->on_close(&c->pub);
+	}
+	if (c->flags & C_RESET) {
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
+	loop_timer_stop(w->loop, &c->timer);
+	loop_close(w->loop, c->fd);
+	conn_free_queue(c);
+	conn_unlink(c);
+	free(c);
+	atomic_fetch_sub_explicit(&w->d->nconns, 1, memory_order_relaxed);
+	worker_conn_removed(w);
+}
+
+/* Begin the end: cancel what is in flight; conn_release frees later. */
+static void conn_kill(struct conn *c)
+{
+	struct loop *l = c->w->loop;
+
+	if (c->flags & C_DEAD)
+		return;
+	c->flags |= C_DEAD;
+	loop_timer_stop(l, &c->timer);
+	if (c->flags & C_READING)
+		loop_cancel(l, &c->rop);
+	if (c->flags & C_SENDING)
+		loop_cancel(l, &c->sop);
+}
+
+static void conn_call_data(struct conn *c, const void *buf, size_t len)
+{
+	const struct ringd_plugin *p = conn_plugin(c);
+
+	if (!PLUGIN_HAS(p, on_data))
+		return;
+	c->flags |= C_IN_CB;
+	p->on_data(&c->pub, buf, len);
+	c->flags &= ~C_IN_CB;
+}
+
+static void conn_peer_eof(struct conn *c)
+{
+	const struct ringd_plugin *p = conn_plugin(c);
+
+	c->flags |= C_EOF;
+	if (c->flags & C_SHUT) {
+		conn_kill(c);
+	} else if (c->flags & C_CLOSING) {
+		if (!c->head)
+			conn_finish(c);
+	} else if (PLUGIN_HAS(p, on_eof)) {
+		c->flags |= C_IN_CB;
+		p->on_eof(&c->pub);
+		c->flags &= ~C_IN_CB;
+	} else {
+		conn_close(&c->pub);
+	}
+}
+
+static void conn_recv_done(struct loop_op *op, int res, unsigned flags,
+			   void *buf)
+{
+	struct conn *c = op->data;
+
+	if (!(flags & LOOP_F_MORE))
+		c->flags &= ~C_READING;
+	if (c->flags & C_DEAD) {
+		conn_release(c);
+		return;
+	}
+	if (res > 0) {
+		conn_touch(c);
+		if (!(c->flags & (C_CLOSING | C_SHUT)))
+			conn_call_data(c, buf, (size_t)res);
+		if (c->queued >= CONN_HIGH_WATER && (c->flags & C_READING) &&
+		    !(c->flags & (C_PAUSED | C_DEAD | C_SHUT))) {
+			c->flags |= C_PAUSED;
+			loop_cancel(c->w->loop, &c->rop);
+		}
+	} else if (res == 0) {
+		conn_peer_eof(c);
+	} else if (res == -ECANCELED && (c->flags & C_PAUSED)) {
+		if (c->queued < CONN_LOW_WATER)
+			conn_read_start(c);
+	} else {
+		log_debug("conn: recv: %s svc=%s", strerror(-res),
+			  c->inst->sc->name);
+		c->flags |= C_EOF;
+		conn_kill(c);
+	}
+	conn_release(c);
+}
+
+/* Drop res sent bytes from the head of the queue. */
+static void conn_consume(struct conn *c, size_t n)
+{
+	struct outseg *s = c->head;
+
+	s->ptr += n;
+	s->len -= n;
+	c->queued -= n;
+	if (s->len == 0) {
+		c->head = s->next;
+		if (!c->head)
+			c->tail = NULL;
+		free(s);
+	}
+}
+
+static void conn_drained(struct conn *c)
+{
+	const struct ringd_plugin *p = conn_plugin(c);
+
+	if (c->queued >= CONN_LOW_WATER)
+		return;
+	if ((c->flags & C_PAUSED) && !(c->flags & C_READING))
+		conn_read_start(c);
+	if (!(c->flags & (C_CLOSING | C_DEAD)) && PLUGIN_HAS(p, on_writable)) {
+		c->flags |= C_IN_CB;
+		p->on_writable(&c->pub);
+		c->flags &= ~C_IN_CB;
+	}
+}
+
+static void conn_send_done(struct loop_op *op, int res, unsigned flags,
+			   void *buf)
+{
+	struct conn *c = op->data;
+
+	c->flags &= ~C_SENDING;
+	if (c->flags & C_DEAD) {
+		conn_release(c);
+		return;
+	}
+	if (res < 0) {
+		log_debug("conn: send: %s svc=%s", strerror(-res),
+			  c->inst->sc->name);
+		c->flags |= C_EOF;
+		conn_kill(c);
+		conn_release(c);
+		return;
+	}
+	conn_consume(c, (size_t)res);
+	conn_touch(c);
+	conn_drained(c);
+	if (c->head)
+		conn_flush(c);
+	else if (c->flags & C_CLOSING)
+		conn_finish(c);
+	conn_release(c);
+}
+
+static struct outseg *conn_new_seg(size_t need)
+{
+	size_t cap = need > OUTSEG_ALLOC ? need : OUTSEG_ALLOC;
+	struct outseg *s = malloc(sizeof(*s) + cap);
+
+	if (!s)
+		return NULL;
+	s->next = NULL;
+	s->ptr = s->data;
+	s->len = 0;
+	s->cap = cap;
+	return s;
+}
+
+static void conn_append(struct conn *c, struct outseg *s)
+{
+	if (c->tail)
+		c->tail->next = s;
+	else
+		c->head = s;
+	c->tail = s;
+}
+
+/* Room at the end of the tail segment; the bytes a send in flight covers
+ * are never moved, only appended to. */
+static size_t conn_tail_room(const struct conn *c)
+{
+	const struct outseg *s = c->tail;
+
+	if (!s || !s->cap)
+		return 0;
+	return (size_t)(s->data + s->cap - (s->ptr + s->len));
+}
+
+int conn_send(struct ringd_conn *pc, const void *buf, size_t len, int copy)
+{
+	struct conn *c = conn_of(pc);
+	struct outseg *s;
+	size_t room;
+
+	if (c->flags & (C_DEAD | C_CLOSING))
+		return -EPIPE;
+	if (!len)
+		return 0;
+	if (!copy) {
+		s = malloc(sizeof(*s));
+		if (!s)
+			return -ENOMEM;
+		*s = (struct outseg){ .ptr = buf, .len = len };
+		conn_append(c, s);
+	} else {
+		room = conn_tail_room(c);
+		if (room < len) {
+			s = conn_new_seg(len);
+			if (!s)
+				return -ENOMEM;
+			conn_append(c, s);
+		}
+		s = c->tail;
+		memcpy((char *)s->ptr + s->len, buf, len);
+		s->len += len;
+	}
+	c->queued += len;
+	conn_flush(c);
+	return 0;
+}
+
+void conn_close(struct ringd_conn *pc)
+{
+	struct conn *c = conn_of(pc);
+
+	if (c->flags & (C_CLOSING | C_DEAD))
+		return;
+	c->flags |= C_CLOSING;
+	if (!c->head)
+		conn_finish(c);
+}
+
+void conn_abort(struct ringd_conn *pc)
+{
+	struct conn *c = conn_of(pc);
+
+	c->flags |= C_RESET;
+	conn_kill(c);
+	conn_release(c);
+}
+
+size_t conn_queued(const struct ringd_conn *pc)
+{
+	return conn_of(pc)->queued;
+}
+
+void conn_set_timeout(struct ringd_conn *pc, int64_t ms)
+{
+	struct conn *c = conn_of(pc);
+
+	if (c->flags & (C_DEAD | C_SHUT))
+		return;
+	c->last_active = loop_now(c->w->loop);
+	if (ms > 0) {
+		c->flags |= C_DEADLINE;
+		c->timeout_ns = ms * 1000000;
+	} else {
+		c->flags &= ~C_DEADLINE;
+		c->timeout_ns = c->inst->sc->idle_timeout_ms * 1000000;
+		loop_timer_stop(c->w->loop, &c->timer);
+	}
+	conn_arm_timer(c);
+}
+
+static void conn_setup_socket(struct conn *c)
+{
+	socklen_t len = sizeof(c->peer);
+	int one = 1;
+
+	if (getpeername(c->fd, (struct sockaddr *)&c->peer, &len) < 0)
+		len = 0;
+	c->pub.peer = (struct sockaddr *)&c->peer;
+	c->pub.peerlen = len;
+	/* Request/response traffic: never hold a reply back for Nagle. */
+	if (c->peer.ss_family == AF_INET || c->peer.ss_family == AF_INET6)
+		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+void conn_open(struct worker *w, const struct ringd_instance *inst, int fd)
+{
+	const struct ringd_plugin *p = inst->p;
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		log_warnx("conn: out of memory svc=%s", inst->sc->name);
+		close(fd);
+		atomic_fetch_sub_explicit(&w->d->nconns, 1,
+					  memory_order_relaxed);
+		return;
+	}
+	c->w = w;
+	c->inst = inst;
+	c->fd = fd;
+	c->rop = (struct loop_op){ .cb = conn_recv_done, .data = c };
+	c->sop = (struct loop_op){ .cb = conn_send_done, .data = c };
+	c->timer = (struct loop_timer){ .cb = conn_timer_fired, .data = c };
+	c->pub.wstate = w->wstate[inst->idx];
+	conn_setup_socket(c);
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	c->last_active = loop_now(w->loop);
+	c->timeout_ns = inst->sc->idle_timeout_ms * 1000000;
+	conn_arm_timer(c);
+
+	c->flags |= C_IN_CB;
+	if (PLUGIN_HAS(p, on_open) && p->on_open(&c->pub) < 0)
+		conn_kill(c);
+	else
+		c->flags |= C_OPEN;
+	c->flags &= ~C_IN_CB;
+	conn_read_start(c);
+	conn_release(c);
+}
+
+void conn_shutdown_all(struct worker *w)
+{
+	struct conn *c, *next;
+
+	for (c = w->conns; c; c = next) {
+		next = c->next;
+		c->flags |= C_IN_CB; /* keep c alive while we look at it */
+		conn_close(&c->pub);
+		c->flags &= ~C_IN_CB;
+		conn_release(c);
+	}
+}
+
+void conn_abort_all(struct worker *w)
+{
+	struct conn *c, *next;
+
+	for (c = w->conns; c; c = next) {
+		next = c->next;
+		conn_abort(&c->pub);
+	}
+}

@@ -1,1 +1,253 @@
-/* placeholder: being written */
+/* One UDP socket of one service. Every UDP plugin gets the same guard
+ * here, before its code runs: sources that reflection attacks forge are
+ * dropped, and a reply may amplify a request only up to 512 bytes. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "dgram.h"
+#include "log.h"
+#include "worker.h"
+
+#define DGRAM_MAX 65536
+#define DGRAM_DROP_LOG_NS (10LL * 1000000000)
+/* Room for IP_PKTINFO and IPV6_PKTINFO. */
+#define DGRAM_CTL_SPACE 128
+_Static_assert(CMSG_SPACE(sizeof(struct in6_pktinfo)) +
+			       CMSG_SPACE(sizeof(struct in_pktinfo)) <=
+		       DGRAM_CTL_SPACE,
+	       "control buffer too small for packet info");
+
+struct dgram {
+	struct ringd_dgram pub; /* first: plugins hold &pub */
+	struct loop_op op;
+	struct worker *w;
+	const struct ringd_instance *inst;
+	int fd;
+	bool armed, closing;
+	struct msghdr msg;
+	struct iovec iov;
+	struct sockaddr_storage peer;
+	_Alignas(struct cmsghdr) char ctl[DGRAM_CTL_SPACE];
+	/* Where the current datagram arrived, to answer from there. */
+	int pktinfo_level; /* 0: none */
+	struct in_pktinfo pi4;
+	struct in6_pktinfo pi6;
+	uint64_t dropped;
+	int64_t last_drop_log;
+	char data[DGRAM_MAX];
+};
+
+static uint16_t dgram_port(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+	if (sa->sa_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+	return 0;
+}
+
+static bool dgram_port_is_ours(uint16_t port, const uint16_t *own, size_t n)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (own[mid] == port)
+			return true;
+		if (own[mid] < port)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+const char *dgram_guard(const struct sockaddr *sa, const uint16_t *own_ports,
+			size_t nown)
+{
+	uint16_t port;
+
+	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
+		return "not an IP source";
+	port = dgram_port(sa);
+	if (port < DGRAM_MIN_SOURCE_PORT)
+		return "source port below 1024";
+	if (dgram_port_is_ours(port, own_ports, nown))
+		return "source port is one of our service ports";
+	return NULL;
+}
+
+static void dgram_arm(struct dgram *g)
+{
+	g->iov = (struct iovec){ .iov_base = g->data, .iov_len = DGRAM_MAX };
+	g->msg = (struct msghdr){
+		.msg_name = &g->peer,
+		.msg_namelen = sizeof(g->peer),
+		.msg_iov = &g->iov,
+		.msg_iovlen = 1,
+		.msg_control = g->ctl,
+		.msg_controllen = sizeof(g->ctl),
+	};
+	g->armed = true;
+	loop_recvmsg(g->w->loop, &g->op, g->fd, &g->msg);
+}
+
+static void dgram_read_pktinfo(struct dgram *g)
+{
+	struct cmsghdr *cm;
+
+	g->pktinfo_level = 0;
+	for (cm = CMSG_FIRSTHDR(&g->msg); cm; cm = CMSG_NXTHDR(&g->msg, cm)) {
+		if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
+			memcpy(&g->pi4, CMSG_DATA(cm), sizeof(g->pi4));
+			g->pktinfo_level = IPPROTO_IP;
+		} else if (cm->cmsg_level == IPPROTO_IPV6 &&
+			   cm->cmsg_type == IPV6_PKTINFO) {
+			memcpy(&g->pi6, CMSG_DATA(cm), sizeof(g->pi6));
+			g->pktinfo_level = IPPROTO_IPV6;
+		}
+	}
+}
+
+static void dgram_drop(struct dgram *g, const char *why)
+{
+	int64_t now = loop_now(g->w->loop);
+
+	g->dropped++;
+	/* A flood must not become a flood of log lines. */
+	if (now - g->last_drop_log < DGRAM_DROP_LOG_NS)
+		return;
+	g->last_drop_log = now;
+	log_notice("udp: dropped datagram: %s svc=%s dropped_total=%llu", why,
+		   g->inst->sc->name, (unsigned long long)g->dropped);
+}
+
+static void dgram_deliver(struct dgram *g, size_t len)
+{
+	const struct ringd_plugin *p = g->inst->p;
+	struct daemon *d = g->w->d;
+	const char *why;
+
+	if (g->msg.msg_flags & MSG_TRUNC) {
+		dgram_drop(g, "truncated");
+		return;
+	}
+	why = dgram_guard((struct sockaddr *)&g->peer, d->own_ports,
+			  d->nown_ports);
+	if (why) {
+		dgram_drop(g, why);
+		return;
+	}
+	dgram_read_pktinfo(g);
+	g->pub.peer = (struct sockaddr *)&g->peer;
+	g->pub.peerlen = g->msg.msg_namelen;
+	g->pub.len = len;
+	if (PLUGIN_HAS(p, on_datagram))
+		p->on_datagram(&g->pub, g->data, len);
+}
+
+static void dgram_recv_done(struct loop_op *op, int res, unsigned flags,
+			    void *buf)
+{
+	struct dgram *g = op->data;
+
+	g->armed = false;
+	if (g->closing) {
+		worker_check_done(g->w);
+		return;
+	}
+	if (res >= 0)
+		dgram_deliver(g, (size_t)res);
+	else if (res != -EAGAIN && res != -EINTR)
+		log_debug("udp: recvmsg: %s svc=%s", strerror(-res),
+			  g->inst->sc->name);
+	dgram_arm(g);
+}
+
+struct dgram *dgram_open(struct worker *w, const struct ringd_instance *inst,
+			 int fd)
+{
+	struct dgram *g = calloc(1, sizeof(*g));
+
+	if (!g)
+		return NULL;
+	g->w = w;
+	g->inst = inst;
+	g->fd = fd;
+	g->pub.wstate = w->wstate[inst->idx];
+	g->op = (struct loop_op){ .cb = dgram_recv_done, .data = g };
+	dgram_arm(g);
+	return g;
+}
+
+void dgram_close(struct dgram *g)
+{
+	g->closing = true;
+	if (g->armed)
+		loop_cancel(g->w->loop, &g->op);
+}
+
+bool dgram_idle(const struct dgram *g)
+{
+	return !g->armed;
+}
+
+void dgram_free(struct dgram *g)
+{
+	free(g);
+}
+
+static size_t dgram_pktinfo(struct dgram *g, char *ctl, size_t len)
+{
+	struct cmsghdr *cm = (struct cmsghdr *)ctl;
+
+	if (g->pktinfo_level == IPPROTO_IP) {
+		struct in_pktinfo pi = { .ipi_spec_dst = g->pi4.ipi_addr };
+
+		cm->cmsg_level = IPPROTO_IP;
+		cm->cmsg_type = IP_PKTINFO;
+		cm->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+		return CMSG_SPACE(sizeof(pi));
+	}
+	if (g->pktinfo_level == IPPROTO_IPV6) {
+		cm->cmsg_level = IPPROTO_IPV6;
+		cm->cmsg_type = IPV6_PKTINFO;
+		cm->cmsg_len = CMSG_LEN(sizeof(g->pi6));
+		memcpy(CMSG_DATA(cm), &g->pi6, sizeof(g->pi6));
+		return CMSG_SPACE(sizeof(g->pi6));
+	}
+	(void)len;
+	return 0;
+}
+
+/* Replies go out at once with a plain sendmsg: UDP never waits for room,
+ * a full socket buffer just drops the reply as the network would. */
+int dgram_reply(struct ringd_dgram *d, const void *buf, size_t len)
+{
+	struct dgram *g = (struct dgram *)d;
+	_Alignas(struct cmsghdr) char ctl[DGRAM_CTL_SPACE];
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr msg = {
+		.msg_name = &g->peer,
+		.msg_namelen = g->pub.peerlen,
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+	};
+
+	if (len > DGRAM_MAX_AMPLIFIED && len > g->pub.len)
+		return -EMSGSIZE;
+	memset(&ctl, 0, sizeof(ctl));
+	msg.msg_controllen = dgram_pktinfo(g, ctl, sizeof(ctl));
+	if (msg.msg_controllen)
+		msg.msg_control = ctl;
+	if (sendmsg(g->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		return -errno;
+	return 0;
+}

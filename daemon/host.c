@@ -1,1 +1,62 @@
-/* placeholder: being written */
+/* The struct ringd_host handed to every plugin: adapters from the ABI to
+ * the core's connection, datagram and log code. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "conn.h"
+#include "daemon.h"
+#include "dgram.h"
+#include "host.h"
+#include "log.h"
+
+static int host_send(struct ringd_conn *c, const void *buf, size_t len)
+{
+	return conn_send(c, buf, len, 1);
+}
+
+static int host_send_ref(struct ringd_conn *c, const void *buf, size_t len)
+{
+	return conn_send(c, buf, len, 0);
+}
+
+static void host_log(const struct ringd_instance *inst,
+		     enum ringd_log_level lvl, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	if (lvl > log_level())
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	log_msg(lvl, "%s svc=%s", line, inst->sc->name);
+}
+
+static int64_t host_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static enum ringd_state host_state(const struct ringd_instance *inst)
+{
+	return daemon_state(inst->d);
+}
+
+const struct ringd_host host_api = {
+	.size = sizeof(struct ringd_host),
+	.send = host_send,
+	.send_ref = host_send_ref,
+	.close = conn_close,
+	.abort = conn_abort,
+	.queued = conn_queued,
+	.set_timeout = conn_set_timeout,
+	.reply = dgram_reply,
+	.log = host_log,
+	.now = host_now,
+	.state = host_state,
+};

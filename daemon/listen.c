@@ -1,1 +1,269 @@
-/* placeholder: being written */
+/* Opens the listening sockets of every service before the workers start:
+ * tcp and udp on IPv4, IPv6 or both ("*"), and unix stream sockets whose
+ * stale files are replaced only when nobody answers on them. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "listen.h"
+#include "log.h"
+
+static void listen_set(int fd, int level, int opt, int val)
+{
+	setsockopt(fd, level, opt, &val, sizeof(val));
+}
+
+/* A unix socket file left by a process that died is replaced; one that
+ * still accepts connections belongs to someone alive and is refused. */
+static int listen_unix_clear(const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, r;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	strcpy(sun.sun_path, path);
+	r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+	close(fd);
+	if (r == 0)
+		return -EADDRINUSE;
+	if (errno != ECONNREFUSED)
+		return -errno;
+	return unlink(path) < 0 ? -errno : 0;
+}
+
+static int listen_unix(struct listener *l, int mode, int *out)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	mode_t old;
+	int fd, r;
+
+	r = listen_unix_clear(l->addr.path);
+	if (r < 0)
+		return r;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	strcpy(sun.sun_path, l->addr.path);
+	/* Creating the file with its final mode leaves no window in which a
+	 * looser mode is visible; threads have not started, so the
+	 * process-wide umask is ours to borrow. */
+	old = umask((mode_t)(~mode & 0777));
+	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (r < 0 || listen(fd, SOMAXCONN) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	l->unlink_path = true;
+	*out = fd;
+	return 0;
+}
+
+static int listen_inet_one(struct listen_addr *a, bool reuseport, int *out)
+{
+	int type = a->kind == LISTEN_UDP ? SOCK_DGRAM : SOCK_STREAM;
+	int fam = a->ss.ss_family;
+	socklen_t len = sizeof(a->ss);
+	int fd, r;
+
+	fd = socket(fam, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (type == SOCK_STREAM)
+		listen_set(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+	if (reuseport)
+		listen_set(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+	if (fam == AF_INET6)
+		listen_set(fd, IPPROTO_IPV6, IPV6_V6ONLY, !a->any);
+	/* A wildcard UDP socket must answer from the address the request
+	 * went to, which only the packet info tells. */
+	if (type == SOCK_DGRAM && a->any) {
+		listen_set(fd, IPPROTO_IP, IP_PKTINFO, 1);
+		if (fam == AF_INET6)
+			listen_set(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
+	}
+	if (bind(fd, (struct sockaddr *)&a->ss, a->sslen) < 0 ||
+	    (type == SOCK_STREAM && listen(fd, SOMAXCONN) < 0) ||
+	    getsockname(fd, (struct sockaddr *)&a->ss, &len) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	*out = fd;
+	return 0;
+}
+
+/* "*" means both families; a host without IPv6 gets IPv4 only. */
+static int listen_inet(struct listener *l, bool reuseport, int *out)
+{
+	int r = listen_inet_one(&l->addr, reuseport, out);
+
+	if (r == -EAFNOSUPPORT && l->addr.any &&
+	    l->addr.ss.ss_family == AF_INET6) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&l->addr.ss;
+		in_port_t port = ((struct sockaddr_in6 *)&l->addr.ss)->sin6_port;
+
+		memset(&l->addr.ss, 0, sizeof(l->addr.ss));
+		sin->sin_family = AF_INET;
+		sin->sin_port = port;
+		sin->sin_addr.s_addr = htonl(INADDR_ANY);
+		l->addr.sslen = sizeof(*sin);
+		r = listen_inet_one(&l->addr, reuseport, out);
+	}
+	return r;
+}
+
+static int listen_open(struct daemon *d, struct listener *l)
+{
+	const struct service_conf *sc = d->svc[l->svc].sc;
+	bool per_worker = d->conf->reuseport && l->addr.kind == LISTEN_TCP;
+	size_t i;
+	int r;
+
+	l->nfds = per_worker ? d->nworkers : 1;
+	l->fds = calloc(l->nfds, sizeof(*l->fds));
+	if (!l->fds)
+		return -ENOMEM;
+	for (i = 0; i < l->nfds; i++)
+		l->fds[i] = -1;
+	for (i = 0; i < l->nfds; i++) {
+		if (l->addr.kind == LISTEN_UNIX)
+			r = listen_unix(l, (int)sc->socket_mode, &l->fds[i]);
+		else
+			r = listen_inet(l, per_worker, &l->fds[i]);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int listen_cmp_port(const void *a, const void *b)
+{
+	return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
+}
+
+static uint16_t listen_port(const struct listen_addr *a)
+{
+	if (a->kind == LISTEN_UNIX)
+		return 0;
+	if (a->ss.ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
+	return ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
+}
+
+static int listen_collect_ports(struct daemon *d)
+{
+	size_t i;
+
+	d->own_ports = calloc(d->nlisteners + 1, sizeof(*d->own_ports));
+	if (!d->own_ports)
+		return -ENOMEM;
+	for (i = 0; i < d->nlisteners; i++) {
+		uint16_t port = listen_port(&d->listeners[i].addr);
+
+		if (port)
+			d->own_ports[d->nown_ports++] = port;
+	}
+	qsort(d->own_ports, d->nown_ports, sizeof(*d->own_ports),
+	      listen_cmp_port);
+	return 0;
+}
+
+static size_t listen_count(const struct ringd_conf *c)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < c->nsvc; i++)
+		n += c->svc[i].nlisten;
+	return n;
+}
+
+int listen_open_all(struct daemon *d)
+{
+	const struct ringd_conf *c = d->conf;
+	char text[160];
+	size_t i, j, k = 0;
+	int r;
+
+	d->listeners = calloc(listen_count(c) + 1, sizeof(*d->listeners));
+	if (!d->listeners)
+		return -ENOMEM;
+	for (i = 0; i < c->nsvc; i++) {
+		for (j = 0; j < c->svc[i].nlisten; j++) {
+			struct listener *l = &d->listeners[k++];
+
+			l->svc = i;
+			l->addr = c->svc[i].listen[j];
+			d->nlisteners = k;
+			r = listen_open(d, l);
+			if (r < 0) {
+				listen_addr_format(&l->addr, text, sizeof(text));
+				log_err("%s: bind %s: %s", c->svc[i].name, text,
+					strerror(-r));
+				listen_close_all(d);
+				return r;
+			}
+		}
+	}
+	return listen_collect_ports(d);
+}
+
+void listen_close_all(struct daemon *d)
+{
+	size_t i, j;
+
+	for (i = 0; i < d->nlisteners; i++) {
+		struct listener *l = &d->listeners[i];
+
+		for (j = 0; l->fds && j < l->nfds; j++)
+			if (l->fds[j] >= 0)
+				close(l->fds[j]);
+		if (l->unlink_path)
+			unlink(l->addr.path);
+		free(l->fds);
+	}
+	free(d->listeners);
+	free(d->own_ports);
+	d->listeners = NULL;
+	d->own_ports = NULL;
+	d->nlisteners = d->nown_ports = 0;
+}
+
+int listen_fd_for(const struct listener *l, size_t worker)
+{
+	return l->fds[l->nfds > 1 ? worker % l->nfds : 0];
+}
+
+void listen_describe(const struct daemon *d, char *buf, size_t len)
+{
+	char text[160];
+	size_t i, off = 0;
+	int n;
+
+	buf[0] = '\0';
+	for (i = 0; i < d->nlisteners && off < len; i++) {
+		const struct listener *l = &d->listeners[i];
+
+		listen_addr_format(&l->addr, text, sizeof(text));
+		n = snprintf(buf + off, len - off, "%s%s:%s", i ? "," : "",
+			     d->svc[l->svc].sc->name, text);
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+}

@@ -1,1 +1,307 @@
-int main(void) { return 0; }
+/* ringd's start-up told in order: arguments, configuration, engine,
+ * listeners, privileges, workers, ready; then signals until a stop. */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "conf.h"
+#include "daemon.h"
+#include "listen.h"
+#include "log.h"
+#include "loop.h"
+#include "notify.h"
+#include "worker.h"
+
+#define MAIN_MAX_SETS 64
+
+struct options {
+	const char *config;
+	const char *keys;
+	const char *sets[MAIN_MAX_SETS];
+	size_t nsets;
+	bool check, version;
+};
+
+static void main_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ringd [-c FILE] [-t] [-s SECTION.KEY=VALUE]... "
+		"[-K PLUGIN] [-V] [-h]\n"
+		"  -c, --config FILE   configuration (default %s/ringd.ini)\n"
+		"  -t, --check         validate the configuration and exit\n"
+		"  -s, --set S.K=V     override or add one key; repeatable\n"
+		"  -K, --keys PLUGIN   list a plugin's keys (ringd: the "
+		"daemon's own)\n"
+		"  -V, --version       version and usable backends\n"
+		"  -h, --help          this text\n",
+		RINGD_SYSCONFDIR);
+}
+
+static int main_parse_args(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 't' },
+		{ "set", required_argument, NULL, 's' },
+		{ "keys", required_argument, NULL, 'K' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	o->config = RINGD_SYSCONFDIR "/ringd.ini";
+	while ((ch = getopt_long(argc, argv, "c:ts:K:Vh", longopts, NULL)) !=
+	       -1) {
+		switch (ch) {
+		case 'c': o->config = optarg; break;
+		case 't': o->check = true; break;
+		case 'K': o->keys = optarg; break;
+		case 'V': o->version = true; break;
+		case 'h': main_usage(stdout); exit(0);
+		case 's':
+			if (o->nsets == MAIN_MAX_SETS) {
+				fprintf(stderr, "ringd: too many -s (max %d)\n",
+					MAIN_MAX_SETS);
+				return -1;
+			}
+			o->sets[o->nsets++] = optarg;
+			break;
+		default: return -1;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "ringd: unexpected argument '%s'\n",
+			argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+/* The build tree's binary uses the build tree's plugins, so
+ * build/daemon/ringd -c conf/ringd.ini works without installing. */
+static const char *main_plugin_dir(void)
+{
+	char self[PATH_MAX], build[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n <= 0)
+		return RINGD_PLUGIN_DIR;
+	self[n] = '\0';
+	if (realpath(RINGD_BUILD_EXE, build) && strcmp(self, build) == 0)
+		return RINGD_BUILD_PLUGIN_DIR;
+	return RINGD_PLUGIN_DIR;
+}
+
+static int main_version(void)
+{
+	const char *why = NULL;
+
+	printf("ringd %s\n", RINGD_VERSION);
+	if (loop_uring_probe(&why) == 0)
+		printf("io_uring: yes\n");
+	else
+		printf("io_uring: no (%s)\n", why ? why : "unknown");
+	printf("epoll: yes\n");
+	return 0;
+}
+
+static int main_keys(const char *name)
+{
+	struct plugin_set set = { 0 };
+	struct plugin *pl;
+	char err[512];
+
+	if (strcmp(name, "ringd") == 0) {
+		conf_print_keys(stdout, "[ringd]", conf_core_keys);
+		printf("\n");
+		conf_print_keys(stdout, "every service section",
+				conf_service_keys);
+		return 0;
+	}
+	if (plugin_load(&set, main_plugin_dir(), name, &pl, err,
+			sizeof(err)) < 0) {
+		fprintf(stderr, "ringd: %s\n", err);
+		return 1;
+	}
+	printf("%s: %s\n", pl->p->name,
+	       pl->p->description ? pl->p->description : "");
+	conf_print_keys(stdout, pl->p->name, pl->p->keys);
+	plugin_set_free(&set);
+	return 0;
+}
+
+/* auto falls back to epoll with one line saying why; an explicit
+ * io_uring that cannot run is an error, never a silent substitute. */
+static int main_choose_backend(struct daemon *d)
+{
+	const char *why = "unknown";
+	int backend = d->conf->backend;
+
+	if (backend == CONF_BACKEND_EPOLL) {
+		d->backend = LOOP_BACKEND_EPOLL;
+		return 0;
+	}
+	if (loop_uring_probe(&why) == 0) {
+		d->backend = LOOP_BACKEND_IO_URING;
+		return 0;
+	}
+	if (backend == CONF_BACKEND_IO_URING) {
+		log_err("loop: io_uring unavailable (%s); backend = io_uring "
+			"was asked for, not starting", why);
+		return -1;
+	}
+	log_notice("loop: io_uring unavailable (%s); using epoll", why);
+	d->backend = LOOP_BACKEND_EPOLL;
+	return 0;
+}
+
+static int main_drop_privileges(const char *user)
+{
+	struct passwd *pw;
+
+	if (!user || !*user)
+		return 0;
+	if (geteuid() != 0) {
+		log_notice("ringd: user = %s ignored: not started as root",
+			   user);
+		return 0;
+	}
+	pw = getpwnam(user);
+	if (!pw) {
+		log_err("ringd: user %s: no such user", user);
+		return -1;
+	}
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 ||
+	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		log_warn("ringd: cannot switch to user %s", user);
+		return -1;
+	}
+	return 0;
+}
+
+static int main_instances(struct daemon *d)
+{
+	size_t i;
+
+	d->svc = calloc(d->conf->nsvc + 1, sizeof(*d->svc));
+	if (!d->svc)
+		return -1;
+	for (i = 0; i < d->conf->nsvc; i++)
+		d->svc[i] = (struct ringd_instance){
+			.sc = &d->conf->svc[i],
+			.p = d->conf->svc[i].plugin->p,
+			.d = d,
+			.idx = i,
+		};
+	d->nworkers = (size_t)d->conf->workers_n;
+	return 0;
+}
+
+static void main_announce(struct daemon *d)
+{
+	const char *engine = d->backend == LOOP_BACKEND_IO_URING ? "io_uring" :
+								     "epoll";
+	char listeners[4096], status[4400];
+
+	listen_describe(d, listeners, sizeof(listeners));
+	log_info("ringd: started backend=%s workers=%zu pid=%d version=%s",
+		 engine, d->nworkers, (int)getpid(), RINGD_VERSION);
+	log_info("ringd: listening %s", listeners);
+	snprintf(status, sizeof(status),
+		 "READY=1\nSTATUS=running backend=%s workers=%zu listen=%s",
+		 engine, d->nworkers, listeners);
+	notify_send(status);
+}
+
+/* Signals arrive here, synchronously, never in a handler: workers have
+ * them blocked and main sleeps in sigwaitinfo. */
+static void main_wait_for_stop(const sigset_t *set)
+{
+	siginfo_t si;
+	int sig;
+
+	for (;;) {
+		sig = sigwaitinfo(set, &si);
+		if (sig == SIGTERM || sig == SIGINT) {
+			log_info("ringd: %s received, stopping",
+				 sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			return;
+		}
+		if (sig == SIGHUP)
+			log_notice("ringd: SIGHUP: reload is not implemented "
+				   "yet; the running configuration stays");
+	}
+}
+
+static int main_run(struct daemon *d)
+{
+	sigset_t set;
+
+	if (main_instances(d) < 0 || main_choose_backend(d) < 0)
+		return 1;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (listen_open_all(d) < 0)
+		return 1;
+	if (main_drop_privileges(d->conf->user) < 0 ||
+	    worker_start_all(d) < 0) {
+		listen_close_all(d);
+		return 1;
+	}
+	main_announce(d);
+	main_wait_for_stop(&set);
+	notify_send("STOPPING=1");
+	worker_stop_all(d);
+	listen_close_all(d);
+	log_info("ringd: stopped");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { 0 };
+	struct conf_errors errs = { 0 };
+	struct daemon d = { 0 };
+	int r;
+
+	if (main_parse_args(argc, argv, &o) < 0) {
+		main_usage(stderr);
+		return 2;
+	}
+	if (o.version)
+		return main_version();
+	if (o.keys)
+		return main_keys(o.keys);
+
+	log_init(RINGD_LOG_INFO);
+	if (conf_load(o.config, o.sets, o.nsets, main_plugin_dir(), &d.conf,
+		      &errs) < 0) {
+		conf_errors_print(&errs, stderr);
+		conf_errors_free(&errs);
+		return 1;
+	}
+	if (o.check) {
+		printf("%s: configuration ok\n", o.config);
+		conf_free(d.conf);
+		return 0;
+	}
+	log_set_level(conf_log_level(d.conf));
+	r = main_run(&d);
+	free(d.svc);
+	conf_free(d.conf);
+	return r;
+}

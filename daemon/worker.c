@@ -1,1 +1,357 @@
-/* placeholder: being written */
+/* Worker threads: each builds its own loop, starts its own plugin
+ * instances, accepts on the listeners, and drains itself on stop. Nothing
+ * here is shared between workers except the read-only daemon context and
+ * its connection counter. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "daemon.h"
+#include "dgram.h"
+#include "host.h"
+#include "listen.h"
+#include "log.h"
+#include "worker.h"
+
+/* After EMFILE or max_connections, retry accepting this often at most
+ * (sooner when one of our connections closes): no busy loop on a limit. */
+#define WORKER_ACCEPT_RETRY_NS (1000LL * 1000000)
+
+struct wlisten {
+	struct loop_op op;
+	struct worker *w;
+	const struct ringd_instance *inst;
+	const struct listener *l;
+	int fd;
+	bool armed, paused;
+	struct loop_timer retry;
+};
+
+static void worker_accept_done(struct loop_op *op, int res, unsigned flags,
+			       void *buf);
+
+static void worker_arm(struct wlisten *wl)
+{
+	if (wl->armed || wl->paused || wl->w->stopping)
+		return;
+	wl->armed = true;
+	loop_accept(wl->w->loop, &wl->op, wl->fd);
+}
+
+static void worker_retry_fired(struct loop_timer *t)
+{
+	struct wlisten *wl = t->data;
+
+	wl->paused = false;
+	worker_arm(wl);
+}
+
+static void worker_pause(struct wlisten *wl, const char *why)
+{
+	char text[160];
+
+	if (wl->paused)
+		return;
+	wl->paused = true;
+	if (wl->armed)
+		loop_cancel(wl->w->loop, &wl->op);
+	loop_timer_set(wl->w->loop, &wl->retry,
+		       loop_now(wl->w->loop) + WORKER_ACCEPT_RETRY_NS);
+	listen_addr_format(&wl->l->addr, text, sizeof(text));
+	log_warnx("%s: accept paused on %s: %s", wl->inst->sc->name, text,
+		  why);
+}
+
+static void worker_resume(struct worker *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->nwl; i++) {
+		if (!w->wl[i].paused)
+			continue;
+		loop_timer_stop(w->loop, &w->wl[i].retry);
+		w->wl[i].paused = false;
+		worker_arm(&w->wl[i]);
+	}
+}
+
+static bool worker_take_slot(struct worker *w)
+{
+	long max = (long)w->d->conf->max_connections;
+
+	if (atomic_fetch_add_explicit(&w->d->nconns, 1, memory_order_relaxed) <
+	    max)
+		return true;
+	atomic_fetch_sub_explicit(&w->d->nconns, 1, memory_order_relaxed);
+	return false;
+}
+
+static void worker_accept_done(struct loop_op *op, int res, unsigned flags,
+			       void *buf)
+{
+	struct wlisten *wl = op->data;
+	struct worker *w = wl->w;
+
+	if (!(flags & LOOP_F_MORE))
+		wl->armed = false;
+	if (res >= 0) {
+		if (w->stopping) {
+			close(res);
+		} else if (!worker_take_slot(w)) {
+			close(res);
+			worker_pause(wl, "max_connections reached");
+		} else {
+			conn_open(w, wl->inst, res);
+		}
+	} else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS ||
+		   res == -ENOMEM) {
+		worker_pause(wl, strerror(-res));
+	} else if (res != -ECANCELED) {
+		log_debug("%s: accept: %s", wl->inst->sc->name, strerror(-res));
+	}
+	if (w->stopping)
+		worker_check_done(w);
+	else
+		worker_arm(wl);
+}
+
+void worker_check_done(struct worker *w)
+{
+	size_t i;
+
+	if (!w->stopping || w->nconns)
+		return;
+	for (i = 0; i < w->nwl; i++)
+		if (w->wl[i].armed)
+			return;
+	for (i = 0; i < w->ndg; i++)
+		if (!dgram_idle(w->dg[i]))
+			return;
+	loop_stop(w->loop);
+}
+
+void worker_conn_removed(struct worker *w)
+{
+	if (w->stopping)
+		worker_check_done(w);
+	else
+		worker_resume(w);
+}
+
+static void worker_stop_timer_fired(struct loop_timer *t)
+{
+	struct worker *w = t->data;
+
+	log_notice("worker: shutdown_timeout reached, closing %zu connections "
+		   "worker=%zu", w->nconns, w->id);
+	conn_abort_all(w);
+	worker_check_done(w);
+}
+
+static void worker_begin_stop(struct worker *w)
+{
+	int64_t timeout = w->d->conf->shutdown_timeout_ms * 1000000;
+	size_t i;
+
+	w->stopping = true;
+	for (i = 0; i < w->nwl; i++) {
+		loop_timer_stop(w->loop, &w->wl[i].retry);
+		if (w->wl[i].armed)
+			loop_cancel(w->loop, &w->wl[i].op);
+	}
+	for (i = 0; i < w->ndg; i++)
+		dgram_close(w->dg[i]);
+	w->stop_timer = (struct loop_timer){ .cb = worker_stop_timer_fired,
+					     .data = w };
+	loop_timer_set(w->loop, &w->stop_timer, loop_now(w->loop) + timeout);
+	conn_shutdown_all(w);
+	worker_check_done(w);
+}
+
+static void worker_woken(struct loop *l, void *arg)
+{
+	struct worker *w = arg;
+
+	if (!w->stopping && daemon_state(w->d) == RINGD_DRAINING)
+		worker_begin_stop(w);
+}
+
+static int worker_start_plugins(struct worker *w)
+{
+	struct daemon *d = w->d;
+	size_t i;
+
+	w->wstate = calloc(d->conf->nsvc + 1, sizeof(*w->wstate));
+	if (!w->wstate)
+		return -ENOMEM;
+	for (i = 0; i < d->conf->nsvc; i++) {
+		const struct ringd_instance *inst = &d->svc[i];
+
+		if (!PLUGIN_HAS(inst->p, start))
+			continue;
+		w->wstate[i] = inst->p->start(&host_api, inst, inst->sc->pconf);
+		if (!w->wstate[i]) {
+			log_err("%s: plugin %s failed to start worker=%zu",
+				inst->sc->name, inst->p->name, w->id);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static void worker_stop_plugins(struct worker *w)
+{
+	struct daemon *d = w->d;
+	size_t i;
+
+	for (i = 0; w->wstate && i < d->conf->nsvc; i++)
+		if (w->wstate[i] && PLUGIN_HAS(d->svc[i].p, stop))
+			d->svc[i].p->stop(w->wstate[i]);
+	free(w->wstate);
+	w->wstate = NULL;
+}
+
+/* Stream listeners go to every worker; datagram sockets to worker 0. */
+static int worker_open_listeners(struct worker *w)
+{
+	struct daemon *d = w->d;
+	size_t i;
+
+	w->wl = calloc(d->nlisteners + 1, sizeof(*w->wl));
+	w->dg = calloc(d->nlisteners + 1, sizeof(*w->dg));
+	if (!w->wl || !w->dg)
+		return -ENOMEM;
+	for (i = 0; i < d->nlisteners; i++) {
+		const struct listener *l = &d->listeners[i];
+		const struct ringd_instance *inst = &d->svc[l->svc];
+
+		if (l->addr.kind == LISTEN_UDP) {
+			if (w->id != 0)
+				continue;
+			w->dg[w->ndg] = dgram_open(w, inst, l->fds[0]);
+			if (!w->dg[w->ndg])
+				return -ENOMEM;
+			w->ndg++;
+			continue;
+		}
+		w->wl[w->nwl] = (struct wlisten){
+			.op = { .cb = worker_accept_done, .data = &w->wl[w->nwl] },
+			.w = w, .inst = inst, .l = l,
+			.fd = listen_fd_for(l, w->id),
+			.retry = { .cb = worker_retry_fired, .data = &w->wl[w->nwl] },
+		};
+		worker_arm(&w->wl[w->nwl++]);
+	}
+	return 0;
+}
+
+static int worker_setup(struct worker *w)
+{
+	struct loop_params lp = { .backend = w->d->backend };
+	int r;
+
+	r = loop_new(&w->loop, &lp);
+	if (r < 0) {
+		log_err("worker: loop: %s: %s worker=%zu",
+			w->d->backend == LOOP_BACKEND_IO_URING ? "io_uring" :
+								 "epoll",
+			strerror(-r), w->id);
+		w->loop = NULL;
+		return r;
+	}
+	loop_set_wake(w->loop, worker_woken, w);
+	r = worker_start_plugins(w);
+	if (r < 0)
+		return r;
+	return worker_open_listeners(w);
+}
+
+static void worker_teardown(struct worker *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->ndg; i++)
+		dgram_free(w->dg[i]);
+	free(w->dg);
+	free(w->wl);
+	w->dg = NULL;
+	w->wl = NULL;
+	w->ndg = w->nwl = 0;
+	worker_stop_plugins(w);
+	if (w->loop)
+		loop_free(w->loop);
+	w->loop = NULL;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	int r;
+
+	w->start_err = worker_setup(w);
+	sem_post(w->started);
+	if (!w->start_err) {
+		r = loop_run(w->loop);
+		if (r < 0)
+			log_err("worker: loop: %s worker=%zu", strerror(-r),
+				w->id);
+	}
+	worker_teardown(w);
+	return NULL;
+}
+
+int worker_start_all(struct daemon *d)
+{
+	sem_t started;
+	size_t i, n = 0;
+	int failed = 0;
+
+	d->workers = calloc(d->nworkers, sizeof(*d->workers));
+	if (!d->workers || sem_init(&started, 0, 0) < 0)
+		return -1;
+	for (i = 0; i < d->nworkers; i++) {
+		struct worker *w = &d->workers[i];
+
+		*w = (struct worker){ .d = d, .id = i, .started = &started };
+		if (pthread_create(&w->tid, NULL, worker_main, w) != 0) {
+			log_err("worker: cannot create thread: %s",
+				strerror(errno));
+			failed = 1;
+			break;
+		}
+		n++;
+	}
+	for (i = 0; i < n; i++)
+		sem_wait(&started);
+	sem_destroy(&started);
+	for (i = 0; i < n; i++)
+		failed |= d->workers[i].start_err != 0;
+	d->nworkers = n;
+	if (failed) {
+		worker_stop_all(d);
+		return -1;
+	}
+	return 0;
+}
+
+void worker_stop_all(struct daemon *d)
+{
+	size_t i;
+
+	atomic_store(&d->state, RINGD_DRAINING);
+	for (i = 0; i < d->nworkers; i++) {
+		struct worker *w = &d->workers[i];
+
+		/* A worker that failed to start has already returned. */
+		if (!w->start_err)
+			loop_wake(w->loop);
+	}
+	for (i = 0; i < d->nworkers; i++)
+		pthread_join(d->workers[i].tid, NULL);
+	free(d->workers);
+	d->workers = NULL;
+	d->nworkers = 0;
+}

@@ -1,0 +1,54 @@
+/* The daemon's context: everything main() builds and the workers share
+ * read-only, plus the few atomics they update (state, connection count).
+ * There is no other process-wide state except the log level. */
+#ifndef RINGD_DAEMON_H
+#define RINGD_DAEMON_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ringd/plugin.h>
+
+#include "conf.h"
+#include "loop.h"
+
+struct listener;
+struct worker;
+
+/* One configured service instance, as plugins see it through the host. */
+struct ringd_instance {
+	const struct service_conf *sc;
+	const struct ringd_plugin *p;
+	struct daemon *d;
+	size_t idx; /* in d->svc and in each worker's wstate[] */
+};
+
+struct daemon {
+	struct ringd_conf *conf;
+	enum loop_backend backend; /* resolved: IO_URING or EPOLL */
+
+	struct ringd_instance *svc; /* conf->nsvc entries */
+	struct listener *listeners;
+	size_t nlisteners;
+
+	/* Every port a service listens on, so the UDP guard can refuse
+	 * datagrams that one of our own services sent (loops between two
+	 * reflecting services). Sorted. */
+	uint16_t *own_ports;
+	size_t nown_ports;
+
+	struct worker *workers;
+	size_t nworkers;
+
+	_Atomic int state;      /* enum ringd_state */
+	_Atomic long nconns;    /* open connections, all workers */
+};
+
+static inline enum ringd_state daemon_state(struct daemon *d)
+{
+	return (enum ringd_state)atomic_load_explicit(&d->state,
+						      memory_order_relaxed);
+}
+
+#endif

@@ -1,0 +1,37 @@
+/* Listening sockets, opened by main before any worker starts so that a
+ * port in use or a refused bind is a start-up error naming the service and
+ * address. TCP listeners are one shared socket (every worker arms a
+ * multishot accept on it) or, with reuseport, one SO_REUSEPORT socket per
+ * worker. UDP sockets are served by worker 0 alone, so per-source limits
+ * need no locks. */
+#ifndef RINGD_LISTEN_H
+#define RINGD_LISTEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "conf_value.h"
+
+struct daemon;
+
+struct listener {
+	size_t svc;             /* index into d->svc */
+	struct listen_addr addr; /* with the bound port filled in */
+	int *fds;               /* nfds sockets; several only for reuseport */
+	size_t nfds;
+	bool unlink_path;       /* we created addr.path */
+};
+
+/* Open every listener of every service. On failure logs one line naming
+ * the service and address ("echo: bind tcp://127.0.0.1:7: Permission
+ * denied"), closes what was opened and returns -errno. */
+int listen_open_all(struct daemon *d);
+void listen_close_all(struct daemon *d);
+
+/* The fd worker w uses for listener l. */
+int listen_fd_for(const struct listener *l, size_t worker);
+
+/* "echo:tcp://127.0.0.1:7007,echo:udp://..." for STATUS and logs. */
+void listen_describe(const struct daemon *d, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,28 @@
+/* A fake struct ringd_host for plugin unit tests: records what a plugin
+ * sends, closes and replies, with a clock the test sets. No sockets. */
+#ifndef RINGD_FAKE_HOST_H
+#define RINGD_FAKE_HOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ringd/plugin.h>
+
+struct fake_host {
+	struct ringd_host host;
+	char out[1 << 20]; /* everything sent or replied, in order */
+	size_t outlen;
+	int sends, replies, closes, aborts;
+	int64_t now_ns;
+	int64_t timeout_ms;
+	enum ringd_state state;
+	size_t max_reply; /* the daemon's guard rule, as reply() applies it */
+};
+
+/* The fake is a singleton per test process: host callbacks carry no
+ * context pointer of their own. */
+struct fake_host *fake_host_get(void);
+void fake_host_reset(void);
+
+#endif
