@@ -41,6 +41,10 @@ struct outseg {
 };
 
 #define OUTSEG_ALLOC 16384
+/* Freed standard segments a worker keeps for reuse. Request/response
+ * traffic allocates and frees one per reply; without the cache glibc
+ * grows and trims its heap each time and every reply pays page faults. */
+#define OUTSEG_CACHE 64
 
 struct conn {
 	struct ringd_conn pub; /* first: plugins hold &pub */
@@ -151,13 +155,35 @@ static void conn_finish(struct conn *c)
 	conn_read_start(c);
 }
 
+static void conn_put_seg(struct worker *w, struct outseg *s)
+{
+	if (s->cap != OUTSEG_ALLOC || w->nfree_segs >= OUTSEG_CACHE) {
+		free(s);
+		return;
+	}
+	s->next = w->free_segs;
+	w->free_segs = s;
+	w->nfree_segs++;
+}
+
+void conn_free_cache(struct worker *w)
+{
+	struct outseg *s;
+
+	while ((s = w->free_segs)) {
+		w->free_segs = s->next;
+		free(s);
+	}
+	w->nfree_segs = 0;
+}
+
 static void conn_free_queue(struct conn *c)
 {
 	struct outseg *s, *next;
 
 	for (s = c->head; s; s = next) {
 		next = s->next;
-		free(s);
+		conn_put_seg(c->w, s);
 	}
 	c->head = c->tail = NULL;
 	c->queued = 0;
@@ -293,7 +319,7 @@ static void conn_consume(struct conn *c, size_t n)
 		c->head = s->next;
 		if (!c->head)
 			c->tail = NULL;
-		free(s);
+		conn_put_seg(c->w, s);
 	}
 }
 
@@ -340,13 +366,19 @@ static void conn_send_done(struct loop_op *op, int res, unsigned flags,
 	conn_release(c);
 }
 
-static struct outseg *conn_new_seg(size_t need)
+static struct outseg *conn_new_seg(struct worker *w, size_t need)
 {
 	size_t cap = need > OUTSEG_ALLOC ? need : OUTSEG_ALLOC;
-	struct outseg *s = malloc(sizeof(*s) + cap);
+	struct outseg *s = w->free_segs;
 
-	if (!s)
-		return NULL;
+	if (s && cap == OUTSEG_ALLOC) {
+		w->free_segs = s->next;
+		w->nfree_segs--;
+	} else {
+		s = malloc(sizeof(*s) + cap);
+		if (!s)
+			return NULL;
+	}
 	s->next = NULL;
 	s->ptr = s->data;
 	s->len = 0;
@@ -393,7 +425,7 @@ int conn_send(struct ringd_conn *pc, const void *buf, size_t len, int copy)
 	} else {
 		room = conn_tail_room(c);
 		if (room < len) {
-			s = conn_new_seg(len);
+			s = conn_new_seg(c->w, len);
 			if (!s)
 				return -ENOMEM;
 			conn_append(c, s);

@@ -32,6 +32,9 @@ void conn_open(struct worker *w, const struct ringd_instance *inst, int fd);
 void conn_shutdown_all(struct worker *w);
 void conn_abort_all(struct worker *w);
 
+/* Free the worker's cache of output segments (at worker exit). */
+void conn_free_cache(struct worker *w);
+
 /* The ringd_host operations on a connection. */
 int conn_send(struct ringd_conn *c, const void *buf, size_t len, int copy);
 void conn_close(struct ringd_conn *c);

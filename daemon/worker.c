@@ -281,6 +281,7 @@ static void worker_teardown(struct worker *w)
 	w->wl = NULL;
 	w->ndg = w->nwl = 0;
 	worker_stop_plugins(w);
+	conn_free_cache(w);
 	if (w->loop)
 		loop_free(w->loop);
 	w->loop = NULL;

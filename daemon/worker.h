@@ -16,6 +16,7 @@ struct daemon;
 struct conn;
 struct dgram;
 struct wlisten;
+struct outseg;
 
 struct worker {
 	struct daemon *d;
@@ -30,6 +31,9 @@ struct worker {
 	size_t nwl;
 	struct dgram **dg;
 	size_t ndg;
+
+	struct outseg *free_segs; /* conn.c's cache of output segments */
+	size_t nfree_segs;
 
 	struct conn *conns; /* doubly linked */
 	size_t nconns;
