@@ -1,13 +1,18 @@
 /* One stream connection between the loop and a plugin. It keeps one recv
  * (multishot) and at most one send in flight, so bytes never reorder, and
  * frees itself only after the last completion of its ops has arrived. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -28,6 +33,7 @@ enum {
 	C_IN_CB = 1u << 8,    /* inside a plugin hook: do not free */
 	C_DEADLINE = 1u << 9, /* timeout is fixed, not refreshed by I/O */
 	C_RESET = 1u << 10,   /* close with RST (abort) */
+	C_DRAIN = 1u << 11,   /* stopping: serve input already received */
 };
 
 /* Queued output. A copy segment owns data[cap]; a reference segment
@@ -68,6 +74,7 @@ static void conn_send_done(struct loop_op *op, int res, unsigned flags,
 			   void *buf);
 static void conn_kill(struct conn *c);
 static void conn_release(struct conn *c);
+static void conn_drain_soon(struct worker *w);
 
 static struct conn *conn_of(const struct ringd_conn *pc)
 {
@@ -78,6 +85,37 @@ static const struct ringd_plugin *conn_plugin(const struct conn *c)
 {
 	return c->inst->p;
 }
+
+/* "127.0.0.1:5131", "[::1]:5131" or "unix" for key=value log fields. */
+static const char *conn_peer_text(const struct conn *c, char *buf,
+				  size_t len)
+{
+	const struct sockaddr_in *sin = (const void *)&c->peer;
+	const struct sockaddr_in6 *sin6 = (const void *)&c->peer;
+	char addr[INET6_ADDRSTRLEN];
+
+	if (c->peer.ss_family == AF_INET) {
+		inet_ntop(AF_INET, &sin->sin_addr, addr, sizeof(addr));
+		snprintf(buf, len, "%s:%u", addr, ntohs(sin->sin_port));
+	} else if (c->peer.ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &sin6->sin6_addr, addr, sizeof(addr));
+		snprintf(buf, len, "[%s]:%u", addr, ntohs(sin6->sin6_port));
+	} else {
+		snprintf(buf, len, "unix");
+	}
+	return buf;
+}
+
+/* Per-connection lines are debug: formatting them is skipped unless an
+ * operator asked for them. */
+#define conn_debug(c, fmt, ...)                                             \
+	do {                                                                \
+		char peer_[64];                                             \
+		if (log_level() >= RINGD_LOG_DEBUG)                         \
+			log_debug("conn: " fmt " svc=%s peer=%s",           \
+				  ##__VA_ARGS__, (c)->inst->sc->name,       \
+				  conn_peer_text((c), peer_, sizeof(peer_))); \
+	} while (0)
 
 static void conn_arm_timer(struct conn *c)
 {
@@ -105,8 +143,7 @@ static void conn_timer_fired(struct loop_timer *t)
 		loop_timer_set(c->w->loop, t, expiry);
 		return;
 	}
-	log_debug("conn: %s svc=%s", c->flags & C_SHUT ? "linger timeout" :
-		  "timeout", c->inst->sc->name);
+	conn_debug(c, "%s", c->flags & C_SHUT ? "linger timeout" : "timeout");
 	conn_kill(c);
 	conn_release(c);
 }
@@ -219,6 +256,7 @@ static void conn_release(struct conn *c)
 
 		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
+	conn_debug(c, "close%s", c->flags & C_RESET ? " (reset)" : "");
 	loop_timer_stop(w->loop, &c->timer);
 	loop_close(w->loop, c->fd);
 	conn_free_queue(c);
@@ -288,6 +326,8 @@ static void conn_recv_done(struct loop_op *op, int res, unsigned flags,
 		conn_touch(c);
 		if (!(c->flags & (C_CLOSING | C_SHUT)))
 			conn_call_data(c, buf, (size_t)res);
+		if (c->flags & C_DRAIN)
+			conn_drain_soon(c->w);
 		if (c->queued >= CONN_HIGH_WATER && (c->flags & C_READING) &&
 		    !(c->flags & (C_PAUSED | C_DEAD | C_SHUT))) {
 			c->flags |= C_PAUSED;
@@ -299,8 +339,7 @@ static void conn_recv_done(struct loop_op *op, int res, unsigned flags,
 		if (c->queued < CONN_LOW_WATER)
 			conn_read_start(c);
 	} else {
-		log_debug("conn: recv: %s svc=%s", strerror(-res),
-			  c->inst->sc->name);
+		conn_debug(c, "recv: %s", strerror(-res));
 		c->flags |= C_EOF;
 		conn_kill(c);
 	}
@@ -349,8 +388,7 @@ static void conn_send_done(struct loop_op *op, int res, unsigned flags,
 		return;
 	}
 	if (res < 0) {
-		log_debug("conn: send: %s svc=%s", strerror(-res),
-			  c->inst->sc->name);
+		conn_debug(c, "send: %s", strerror(-res));
 		c->flags |= C_EOF;
 		conn_kill(c);
 		conn_release(c);
@@ -525,6 +563,7 @@ void conn_open(struct worker *w, const struct ringd_instance *inst, int fd)
 	c->timeout_ns = inst->sc->idle_timeout_ms * 1000000;
 	conn_arm_timer(c);
 
+	conn_debug(c, "open");
 	c->flags |= C_IN_CB;
 	if (PLUGIN_HAS(p, on_open) && p->on_open(&c->pub) < 0)
 		conn_kill(c);
@@ -535,17 +574,55 @@ void conn_open(struct worker *w, const struct ringd_instance *inst, int fd)
 	conn_release(c);
 }
 
-void conn_shutdown_all(struct worker *w)
+/* Input the kernel has taken from the peer that we have not read yet. */
+static int conn_unread(const struct conn *c)
 {
+	int n = 0;
+
+	if (ioctl(c->fd, SIOCINQ, &n) < 0)
+		return 0;
+	return n;
+}
+
+/* A draining connection closes once everything the peer had sent before
+ * the stop has reached the plugin. Checked after a whole batch of
+ * completions, since data the kernel already handed to a completion no
+ * longer counts as unread. */
+static void conn_drain_check(struct loop_timer *t)
+{
+	struct worker *w = t->data;
 	struct conn *c, *next;
 
 	for (c = w->conns; c; c = next) {
 		next = c->next;
+		if (!(c->flags & C_DRAIN) || (c->flags & (C_PAUSED | C_DEAD)))
+			continue;
+		if (conn_unread(c) > 0)
+			continue;
+		c->flags &= ~C_DRAIN;
 		c->flags |= C_IN_CB; /* keep c alive while we look at it */
 		conn_close(&c->pub);
 		c->flags &= ~C_IN_CB;
 		conn_release(c);
 	}
+}
+
+static void conn_drain_soon(struct worker *w)
+{
+	if (!loop_timer_armed(&w->drain_timer))
+		loop_timer_set(w->loop, &w->drain_timer, loop_now(w->loop));
+}
+
+void conn_shutdown_all(struct worker *w)
+{
+	struct conn *c;
+
+	w->drain_timer.cb = conn_drain_check;
+	w->drain_timer.data = w;
+	for (c = w->conns; c; c = c->next)
+		if (!(c->flags & (C_CLOSING | C_DEAD)))
+			c->flags |= C_DRAIN;
+	conn_drain_soon(w);
 }
 
 void conn_abort_all(struct worker *w)

@@ -27,8 +27,9 @@ struct ringd_instance;
  * failure the fd is closed. */
 void conn_open(struct worker *w, const struct ringd_instance *inst, int fd);
 
-/* Graceful stop of every connection of w: no more input to the plugin,
- * flush, FIN, then close. conn_abort_all closes them now. */
+/* Graceful stop of every connection of w: what the peer sent before the
+ * stop still reaches the plugin, then flush, FIN, close; idle ones close
+ * at once. conn_abort_all closes them now. */
 void conn_shutdown_all(struct worker *w);
 void conn_abort_all(struct worker *w);
 

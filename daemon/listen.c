@@ -223,6 +223,20 @@ int listen_open_all(struct daemon *d)
 	return listen_collect_ports(d);
 }
 
+void listen_stop_all(struct daemon *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->nlisteners; i++) {
+		struct listener *l = &d->listeners[i];
+
+		if (l->unlink_path) {
+			unlink(l->addr.path);
+			l->unlink_path = false;
+		}
+	}
+}
+
 void listen_close_all(struct daemon *d)
 {
 	size_t i, j;

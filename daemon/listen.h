@@ -26,6 +26,10 @@ struct listener {
  * the service and address ("echo: bind tcp://127.0.0.1:7: Permission
  * denied"), closes what was opened and returns -errno. */
 int listen_open_all(struct daemon *d);
+/* First step of a stop: unix socket files go, so new clients find no
+ * socket; the workers then shut the listeners down themselves after
+ * taking what the kernel had already accepted. */
+void listen_stop_all(struct daemon *d);
 void listen_close_all(struct daemon *d);
 
 /* The fd worker w uses for listener l. */

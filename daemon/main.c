@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,9 +133,15 @@ static int main_keys(const char *name)
 		fprintf(stderr, "ringd: %s\n", err);
 		return 1;
 	}
-	printf("%s: %s\n", pl->p->name,
-	       pl->p->description ? pl->p->description : "");
-	conf_print_keys(stdout, pl->p->name, pl->p->keys);
+	printf("%s: %s (%s)\n\n", pl->p->name,
+	       pl->p->description ? pl->p->description : "", pl->path);
+	if (pl->p->keys && pl->p->keys[0].name)
+		conf_print_keys(stdout, "its own keys", pl->p->keys);
+	else
+		printf("its own keys: none\n");
+	printf("\n");
+	conf_print_keys(stdout, "and those of every service section",
+			conf_service_keys);
 	plugin_set_free(&set);
 	return 0;
 }
@@ -265,6 +272,8 @@ static int main_run(struct daemon *d)
 	main_announce(d);
 	main_wait_for_stop(&set);
 	notify_send("STOPPING=1");
+	atomic_store(&d->state, RINGD_DRAINING);
+	listen_stop_all(d);
 	worker_stop_all(d);
 	listen_close_all(d);
 	log_info("ringd: stopped");

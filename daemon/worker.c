@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -35,7 +36,10 @@ static void worker_accept_done(struct loop_op *op, int res, unsigned flags,
 
 static void worker_arm(struct wlisten *wl)
 {
-	if (wl->armed || wl->paused || wl->w->stopping)
+	/* The state check covers the moment between main shutting the
+	 * listeners down and this worker hearing of the stop. */
+	if (wl->armed || wl->paused || wl->w->stopping ||
+	    daemon_state(wl->w->d) != RINGD_RUNNING)
 		return;
 	wl->armed = true;
 	loop_accept(wl->w->loop, &wl->op, wl->fd);
@@ -98,13 +102,14 @@ static void worker_accept_done(struct loop_op *op, int res, unsigned flags,
 	if (!(flags & LOOP_F_MORE))
 		wl->armed = false;
 	if (res >= 0) {
-		if (w->stopping) {
-			close(res);
-		} else if (!worker_take_slot(w)) {
+		if (!worker_take_slot(w)) {
 			close(res);
 			worker_pause(wl, "max_connections reached");
 		} else {
 			conn_open(w, wl->inst, res);
+			/* Accepted as the stop began: in flight, so drained. */
+			if (w->stopping)
+				conn_shutdown_all(w);
 		}
 	} else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS ||
 		   res == -ENOMEM) {
@@ -151,17 +156,36 @@ static void worker_stop_timer_fired(struct loop_timer *t)
 	worker_check_done(w);
 }
 
+/* Connections the kernel completed before the stop are in flight and
+ * get served; then the listener stops listening, so later clients are
+ * refused at once instead of waiting in a backlog nobody accepts from.
+ * The listener may be shared: shutting it down is idempotent. */
+static void worker_close_listener(struct wlisten *wl)
+{
+	struct worker *w = wl->w;
+	int fd;
+
+	loop_timer_stop(w->loop, &wl->retry);
+	if (wl->armed)
+		loop_cancel(w->loop, &wl->op);
+	while ((fd = accept4(wl->fd, NULL, NULL,
+			     SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		if (worker_take_slot(w))
+			conn_open(w, wl->inst, fd);
+		else
+			close(fd);
+	}
+	shutdown(wl->fd, SHUT_RDWR);
+}
+
 static void worker_begin_stop(struct worker *w)
 {
 	int64_t timeout = w->d->conf->shutdown_timeout_ms * 1000000;
 	size_t i;
 
 	w->stopping = true;
-	for (i = 0; i < w->nwl; i++) {
-		loop_timer_stop(w->loop, &w->wl[i].retry);
-		if (w->wl[i].armed)
-			loop_cancel(w->loop, &w->wl[i].op);
-	}
+	for (i = 0; i < w->nwl; i++)
+		worker_close_listener(&w->wl[i]);
 	for (i = 0; i < w->ndg; i++)
 		dgram_close(w->dg[i]);
 	w->stop_timer = (struct loop_timer){ .cb = worker_stop_timer_fired,
@@ -332,6 +356,7 @@ int worker_start_all(struct daemon *d)
 		failed |= d->workers[i].start_err != 0;
 	d->nworkers = n;
 	if (failed) {
+		atomic_store(&d->state, RINGD_DRAINING);
 		worker_stop_all(d);
 		return -1;
 	}
@@ -342,7 +367,6 @@ void worker_stop_all(struct daemon *d)
 {
 	size_t i;
 
-	atomic_store(&d->state, RINGD_DRAINING);
 	for (i = 0; i < d->nworkers; i++) {
 		struct worker *w = &d->workers[i];
 

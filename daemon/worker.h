@@ -39,13 +39,15 @@ struct worker {
 	size_t nconns;
 	bool stopping;
 	struct loop_timer stop_timer;
+	struct loop_timer drain_timer; /* conn.c: graceful stop checks */
 };
 
 /* Start d->nworkers threads. Returns 0 when all came up, else stops the
  * ones that did and returns -1 (the failing worker logged why). */
 int worker_start_all(struct daemon *d);
 
-/* Ask every worker to drain and stop; returns when all threads ended. */
+/* Ask every worker to drain and stop (d->state must already say
+ * RINGD_DRAINING); returns when all threads ended. */
 void worker_stop_all(struct daemon *d);
 
 /* Called by conn.c after a connection left w->conns: resumes a paused

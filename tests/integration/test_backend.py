@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Engine choice: what each variant must pick, what it logs, and that an
+explicit io_uring that cannot start is an error, never a silent fallback."""
+
+import re
+
+import harness
+from harness import assert_same, echo_roundtrip, payload
+
+
+def test_variant_engine_and_startup_line(ctx):
+    """The harness checks STATUS backend= and the start-up line for every
+    daemon; here also that the start-up line names every listener."""
+    d = ctx.daemon()
+    err = d.stderr()
+    want = d.expected_engine()
+    line = next((l for l in err.splitlines() if 'backend=' + want in l), None)
+    assert line is not None, err
+    for a in d.addrs():
+        assert a.url in err or ('%s:%d' % (a.host, a.port)) in err, \
+            'listener %s not named in the start-up log:\n%s' % (a.url, err)
+    if ctx.backend == 'auto-no-uring':
+        m = re.search(r'loop: io_uring unavailable \((.+)\); using epoll', err)
+        assert m and 'not permitted' in m.group(1).lower(), \
+            'fallback reason should be EPERM from seccomp:\n' + err
+        assert len(re.findall('io_uring unavailable', err)) == 1, \
+            'fallback logged more than once (workers=2):\n' + err
+    elif ctx.backend == 'epoll':
+        assert 'io_uring unavailable' not in err, 'explicit epoll should not probe/complain:\n' + err
+    data = payload(1 << 20, seed=61)
+    assert_same(echo_roundtrip(d.addr('tcp'), data), data)
+    got, _ = harness.udp_echo(d.addr('udp'), b'engine')
+    assert got == b'engine'
+    d.stop()
+
+
+def test_set_overrides_backend(ctx):
+    """-s ringd.backend=... wins over the file."""
+    want = 'auto' if ctx.backend == 'auto-no-uring' else ctx.backend
+    other = 'epoll' if want == 'io_uring' else 'io_uring'
+    if ctx.backend == 'auto-no-uring':
+        other = 'epoll'
+    ini = ctx.ini(ringd={'backend': other})
+    d = ctx.daemon(ini=ini, args=['-s', 'ringd.backend=' + want])
+    got, _ = harness.udp_echo(d.addr('udp'), b'override')
+    assert got == b'override'
+    d.stop()
+
+
+def test_workers_status(ctx):
+    for n in ('1', '3'):
+        d = ctx.daemon(ringd={'workers': n})
+        assert d.status.get('workers') == n, 'STATUS %r, workers = %s' % (d.status, n)
+        harness.assert_same(echo_roundtrip(d.addr('tcp'), b'w' * 70000), b'w' * 70000)
+        d.stop()
+
+
+def test_explicit_io_uring_under_no_uring_fails(ctx):
+    d = ctx.daemon(ringd={'backend': 'io_uring'}, no_uring=True, expect_ready=False)
+    rc = d.run_to_exit()
+    err = d.stderr()
+    assert rc == 1, 'exit %s, expected 1; stderr:\n%s' % (rc, err)
+    assert 'io_uring' in err and 'not permitted' in err.lower(), \
+        'message should name io_uring and the reason (EPERM):\n' + err
+    assert 'READY=1' not in ''.join(d.messages) and not any('READY=1' in m for m in d.messages)
+    assert 'using epoll' not in err, 'explicit io_uring silently fell back:\n' + err
+
+
+def test_version_reports_backends(ctx):
+    r = ctx.run(['-V'], no_uring=False)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, (r.returncode, out)
+    lines = out.splitlines()
+    assert lines and lines[0] == 'ringd 0.1.0', out
+    assert re.search(r'^io_uring: (yes|no \(.+\))$', out, re.M), out
+    assert re.search(r'^epoll: yes$', out, re.M), out
+    r = ctx.run(['-V'], no_uring=True)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, (r.returncode, out)
+    m = re.search(r'^io_uring: no \((.+)\)$', out, re.M)
+    assert m, 'under no-uring -V should say io_uring: no (reason):\n' + out
+    assert 'not permitted' in m.group(1).lower(), out
+    assert re.search(r'^epoll: yes$', out, re.M), out
+
+
+def test_reuseport_modes(ctx):
+    """Shared listener and per-worker SO_REUSEPORT listeners both serve."""
+    import test_echo_tcp
+    for mode in ('yes', 'no'):
+        d = ctx.daemon(ringd={'reuseport': mode, 'workers': '2'})
+        data = payload(1 << 20, seed=62)
+        assert_same(echo_roundtrip(d.addr('tcp'), data), data, 'reuseport=' + mode)
+        test_echo_tcp._concurrent(d.addr('tcp'), 100, [10, 3000, 50000])
+        for i in range(20):
+            got, _ = harness.udp_echo(d.addr('udp'), b'r%d' % i)
+            assert got == b'r%d' % i
+        d.stop()
+
+
+if __name__ == '__main__':
+    harness.main([
+        test_variant_engine_and_startup_line,
+        test_set_overrides_backend,
+        test_workers_status,
+        test_explicit_io_uring_under_no_uring_fails,
+        test_version_reports_backends,
+        test_reuseport_modes,
+    ])

@@ -1,0 +1,351 @@
+#!/usr/bin/env python3
+"""Lifecycle and resource bounds: graceful SIGTERM, back-pressure on a client
+that never reads, running out of file descriptors."""
+
+import errno
+import fcntl
+import os
+import selectors
+import signal
+import socket
+import struct
+import termios
+import threading
+import time
+
+import harness
+from harness import assert_same, connect, echo_roundtrip, payload, recv_exact
+
+
+def test_sigterm_idle_exits_0(ctx):
+    d = ctx.daemon()
+    t0 = time.monotonic()
+    d.stop()
+    assert time.monotonic() - t0 < 5, 'idle daemon took %.1f s to stop' % (time.monotonic() - t0)
+    fields = d.notify_fields()
+    assert 'STOPPING' in fields and '1' in fields['STOPPING'], \
+        'no STOPPING=1 on the notify socket: %r' % d.messages
+
+
+def test_sigint_exits_0(ctx):
+    d = ctx.daemon()
+    d.signal(signal.SIGINT)
+    rc = d.wait()
+    assert rc == 0, 'exit %s after SIGINT; stderr:\n%s' % (rc, d.stderr())
+
+
+def _unacked(s):
+    """Bytes (and FIN) the peer's kernel has not yet acknowledged (SIOCOUTQ)."""
+    return struct.unpack('i', fcntl.ioctl(s.fileno(), termios.TIOCOUTQ, b'\0' * 4))[0]
+
+
+def _server_rx_queue(server_port, client_port):
+    """Bytes the daemon has not yet read from our connection (its socket's
+    rx_queue in /proc/net/tcp), or None if the socket is not listed."""
+    with open('/proc/net/tcp') as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            lport = int(fields[1].split(':')[1], 16)
+            rport = int(fields[2].split(':')[1], 16)
+            if lport == server_port and rport == client_port:
+                return int(fields[4].split(':')[1], 16)
+    return None
+
+
+def test_sigterm_finishes_in_flight_echo(ctx):
+    """SIGTERM while a long echo is partly back. Before the signal the client
+    has sent every byte and its FIN, the daemon's kernel has acknowledged
+    them all (so all of it was received), and part of it still waits unread
+    in the daemon's socket (its output is full: the client reads slowly).
+    The client must still get every byte and then EOF (FIN); an idle client
+    gets EOF; the daemon exits 0 within shutdown_timeout."""
+    d = ctx.daemon(ringd={'shutdown_timeout': '8s'})
+    addr = d.addr('tcp')
+    idle = connect(addr)
+    data = payload(16 << 20, seed=21)
+    pending = None
+    for attempt in range(10):
+        if attempt == 9:
+            raise AssertionError('test set-up: in 9 rounds the daemon never had unread '
+                                 'input once the client was done (rx_queue %s)' % pending)
+        # A small receive window on the client keeps the daemon's output full.
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        s.settimeout(10)
+        s.connect(addr.sockaddr)
+        cport = s.getsockname()[1]
+        wr = threading.Thread(target=lambda s=s: (s.sendall(data), s.shutdown(socket.SHUT_WR)),
+                              daemon=True)
+        wr.start()
+        got = bytearray(recv_exact(s, 256 << 10, 10))
+        # Read slowly, only until the daemon's kernel has acknowledged all
+        # our bytes and the FIN (bounded).
+        deadline = time.monotonic() + 30
+        while wr.is_alive() or _unacked(s) != 0:
+            assert time.monotonic() < deadline, 'the daemon never took all 16 MiB'
+            s.settimeout(0.05)
+            try:
+                b = s.recv(1024)
+                assert b, 'EOF before SIGTERM'
+                got += b
+            except socket.timeout:
+                pass
+        pending = _server_rx_queue(addr.port, cport)
+        if os.environ.get('IT_VERBOSE'):
+            print('    round %d: daemon rx_queue %s' % (attempt, pending))
+        if pending is not None and pending > 4096:
+            break
+        # The daemon had already read everything: this round proves nothing
+        # about unread input. Finish it normally and try again.
+        rest = harness.recv_until_eof(s, limit=len(data), deadline=time.monotonic() + 20)
+        assert_same(bytes(got) + rest, data, 'echo before SIGTERM')
+        s.close()
+    unread = len(data) - len(got)
+    t_term = time.monotonic()
+    d.signal(signal.SIGTERM)
+    rest = harness.recv_until_eof(s, limit=len(data), deadline=time.monotonic() + 8)
+    s.close()
+    assert_same(bytes(got) + rest, data,
+                'echo across SIGTERM (at SIGTERM %d bytes were not yet echoed back, '
+                '%s still unread by the daemon)' % (unread, pending))
+    # The idle client is closed with a FIN (EOF), not left hanging or reset.
+    idle.settimeout(8)
+    try:
+        assert idle.recv(1) == b'', 'idle client got data'
+    except ConnectionResetError:
+        raise AssertionError('idle client was reset instead of closed')
+    idle.close()
+    rc = d.wait(10)
+    took = time.monotonic() - t_term
+    assert rc == 0, 'exit %s after SIGTERM; stderr:\n%s' % (rc, d.stderr())
+    assert took < 8 + 1, 'took %.1f s, shutdown_timeout is 8 s' % took
+
+
+def test_sigterm_closes_listeners(ctx):
+    """Stop accepting means closing the listeners: a client that connects
+    while the daemon drains must be refused at once, not completed by the
+    kernel into a backlog nobody accepts from, left hanging, then reset.
+    An idle client keeps the daemon draining for a while."""
+    d = ctx.daemon(ringd={'shutdown_timeout': '8s'})
+    addr = d.addr('tcp')
+    idle = connect(addr)
+    t_term = time.monotonic()
+    d.signal(signal.SIGTERM)
+    outcome = None
+    tries = []
+    while time.monotonic() - t_term < 1.0:
+        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c.settimeout(0.3)
+        try:
+            c.connect(addr.sockaddr)
+            c.sendall(b'x')
+            r = 'echo' if c.recv(1) == b'x' else 'eof'
+        except ConnectionRefusedError:
+            outcome = 'refused'
+            break
+        except socket.timeout:
+            r = 'hung'
+        except ConnectionResetError:
+            r = 'reset'
+        finally:
+            c.close()
+        tries.append('%.2f:%s' % (time.monotonic() - t_term, r))
+        assert r in ('echo', 'eof'), \
+            'connect after SIGTERM was accepted by the kernel but %s: %s' % (r, tries)
+        time.sleep(0.02)  # poll interval of a bounded wait
+    assert outcome == 'refused', 'listener still open 1 s after SIGTERM: %s' % tries
+    idle.close()
+    rc = d.wait(10)
+    assert rc == 0, 'exit %s; stderr:\n%s' % (rc, d.stderr())
+
+
+def test_shutdown_timeout_bounds_stop(ctx):
+    """A client that never reads cannot hold the daemon past shutdown_timeout."""
+    d = ctx.daemon(ringd={'shutdown_timeout': '1s'})
+    s = connect(d.addr('tcp'))
+    s.setblocking(False)
+    chunk = payload(1 << 16)
+    sent = 0
+    t_end = time.monotonic() + 5
+    while time.monotonic() < t_end:
+        try:
+            sent += s.send(chunk)
+        except BlockingIOError:
+            sel = selectors.DefaultSelector()
+            sel.register(s, selectors.EVENT_WRITE)
+            ready = sel.select(0.5)
+            sel.close()
+            if not ready:
+                break
+    t0 = time.monotonic()
+    d.signal(signal.SIGTERM)
+    rc = d.wait(10)
+    took = time.monotonic() - t0
+    s.close()
+    assert rc == 0, 'exit %s; stderr:\n%s' % (rc, d.stderr())
+    assert took < 1 + 1.5, 'stop took %.1f s with shutdown_timeout = 1s' % took
+
+
+def test_back_pressure_bounded_memory(ctx):
+    """A client sends up to 200 MiB and never reads: the daemon must stop
+    reading (the client's send blocks) and its RSS must stay bounded."""
+    d = ctx.daemon(env=harness.MEMORY_TEST_ENV)
+    addr = d.addr('tcp')
+    assert_same(echo_roundtrip(addr, payload(1 << 20)), payload(1 << 20))  # warm up
+    rss0 = d.rss_kib()
+    s = connect(addr)
+    s.setblocking(False)
+    chunk = payload(1 << 20, seed=31)
+    sent = 0
+    blocked = False
+    sel = selectors.DefaultSelector()
+    sel.register(s, selectors.EVENT_WRITE)
+    deadline = time.monotonic() + 30
+    while sent < (200 << 20) and time.monotonic() < deadline:
+        try:
+            sent += s.send(chunk[sent % len(chunk):])
+        except BlockingIOError:
+            if not sel.select(2.0):
+                blocked = True
+                break
+    sel.close()
+    rss1 = d.rss_kib()
+    grew = (rss1 - rss0) / 1024
+    assert grew < 64, 'RSS grew by %.1f MiB (from %d to %d KiB) after %d MiB unread' % (
+        grew, rss0, rss1, sent >> 20)
+    assert blocked, 'sent %d MiB without the send ever blocking: no back-pressure' % (sent >> 20)
+    # Others are unaffected while this client is stuck.
+    data = payload(1 << 20, seed=32)
+    assert_same(echo_roundtrip(addr, data), data)
+    # And the stuck stream is intact: its first MiB comes back in order.
+    s.setblocking(True)
+    head = recv_exact(s, 1 << 20, 10)
+    assert_same(head, (chunk * 2)[:1 << 20], 'head of the flooded stream')
+    s.close()
+    d.stop()
+    print('    back-pressure: sent %d MiB before blocking, RSS %d -> %d KiB'
+          % (sent >> 20, rss0, rss1))
+
+
+def test_back_pressure_many_clients(ctx):
+    """Twenty clients that never read: memory still bounded per connection."""
+    d = ctx.daemon(env=harness.MEMORY_TEST_ENV)
+    addr = d.addr('tcp')
+    rss0 = d.rss_kib()
+    socks = []
+    chunk = payload(1 << 18, seed=41)
+    for _ in range(20):
+        s = connect(addr)
+        s.setblocking(False)
+        socks.append(s)
+    sel = selectors.DefaultSelector()
+    for s in socks:
+        sel.register(s, selectors.EVENT_WRITE)
+    # Write whatever each socket takes until, for a whole second, none of
+    # them can take more: every flood is then held back by the daemon.
+    all_stuck = False
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready = sel.select(1.0)
+        if not ready:
+            all_stuck = True
+            break
+        for key, _ in ready:
+            try:
+                while True:
+                    key.fileobj.send(chunk)
+            except BlockingIOError:
+                pass
+    sel.close()
+    rss1 = d.rss_kib()
+    assert all_stuck, 'after 30 s the floods were still being read: no back-pressure'
+    assert (rss1 - rss0) / 1024 < 64, 'RSS grew %d -> %d KiB with 20 stuck clients' % (rss0, rss1)
+    data = payload(100000, seed=42)
+    assert_same(echo_roundtrip(addr, data), data)
+    for s in socks:
+        s.close()
+    d.stop()
+
+
+def test_emfile_pauses_and_resumes(ctx):
+    """With RLIMIT_NOFILE 64, 120 clients exhaust the daemon's descriptors:
+    it must pause accepting without spinning, then serve the waiting clients
+    once others close."""
+    d = ctx.daemon(ringd={'workers': '1'}, nofile=64)
+    addr = d.addr('tcp')
+    clients = []
+    for i in range(120):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        err = s.connect_ex(addr.sockaddr)
+        assert err in (0, errno.EINPROGRESS), 'connect: %s' % errno.errorcode.get(err)
+        clients.append(s)
+    sel = selectors.DefaultSelector()
+    for i, s in enumerate(clients):
+        sel.register(s, selectors.EVENT_WRITE, i)
+    pending_connect = set(range(len(clients)))
+    deadline = time.monotonic() + 10
+    while pending_connect and time.monotonic() < deadline:
+        for key, _ in sel.select(1.0):
+            i = key.data
+            err = clients[i].getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            assert err == 0, 'client %d connect: %s' % (i, errno.errorcode.get(err))
+            pending_connect.discard(i)
+            clients[i].send(b'%03d' % i)
+            sel.modify(clients[i], selectors.EVENT_READ, i)
+    assert not pending_connect, '%d connects never completed' % len(pending_connect)
+    served = set()
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and len(served) < len(clients):
+        for key, _ in sel.select(0.5):
+            i = key.data
+            b = clients[i].recv(16)
+            assert b == b'%03d' % i, 'client %d got %r' % (i, b)
+            served.add(i)
+            sel.unregister(clients[i])
+    assert d.alive(), 'daemon died at EMFILE; stderr:\n' + d.stderr()
+    assert 0 < len(served) < len(clients), \
+        'served %d of %d with 64 fds: the limit did not bite' % (len(served), len(clients))
+    # Saturated: CPU time over one second must stay low (no accept busy loop).
+    c0 = d.cpu_seconds()
+    t0 = time.monotonic()
+    sel.select(1.0)
+    c1 = d.cpu_seconds()
+    wall = time.monotonic() - t0
+    assert c1 - c0 < 0.15 * wall, 'daemon used %.2f s CPU in %.2f s while at EMFILE' % (
+        c1 - c0, wall)
+    print('    EMFILE: %d of %d served at the limit; %.3f s CPU in %.2f s while saturated'
+          % (len(served), len(clients), c1 - c0, wall))
+    # Free descriptors: close the served clients; the waiting ones must be served.
+    for i in served:
+        clients[i].close()
+    waiting = set(range(len(clients))) - served
+    deadline = time.monotonic() + 15
+    while waiting and time.monotonic() < deadline:
+        for key, _ in sel.select(0.5):
+            i = key.data
+            b = clients[i].recv(16)
+            assert b == b'%03d' % i, 'client %d got %r' % (i, b)
+            waiting.discard(i)
+            sel.unregister(clients[i])
+            clients[i].close()
+    assert not waiting, '%d clients never served after descriptors were freed' % len(waiting)
+    sel.close()
+    # A fresh client is served normally.
+    data = payload(100000, seed=51)
+    assert_same(echo_roundtrip(addr, data), data)
+    d.stop()
+
+
+if __name__ == '__main__':
+    harness.main([
+        test_sigterm_idle_exits_0,
+        test_sigint_exits_0,
+        test_sigterm_finishes_in_flight_echo,
+        test_sigterm_closes_listeners,
+        test_shutdown_timeout_bounds_stop,
+        test_back_pressure_bounded_memory,
+        test_back_pressure_many_clients,
+        test_emfile_pauses_and_resumes,
+    ])
