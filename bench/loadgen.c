@@ -1,0 +1,1091 @@
+/* loadgen: a single-threaded epoll client that keeps N echo connections busy
+ * with request/response ping-pong, verifies every byte and reports req/s,
+ * latency percentiles and the server's CPU time per request. With --floor it
+ * serves itself from one blocking thread to show what the kernel alone costs.
+ * It knows nothing of ringd; bench/run.sh chooses servers and pins CPUs. */
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Each request is a slice of one shared random pattern, starting at an offset
+ * that depends on (connection, sequence number), and its first bytes carry
+ * the connection id and sequence number. Bytes from another connection or
+ * from an earlier request therefore never compare equal. */
+#define PATTERN_SLACK 65536u
+#define HDR_LEN 16u
+#define MAX_SIZE ((size_t)64 << 20)
+#define MAX_CONNS 100000u
+#define SCRATCH_MAX ((size_t)256 << 10)
+#define MAX_EVENTS 256
+
+/* Log-linear histogram of nanoseconds: 64 linear steps per power of two,
+ * so a reported percentile is within 1/128 of the true value. */
+#define HIST_SUB_BITS 6u
+#define HIST_SUB (1u << HIST_SUB_BITS)
+#define HIST_BUCKETS (HIST_SUB * 60u)
+
+struct opts {
+	const char *host;
+	unsigned port;
+	unsigned conns;
+	size_t size;
+	double duration;
+	double warmup;
+	double stall;
+	long pid;
+	const char *name;
+	bool floor;
+	int floor_cpu;
+};
+
+struct conn {
+	int fd;
+	uint32_t id;
+	bool busy;
+	bool out_armed;
+	uint64_t seq;
+	size_t sent;
+	size_t got;
+	uint32_t off;
+	uint64_t t_start;
+	uint64_t t_progress;
+	unsigned char hdr[HDR_LEN];
+};
+
+struct hist {
+	uint64_t count;
+	uint64_t sum;
+	uint64_t max;
+	uint64_t b[HIST_BUCKETS];
+};
+
+struct floor_srv {
+	int lfd;
+	unsigned nconns;
+	size_t size;
+	int cpu;
+	pthread_t thread;
+};
+
+static struct opts opt = {
+	.host = "127.0.0.1",
+	.port = 0,
+	.conns = 1,
+	.size = 64,
+	.duration = 10.0,
+	.warmup = 2.0,
+	.stall = 5.0,
+	.pid = 0,
+	.name = NULL,
+	.floor = false,
+	.floor_cpu = -1,
+};
+
+static unsigned char *pattern;
+static unsigned char *scratch;
+static size_t scratch_len;
+static struct conn *conns;
+static unsigned alive;
+static struct hist hist;
+static bool measuring;
+static uint64_t win_reqs;
+static uint64_t win_bytes;
+static uint64_t total_verified;
+static unsigned errors;
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs("loadgen: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(2);
+}
+
+static void on_alarm(int sig)
+{
+	static const char msg[] = "loadgen: hard time limit reached; exiting\n";
+	ssize_t r = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+
+	(void)r;
+	(void)sig;
+	_exit(3);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	if (clock_gettime(id, &ts) < 0)
+		die("clock_gettime: %s", strerror(errno));
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t mix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15u;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
+	return x ^ (x >> 31);
+}
+
+static unsigned hist_index(uint64_t v)
+{
+	unsigned msb, shift;
+
+	if (v < 2 * HIST_SUB)
+		return (unsigned)v;
+	msb = 63u - (unsigned)__builtin_clzll(v);
+	shift = msb - HIST_SUB_BITS;
+	return (shift + 1) * HIST_SUB + (unsigned)((v >> shift) - HIST_SUB);
+}
+
+/* The midpoint of a bucket, in nanoseconds. */
+static double hist_value(unsigned idx)
+{
+	unsigned shift;
+	uint64_t low;
+
+	if (idx < 2 * HIST_SUB)
+		return (double)idx;
+	shift = idx / HIST_SUB - 1;
+	low = ((uint64_t)(idx % HIST_SUB) + HIST_SUB) << shift;
+	return (double)low + (double)(((uint64_t)1 << shift) - 1) / 2.0;
+}
+
+static void hist_add(struct hist *h, uint64_t v)
+{
+	h->b[hist_index(v)]++;
+	h->count++;
+	h->sum += v;
+	if (v > h->max)
+		h->max = v;
+}
+
+static double hist_percentile_us(const struct hist *h, double p)
+{
+	uint64_t target, seen = 0;
+
+	if (h->count == 0)
+		return NAN;
+	target = (uint64_t)(p * (double)h->count);
+	if ((double)target < p * (double)h->count)
+		target++;
+	if (target < 1)
+		target = 1;
+	for (unsigned i = 0; i < HIST_BUCKETS; i++) {
+		seen += h->b[i];
+		if (seen >= target) {
+			double v = hist_value(i);
+
+			/* A bucket's midpoint can lie above the largest sample. */
+			return (v < (double)h->max ? v : (double)h->max) / 1000.0;
+		}
+	}
+	return (double)h->max / 1000.0;
+}
+
+/* Parses a byte count with an optional k/m suffix (powers of 1024). */
+static bool parse_size(const char *s, size_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return false;
+	if (*end == 'k' || *end == 'K') {
+		v <<= 10;
+		end++;
+	} else if (*end == 'm' || *end == 'M') {
+		v <<= 20;
+		end++;
+	}
+	if (*end == 'i' || *end == 'B')
+		end += (end[0] == 'i' && end[1] == 'B') ? 2 : 1;
+	if (*end != '\0')
+		return false;
+	*out = (size_t)v;
+	return true;
+}
+
+static double parse_seconds(const char *s, const char *what)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end != '\0' || !(v >= 0.0) || v > 86400.0)
+		die("%s: not a number of seconds: %s", what, s);
+	return v;
+}
+
+static long parse_long(const char *s, const char *what, long lo, long hi)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end != '\0' || v < lo || v > hi)
+		die("%s: expected an integer in [%ld, %ld], got %s", what, lo, hi, s);
+	return v;
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: loadgen [options]\n"
+	      "  --host ADDR       server address (default 127.0.0.1)\n"
+	      "  --port P          server port (required unless --floor)\n"
+	      "  --conns N         concurrent connections (default 1)\n"
+	      "  --size S          request size in bytes, k/m suffixes (default 64)\n"
+	      "  --duration D      measured seconds (default 10)\n"
+	      "  --warmup W        seconds before measuring, excluded (default 2)\n"
+	      "  --stall T         abort when a request makes no progress for T s (default 5)\n"
+	      "  --pid PID         server process: report its CPU time per request\n"
+	      "  --name LABEL      label for the RESULT line\n"
+	      "  --floor           serve from an in-process blocking thread (kernel floor)\n"
+	      "  --floor-cpu C     pin that server thread to CPU C\n",
+	      f);
+}
+
+static void parse_args(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "host", required_argument, NULL, 'H' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "conns", required_argument, NULL, 'c' },
+		{ "size", required_argument, NULL, 's' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "warmup", required_argument, NULL, 'w' },
+		{ "stall", required_argument, NULL, 'S' },
+		{ "pid", required_argument, NULL, 'P' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "floor", no_argument, NULL, 'f' },
+		{ "floor-cpu", required_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'H':
+			opt.host = optarg;
+			break;
+		case 'p':
+			opt.port = (unsigned)parse_long(optarg, "--port", 1, 65535);
+			break;
+		case 'c':
+			opt.conns = (unsigned)parse_long(optarg, "--conns", 1, MAX_CONNS);
+			break;
+		case 's':
+			if (!parse_size(optarg, &opt.size) || opt.size < 1 || opt.size > MAX_SIZE)
+				die("--size: expected 1 to %zu bytes, got %s", MAX_SIZE, optarg);
+			break;
+		case 'd':
+			opt.duration = parse_seconds(optarg, "--duration");
+			break;
+		case 'w':
+			opt.warmup = parse_seconds(optarg, "--warmup");
+			break;
+		case 'S':
+			opt.stall = parse_seconds(optarg, "--stall");
+			break;
+		case 'P':
+			opt.pid = parse_long(optarg, "--pid", 1, 0x7fffffff);
+			break;
+		case 'n':
+			opt.name = optarg;
+			break;
+		case 'f':
+			opt.floor = true;
+			break;
+		case 'C':
+			opt.floor_cpu = (int)parse_long(optarg, "--floor-cpu", 0, CPU_SETSIZE - 1);
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(2);
+		}
+	}
+	if (optind != argc)
+		die("unexpected argument: %s", argv[optind]);
+	if (opt.duration <= 0.0)
+		die("--duration must be positive");
+	if (opt.stall <= 0.0)
+		die("--stall must be positive");
+	if (!opt.floor && opt.port == 0)
+		die("--port is required (or --floor)");
+	if (opt.floor && opt.pid)
+		die("--pid and --floor exclude each other: the floor measures its own thread");
+	if (opt.floor && opt.port)
+		die("--floor picks its own ephemeral port; drop --port");
+}
+
+/* CPU of the server process and all its descendants, in nanoseconds.
+ * Descendants matter for forking servers such as xinetd's internal services.
+ * The root counts utime + stime from /proc/PID/stat, which covers all its
+ * threads, exited ones included. A descendant counts the exact runtimes in
+ * its threads' schedstat instead: with dozens of mostly idle children, a
+ * 10 ms rounding per process would swamp the result. Every member adds
+ * cutime + cstime, which hold its reaped children. */
+struct proc_ent {
+	long pid;
+	long ppid;
+	uint64_t own_ticks;
+	uint64_t child_ticks;
+};
+
+static bool proc_read_stat(const char *path, struct proc_ent *e)
+{
+	char buf[1024];
+	unsigned long long v[15];
+	FILE *f = fopen(path, "re");
+	size_t n;
+	char *p;
+
+	if (!f)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* The command name may contain spaces and parentheses. */
+	p = strrchr(buf, ')');
+	if (!p)
+		return false;
+	p++;
+	for (unsigned i = 0; i < 15; i++) {
+		char *end;
+
+		while (*p == ' ')
+			p++;
+		if (i == 0) {
+			/* The state letter. */
+			v[0] = 0;
+			while (*p && *p != ' ')
+				p++;
+			continue;
+		}
+		errno = 0;
+		v[i] = strtoull(p, &end, 10);
+		if (end == p || errno)
+			return false;
+		p = end;
+	}
+	e->ppid = (long)v[1];
+	e->own_ticks = v[11] + v[12];
+	e->child_ticks = v[13] + v[14];
+	return true;
+}
+
+/* Sum of sum_exec_runtime over the live threads of a process; false if
+ * schedstat is unavailable. */
+static bool proc_threads_ns(long pid, uint64_t *ns)
+{
+	char path[64];
+	struct dirent *de;
+	DIR *d;
+	bool any = false;
+
+	snprintf(path, sizeof(path), "/proc/%ld/task", pid);
+	d = opendir(path);
+	if (!d)
+		return false;
+	*ns = 0;
+	while ((de = readdir(d))) {
+		char file[320];
+		unsigned long long run;
+		FILE *f;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		snprintf(file, sizeof(file), "/proc/%ld/task/%s/schedstat", pid, de->d_name);
+		f = fopen(file, "re");
+		if (!f)
+			continue;
+		if (fscanf(f, "%llu", &run) == 1) {
+			*ns += run;
+			any = true;
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return any;
+}
+
+static int proc_ent_cmp(const void *a, const void *b)
+{
+	const struct proc_ent *x = a, *y = b;
+
+	return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+static uint64_t proc_tree_ns(long root, unsigned *members)
+{
+	static uint64_t ns_per_tick;
+	struct proc_ent *ents = NULL;
+	size_t n = 0, cap = 0;
+	uint64_t total = 0;
+	struct dirent *de;
+	DIR *d = opendir("/proc");
+
+	if (!ns_per_tick)
+		ns_per_tick = 1000000000u / (uint64_t)sysconf(_SC_CLK_TCK);
+	if (!d)
+		die("opendir /proc: %s", strerror(errno));
+	while ((de = readdir(d))) {
+		char path[300];
+		struct proc_ent e;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		if (!proc_read_stat(path, &e))
+			continue;
+		e.pid = atol(de->d_name);
+		if (n == cap) {
+			cap = cap ? cap * 2 : 512;
+			ents = realloc(ents, cap * sizeof(*ents));
+			if (!ents)
+				die("out of memory");
+		}
+		ents[n++] = e;
+	}
+	closedir(d);
+	qsort(ents, n, sizeof(*ents), proc_ent_cmp);
+
+	*members = 0;
+	for (size_t i = 0; i < n; i++) {
+		long p = ents[i].pid;
+
+		for (unsigned depth = 0; depth < 64 && p > 1; depth++) {
+			struct proc_ent key = { .pid = p };
+			struct proc_ent *e;
+			uint64_t ns;
+
+			if (p == root) {
+				if (ents[i].pid == root || !proc_threads_ns(ents[i].pid, &ns))
+					ns = ents[i].own_ticks * ns_per_tick;
+				total += ns + ents[i].child_ticks * ns_per_tick;
+				(*members)++;
+				break;
+			}
+			e = bsearch(&key, ents, n, sizeof(*ents), proc_ent_cmp);
+			if (!e)
+				break;
+			p = e->ppid;
+		}
+	}
+	free(ents);
+	return total;
+}
+
+static uint64_t server_cpu_ns(unsigned *members)
+{
+	uint64_t ns = proc_tree_ns(opt.pid, members);
+
+	if (*members == 0)
+		die("server pid %ld is gone", opt.pid);
+	return ns;
+}
+
+static void set_nodelay(int fd)
+{
+	int one = 1;
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+		die("setsockopt TCP_NODELAY: %s", strerror(errno));
+}
+
+/* The floor server: one thread, blocking sockets, no readiness API. It
+ * serves the connections round-robin, echoing one whole request on each in
+ * turn. The client keeps a request outstanding on every connection, so with
+ * many connections the data is already queued when the thread gets there and
+ * the loop is nothing but recv + send. */
+static void send_all(int fd, const unsigned char *buf, size_t len, bool *ok)
+{
+	while (len > 0) {
+		ssize_t r = send(fd, buf, len, MSG_NOSIGNAL);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			*ok = false;
+			return;
+		}
+		buf += r;
+		len -= (size_t)r;
+	}
+}
+
+static void *floor_main(void *arg)
+{
+	struct floor_srv *fs = arg;
+	size_t bufsz = fs->size < ((size_t)1 << 20) ? fs->size : ((size_t)1 << 20);
+	unsigned char *buf = malloc(bufsz);
+	int *fds = calloc(fs->nconns, sizeof(*fds));
+	unsigned open = 0;
+
+	if (!buf || !fds)
+		die("out of memory");
+	if (fs->cpu >= 0) {
+		cpu_set_t set;
+		int err;
+
+		CPU_ZERO(&set);
+		CPU_SET(fs->cpu, &set);
+		err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+		if (err)
+			die("floor: pin server thread to CPU %d: %s", fs->cpu, strerror(err));
+	}
+	while (open < fs->nconns) {
+		int fd = accept4(fs->lfd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EINTR)
+				continue;
+			die("floor: accept: %s", strerror(errno));
+		}
+		set_nodelay(fd);
+		fds[open++] = fd;
+	}
+	close(fs->lfd);
+
+	while (open > 0) {
+		for (unsigned i = 0; i < fs->nconns; i++) {
+			size_t done = 0;
+			bool ok = true;
+
+			if (fds[i] < 0)
+				continue;
+			while (ok && done < fs->size) {
+				size_t want = fs->size - done;
+				ssize_t r = recv(fds[i], buf, want < bufsz ? want : bufsz, 0);
+
+				if (r < 0 && errno == EINTR)
+					continue;
+				if (r <= 0) {
+					ok = false;
+					break;
+				}
+				send_all(fds[i], buf, (size_t)r, &ok);
+				done += (size_t)r;
+			}
+			if (!ok) {
+				close(fds[i]);
+				fds[i] = -1;
+				open--;
+			}
+		}
+	}
+	free(fds);
+	free(buf);
+	return NULL;
+}
+
+static void floor_start(struct floor_srv *fs)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	int err;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fs->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fs->lfd < 0)
+		die("floor: socket: %s", strerror(errno));
+	if (bind(fs->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(fs->lfd, 4096) < 0 ||
+	    getsockname(fs->lfd, (struct sockaddr *)&sa, &len) < 0)
+		die("floor: listen on 127.0.0.1: %s", strerror(errno));
+	opt.port = ntohs(sa.sin_port);
+	fs->nconns = opt.conns;
+	fs->size = opt.size;
+	fs->cpu = opt.floor_cpu;
+	err = pthread_create(&fs->thread, NULL, floor_main, fs);
+	if (err)
+		die("floor: pthread_create: %s", strerror(err));
+}
+
+static void conn_fail(struct conn *c, const char *what, int err)
+{
+	fprintf(stderr, "loadgen: conn %u: %s%s%s; closing it (request #%" PRIu64
+		", sent %zu/%zu, received %zu)\n",
+		c->id, what, err ? ": " : "", err ? strerror(err) : "", c->seq,
+		c->sent, opt.size, c->got);
+	close(c->fd);
+	c->fd = -1;
+	c->busy = false;
+	errors++;
+	if (--alive == 0)
+		die("all connections failed; no result");
+}
+
+static void put_le(unsigned char *p, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get_le(const unsigned char *p, unsigned n)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static void req_begin(struct conn *c, uint64_t now)
+{
+	uint64_t h;
+
+	c->seq++;
+	h = mix64(((uint64_t)c->id << 40) ^ c->seq);
+	c->off = (uint32_t)(h % PATTERN_SLACK);
+	put_le(c->hdr, c->id, 4);
+	put_le(c->hdr + 4, c->seq, 8);
+	put_le(c->hdr + 12, h >> 32, 4);
+	c->sent = 0;
+	c->got = 0;
+	c->busy = true;
+	c->t_start = now;
+	c->t_progress = now;
+}
+
+static void conn_want_out(struct conn *c, int epfd, bool on)
+{
+	struct epoll_event ev = { .events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c };
+
+	if (c->out_armed == on)
+		return;
+	if (epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
+		die("epoll_ctl: %s", strerror(errno));
+	c->out_armed = on;
+}
+
+/* Sends what is left of the current request; returns false if the
+ * connection failed. */
+static bool conn_send(struct conn *c, int epfd)
+{
+	size_t hl = opt.size < HDR_LEN ? opt.size : HDR_LEN;
+
+	while (c->sent < opt.size) {
+		struct iovec iov[2];
+		struct msghdr msg = { .msg_iov = iov };
+		size_t from = c->sent > hl ? c->sent : hl;
+		ssize_t r;
+
+		if (c->sent < hl)
+			iov[msg.msg_iovlen++] = (struct iovec){ c->hdr + c->sent, hl - c->sent };
+		if (from < opt.size)
+			iov[msg.msg_iovlen++] =
+				(struct iovec){ pattern + c->off + from, opt.size - from };
+		r = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				conn_want_out(c, epfd, true);
+				return true;
+			}
+			conn_fail(c, "send", errno);
+			return false;
+		}
+		c->sent += (size_t)r;
+		c->t_progress = now_ns();
+	}
+	conn_want_out(c, epfd, false);
+	return true;
+}
+
+static void mismatch(const struct conn *c, const unsigned char *data, size_t len)
+{
+	size_t hl = opt.size < HDR_LEN ? opt.size : HDR_LEN;
+
+	for (size_t i = 0; i < len; i++) {
+		size_t pos = c->got + i;
+		unsigned char want = pos < hl ? c->hdr[pos] : pattern[c->off + pos];
+
+		if (data[i] == want)
+			continue;
+		fflush(stdout);
+		fprintf(stderr,
+			"loadgen: MISMATCH on conn %u, request #%" PRIu64 ", byte %zu of %zu: "
+			"expected 0x%02x, got 0x%02x\n",
+			c->id, c->seq, pos, opt.size, want, data[i]);
+		if (c->got == 0 && len >= HDR_LEN && hl == HDR_LEN) {
+			uint64_t id = get_le(data, 4), seq = get_le(data + 4, 8);
+			uint64_t check = mix64((id << 40) ^ seq) >> 32;
+			/* Name the culprit only when the whole header is genuine. */
+			bool genuine = get_le(data + 12, 4) == check;
+
+			if (genuine && id != c->id && id < opt.conns)
+				fprintf(stderr, "loadgen: the reply starts like request #%" PRIu64
+					" of conn %" PRIu64 ": data crossed connections\n",
+					seq, id);
+			else if (genuine && id == c->id && seq != c->seq)
+				fprintf(stderr, "loadgen: the reply starts like request #%" PRIu64
+					" of this connection: stale or reordered data\n",
+					seq);
+		}
+		exit(2);
+	}
+}
+
+static void verify(const struct conn *c, const unsigned char *data, size_t len)
+{
+	size_t hl = opt.size < HDR_LEN ? opt.size : HDR_LEN;
+	size_t pos = c->got, i = 0;
+
+	if (pos < hl) {
+		size_t n = hl - pos < len ? hl - pos : len;
+
+		if (memcmp(data, c->hdr + pos, n) != 0)
+			mismatch(c, data, len);
+		i = n;
+	}
+	if (i < len && memcmp(data + i, pattern + c->off + pos + i, len - i) != 0)
+		mismatch(c, data, len);
+}
+
+/* Reads and checks what the server sent; on a complete reply records the
+ * latency and starts the next request unless the run is over. */
+static void conn_recv(struct conn *c, int epfd, uint64_t t_end)
+{
+	while (c->busy && c->got < opt.size) {
+		size_t want = opt.size - c->got;
+		ssize_t r = recv(c->fd, scratch, want < scratch_len ? want : scratch_len, 0);
+		uint64_t now;
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			conn_fail(c, "recv", errno);
+			return;
+		}
+		if (r == 0) {
+			conn_fail(c, "server closed the connection", 0);
+			return;
+		}
+		if (c->got + (size_t)r > c->sent) {
+			fflush(stdout);
+			fprintf(stderr, "loadgen: PROTOCOL ERROR on conn %u, request #%" PRIu64
+				": received %zu bytes but only %zu were sent\n",
+				c->id, c->seq, c->got + (size_t)r, c->sent);
+			verify(c, scratch, (size_t)r);
+			exit(2);
+		}
+		verify(c, scratch, (size_t)r);
+		c->got += (size_t)r;
+		total_verified += (uint64_t)r;
+		now = now_ns();
+		c->t_progress = now;
+		if (c->got < opt.size)
+			continue;
+		c->busy = false;
+		if (measuring) {
+			hist_add(&hist, now - c->t_start);
+			win_reqs++;
+			win_bytes += opt.size;
+		}
+		/* The reply to the next request cannot be here yet: let epoll
+		 * say when it is rather than spend a recv on EAGAIN. */
+		if (now < t_end) {
+			req_begin(c, now);
+			conn_send(c, epfd);
+		}
+		return;
+	}
+	if (!c->busy) {
+		/* Nothing is outstanding, so any byte now is one too many. */
+		ssize_t r = recv(c->fd, scratch, 1, MSG_DONTWAIT);
+
+		if (r > 0) {
+			fflush(stdout);
+			fprintf(stderr, "loadgen: PROTOCOL ERROR on conn %u: server sent bytes "
+				"after the complete reply to request #%" PRIu64 "\n",
+				c->id, c->seq);
+			exit(2);
+		}
+	}
+}
+
+static void stall_check(uint64_t now)
+{
+	uint64_t limit = (uint64_t)(opt.stall * 1e9);
+
+	for (unsigned i = 0; i < opt.conns; i++) {
+		const struct conn *c = &conns[i];
+
+		if (c->fd < 0 || !c->busy || now - c->t_progress < limit)
+			continue;
+		die("STALL on conn %u, request #%" PRIu64 ": no progress for %.1f s "
+		    "(sent %zu/%zu, received %zu/%zu); the server stopped echoing",
+		    c->id, c->seq, opt.stall, c->sent, opt.size, c->got, opt.size);
+	}
+}
+
+static void connect_all(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port) };
+
+	if (inet_pton(AF_INET, opt.host, &sa.sin_addr) != 1)
+		die("--host: not an IPv4 address: %s", opt.host);
+	for (unsigned i = 0; i < opt.conns; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (fd < 0)
+			die("socket: %s", strerror(errno));
+		/* Blocking connect: over loopback it returns at once or fails. */
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+			die("connect %s:%u (connection %u of %u): %s", opt.host, opt.port, i + 1,
+			    opt.conns, strerror(errno));
+		set_nodelay(fd);
+		if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0)
+			die("fcntl: %s", strerror(errno));
+		conns[i] = (struct conn){ .fd = fd, .id = i };
+	}
+	alive = opt.conns;
+}
+
+static void fill_pattern(size_t len)
+{
+	uint64_t x = 0x2545f4914f6cdd1du;
+
+	pattern = malloc(len);
+	if (!pattern)
+		die("out of memory for a %zu-byte pattern", len);
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		pattern[i] = (unsigned char)(x >> 24);
+	}
+}
+
+static void print_result(const char *name, double window_s, double srv_cpu_s,
+			 unsigned members, double lg_cpu_s)
+{
+	double rps = (double)win_reqs / window_s;
+	double p50 = hist_percentile_us(&hist, 0.50);
+	double p99 = hist_percentile_us(&hist, 0.99);
+	double p999 = hist_percentile_us(&hist, 0.999);
+	double mean = hist.count ? (double)hist.sum / (double)hist.count / 1000.0 : NAN;
+	char cpu[32] = "NA", util[32] = "NA";
+
+	printf("loadgen: %s: %s %s:%u, %u connections, %zu-byte requests, "
+	       "%.1f s warm-up + %.1f s measured\n",
+	       name, opt.floor ? "floor (in-process blocking server)" : "server", opt.host,
+	       opt.port, opt.conns, opt.size, opt.warmup, window_s);
+	printf("  requests     %" PRIu64 " = %.1f req/s (%.1f MB/s each way)\n", win_reqs, rps,
+	       (double)win_bytes / window_s / 1e6);
+	printf("  latency us   p50 %.1f  p99 %.1f  p99.9 %.1f  mean %.1f  max %.1f\n", p50, p99,
+	       p999, mean, (double)hist.max / 1000.0);
+	printf("  verified     %" PRIu64 " bytes echoed byte-for-byte (warm-up included)\n",
+	       total_verified);
+	if (srv_cpu_s >= 0.0 && win_reqs > 0) {
+		snprintf(cpu, sizeof(cpu), "%.3f", srv_cpu_s * 1e6 / (double)win_reqs);
+		snprintf(util, sizeof(util), "%.3f", srv_cpu_s / window_s);
+		if (opt.floor)
+			printf("  server cpu   %s us/request (server thread busy %.1f%% of the window)\n",
+			       cpu, 100.0 * srv_cpu_s / window_s);
+		else
+			printf("  server cpu   %s us/request (pid %ld, %u process%s, busy %.1f%% "
+			       "of one CPU)\n",
+			       cpu, opt.pid, members, members == 1 ? "" : "es",
+			       100.0 * srv_cpu_s / window_s);
+	} else {
+		printf("  server cpu   not measured (no --pid)\n");
+	}
+	printf("  loadgen cpu  busy %.1f%% of one CPU\n", 100.0 * lg_cpu_s / window_s);
+	printf("  errors       %u\n", errors);
+	printf("RESULT name=%s conns=%u size=%zu rps=%.1f p50_us=%.1f p99_us=%.1f p999_us=%.1f "
+	       "cpu_us_per_req=%s errors=%u reqs=%" PRIu64 " window_s=%.3f srv_util=%s "
+	       "lg_util=%.3f\n",
+	       name, opt.conns, opt.size, rps, p50, p99, p999, cpu, errors, win_reqs, window_s,
+	       util, lg_cpu_s / window_s);
+	fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+	struct epoll_event evs[MAX_EVENTS];
+	struct floor_srv fs = { .lfd = -1 };
+	clockid_t srv_clock = 0;
+	char label[128];
+	uint64_t t0, t_win, t_end, win_start = 0, win_end = 0, next_stall;
+	uint64_t srv0 = 0, srv1 = 0, lg0 = 0, lg1 = 0;
+	unsigned members = 0;
+	bool measure_srv;
+	int epfd;
+
+	parse_args(argc, argv);
+	signal(SIGALRM, on_alarm);
+	alarm((unsigned)(opt.duration + opt.warmup) + 11u);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (opt.name)
+		snprintf(label, sizeof(label), "%s", opt.name);
+	else if (opt.floor)
+		snprintf(label, sizeof(label), "floor");
+	else
+		snprintf(label, sizeof(label), "%s:%u", opt.host, opt.port);
+	for (char *p = label; *p; p++)
+		if (isspace((unsigned char)*p))
+			*p = '_';
+
+	fill_pattern(opt.size + PATTERN_SLACK);
+	scratch_len = opt.size < SCRATCH_MAX ? opt.size : SCRATCH_MAX;
+	scratch = malloc(scratch_len);
+	conns = calloc(opt.conns, sizeof(*conns));
+	if (!scratch || !conns)
+		die("out of memory");
+
+	if (opt.floor) {
+		int err;
+
+		floor_start(&fs);
+		err = pthread_getcpuclockid(fs.thread, &srv_clock);
+		if (err)
+			die("pthread_getcpuclockid: %s", strerror(err));
+	} else if (opt.pid) {
+		(void)server_cpu_ns(&members);
+	}
+	measure_srv = opt.floor || opt.pid;
+
+	connect_all();
+	epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (epfd < 0)
+		die("epoll_create1: %s", strerror(errno));
+	for (unsigned i = 0; i < opt.conns; i++) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &conns[i] };
+
+		if (epoll_ctl(epfd, EPOLL_CTL_ADD, conns[i].fd, &ev) < 0)
+			die("epoll_ctl: %s", strerror(errno));
+	}
+
+	t0 = now_ns();
+	t_win = t0 + (uint64_t)(opt.warmup * 1e9);
+	t_end = t_win + (uint64_t)(opt.duration * 1e9);
+	next_stall = t0 + 100000000u;
+	for (unsigned i = 0; i < opt.conns; i++) {
+		req_begin(&conns[i], t0);
+		if (!conn_send(&conns[i], epfd))
+			continue;
+	}
+
+	for (;;) {
+		uint64_t now = now_ns(), wake;
+		int n, timeout_ms;
+
+		if (!measuring && now >= t_win) {
+			if (opt.floor)
+				srv0 = clock_ns(srv_clock);
+			else if (opt.pid)
+				srv0 = server_cpu_ns(&members);
+			lg0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+			win_start = now_ns();
+			measuring = true;
+		}
+		if (now >= t_end)
+			break;
+		if (now >= next_stall) {
+			stall_check(now);
+			next_stall = now + 100000000u;
+		}
+		wake = measuring ? t_end : t_win;
+		if (next_stall < wake)
+			wake = next_stall;
+		timeout_ms = wake > now ? (int)((wake - now + 999999u) / 1000000u) : 0;
+		n = epoll_wait(epfd, evs, MAX_EVENTS, timeout_ms);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			die("epoll_wait: %s", strerror(errno));
+		}
+		for (int i = 0; i < n; i++) {
+			struct conn *c = evs[i].data.ptr;
+
+			if (c->fd >= 0 && (evs[i].events & EPOLLOUT) && c->busy)
+				if (!conn_send(c, epfd))
+					continue;
+			if (c->fd >= 0 && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+				conn_recv(c, epfd, t_end);
+		}
+	}
+	win_end = now_ns();
+	if (opt.floor)
+		srv1 = clock_ns(srv_clock);
+	else if (opt.pid)
+		srv1 = server_cpu_ns(&members);
+	lg1 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+
+	for (unsigned i = 0; i < opt.conns; i++)
+		if (conns[i].fd >= 0)
+			close(conns[i].fd);
+	close(epfd);
+	if (opt.floor) {
+		int err = pthread_join(fs.thread, NULL);
+
+		if (err)
+			die("pthread_join: %s", strerror(err));
+	}
+
+	print_result(label, (double)(win_end - win_start) / 1e9,
+		     measure_srv ? (double)(srv1 - srv0) / 1e9 : -1.0, members,
+		     (double)(lg1 - lg0) / 1e9);
+	free(conns);
+	free(scratch);
+	free(pattern);
+	return errors ? 1 : 0;
+}
