@@ -141,7 +141,9 @@ struct loader {
 	bool oom; /* reported once, by conf_load() */
 };
 
-struct ringd_check {
+/* The daemon's side of struct ringd_check: where errors go. */
+struct check_ctx {
+	struct ringd_check pub; /* first: check() gets &pub */
 	struct loader *ld;
 	struct section *sec;
 	unsigned n;
@@ -954,9 +956,10 @@ static void check_error(struct ringd_check *chk, const char *key,
 
 /* The location of a check() error is the key's line when the key is in
  * the file, else the section header. */
-static void check_error(struct ringd_check *chk, const char *key,
+static void check_error(struct ringd_check *pchk, const char *key,
 			const char *fmt, ...)
 {
+	struct check_ctx *chk = (struct check_ctx *)pchk;
 	struct entry *e = key != NULL ? entry_find(chk->sec, key) : NULL;
 	char msg[1024];
 	va_list ap;
@@ -973,13 +976,18 @@ static void plugin_run_check(struct loader *ld, struct section *sec,
 			     struct service_conf *svc)
 {
 	const struct ringd_plugin *p = svc->plugin->p;
-	struct ringd_check chk = { .ld = ld, .sec = sec };
+	struct check_ctx chk = { .ld = ld, .sec = sec };
+	size_t i;
 
 	if (!PLUGIN_HAS(p, check)) {
 		svc->checked = true;
 		return;
 	}
-	if (p->check(svc->pconf, &chk, check_error) == 0)
+	chk.pub.instance = sec->name;
+	for (i = 0; i < svc->nlisten; i++)
+		chk.pub.transports |= svc->listen[i].kind == LISTEN_UDP ?
+					      RINGD_DGRAM : RINGD_STREAM;
+	if (p->check(svc->pconf, &chk.pub, check_error) == 0)
 		svc->checked = true;
 	else if (chk.n == 0)
 		err_at(ld, &sec->loc, sec->name, NULL, "plugin %s refused the "

@@ -31,7 +31,6 @@ enum {
 	C_DEAD = 1u << 6,     /* going away; waiting for completions */
 	C_OPEN = 1u << 7,     /* on_open succeeded, so on_close is owed */
 	C_IN_CB = 1u << 8,    /* inside a plugin hook: do not free */
-	C_DEADLINE = 1u << 9, /* timeout is fixed, not refreshed by I/O */
 	C_RESET = 1u << 10,   /* close with RST (abort) */
 	C_DRAIN = 1u << 11,   /* stopping: serve input already received */
 };
@@ -63,7 +62,8 @@ struct conn {
 	struct outseg *head, *tail;
 	size_t queued;
 	struct loop_timer timer;
-	int64_t timeout_ns; /* 0: none */
+	int64_t idle_ns;  /* the service's idle_timeout; 0: none */
+	int64_t deadline; /* set_timeout() or linger; 0: none */
 	int64_t last_active;
 	struct sockaddr_storage peer;
 };
@@ -117,18 +117,27 @@ static const char *conn_peer_text(const struct conn *c, char *buf,
 				  conn_peer_text((c), peer_, sizeof(peer_))); \
 	} while (0)
 
+static int64_t conn_expiry(const struct conn *c)
+{
+	int64_t e = INT64_MAX;
+
+	if (c->idle_ns > 0)
+		e = c->last_active + c->idle_ns;
+	if (c->deadline > 0 && c->deadline < e)
+		e = c->deadline;
+	return e;
+}
+
+/* The timer may run early (it then re-arms itself) but never late, so
+ * activity never has to touch the heap. */
 static void conn_arm_timer(struct conn *c)
 {
-	struct loop *l = c->w->loop;
+	int64_t e = conn_expiry(c);
 
-	if (c->timeout_ns <= 0) {
-		loop_timer_stop(l, &c->timer);
-		return;
-	}
-	if (c->flags & C_DEADLINE)
-		loop_timer_set(l, &c->timer, c->last_active + c->timeout_ns);
-	else if (!loop_timer_armed(&c->timer))
-		loop_timer_set(l, &c->timer, loop_now(l) + c->timeout_ns);
+	if (e == INT64_MAX)
+		loop_timer_stop(c->w->loop, &c->timer);
+	else if (!loop_timer_armed(&c->timer) || c->timer.when > e)
+		loop_timer_set(c->w->loop, &c->timer, e);
 }
 
 /* Idle timers are not moved on every byte: the timer fires at the old
@@ -137,10 +146,10 @@ static void conn_arm_timer(struct conn *c)
 static void conn_timer_fired(struct loop_timer *t)
 {
 	struct conn *c = t->data;
-	int64_t expiry = c->last_active + c->timeout_ns;
+	int64_t e = conn_expiry(c);
 
-	if (!(c->flags & C_DEADLINE) && loop_now(c->w->loop) < expiry) {
-		loop_timer_set(c->w->loop, t, expiry);
+	if (loop_now(c->w->loop) < e) {
+		loop_timer_set(c->w->loop, t, e);
 		return;
 	}
 	conn_debug(c, "%s", c->flags & C_SHUT ? "linger timeout" : "timeout");
@@ -150,8 +159,7 @@ static void conn_timer_fired(struct loop_timer *t)
 
 static void conn_touch(struct conn *c)
 {
-	if (!(c->flags & C_DEADLINE))
-		c->last_active = loop_now(c->w->loop);
+	c->last_active = loop_now(c->w->loop);
 }
 
 static void conn_read_start(struct conn *c)
@@ -185,9 +193,7 @@ static void conn_finish(struct conn *c)
 	}
 	shutdown(c->fd, SHUT_WR);
 	c->flags |= C_SHUT;
-	c->flags |= C_DEADLINE;
-	c->last_active = loop_now(c->w->loop);
-	c->timeout_ns = (int64_t)CONN_LINGER_MS * 1000000;
+	c->deadline = loop_now(c->w->loop) + (int64_t)CONN_LINGER_MS * 1000000;
 	conn_arm_timer(c);
 	conn_read_start(c);
 }
@@ -508,15 +514,7 @@ void conn_set_timeout(struct ringd_conn *pc, int64_t ms)
 
 	if (c->flags & (C_DEAD | C_SHUT))
 		return;
-	c->last_active = loop_now(c->w->loop);
-	if (ms > 0) {
-		c->flags |= C_DEADLINE;
-		c->timeout_ns = ms * 1000000;
-	} else {
-		c->flags &= ~C_DEADLINE;
-		c->timeout_ns = c->inst->sc->idle_timeout_ms * 1000000;
-		loop_timer_stop(c->w->loop, &c->timer);
-	}
+	c->deadline = ms > 0 ? loop_now(c->w->loop) + ms * 1000000 : 0;
 	conn_arm_timer(c);
 }
 
@@ -560,7 +558,7 @@ void conn_open(struct worker *w, const struct ringd_instance *inst, int fd)
 	w->conns = c;
 	w->nconns++;
 	c->last_active = loop_now(w->loop);
-	c->timeout_ns = inst->sc->idle_timeout_ms * 1000000;
+	c->idle_ns = inst->sc->idle_timeout_ms * 1000000;
 	conn_arm_timer(c);
 
 	conn_debug(c, "open");

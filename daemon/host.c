@@ -1,7 +1,9 @@
 /* The struct ringd_host handed to every plugin: adapters from the ABI to
  * the core's connection, datagram and log code. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/timex.h>
 #include <time.h>
 
 #include "conn.h"
@@ -47,6 +49,16 @@ static enum ringd_state host_state(const struct ringd_instance *inst)
 	return daemon_state(inst->d);
 }
 
+static int host_clock_synced(void)
+{
+	struct timex tx = { 0 };
+	int state = adjtimex(&tx);
+
+	if (state < 0)
+		return -errno;
+	return state != TIME_ERROR && !(tx.status & STA_UNSYNC);
+}
+
 const struct ringd_host host_api = {
 	.size = sizeof(struct ringd_host),
 	.send = host_send,
@@ -59,4 +71,5 @@ const struct ringd_host host_api = {
 	.log = host_log,
 	.now = host_now,
 	.state = host_state,
+	.clock_synced = host_clock_synced,
 };

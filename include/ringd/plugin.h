@@ -94,10 +94,17 @@ struct ringd_dgram {
  * tag log lines with svc=<section>. */
 struct ringd_instance;
 
+/* What check() may know of its instance besides the keys. */
+struct ringd_check {
+	const char *instance; /* the section name */
+	unsigned transports;  /* RINGD_STREAM | RINGD_DGRAM: the kinds of
+				 listen address the instance has */
+	void *priv;           /* the daemon's */
+};
+
 /* Reports a configuration error from check(). key names the key the error
  * belongs to (the daemon prefixes FILE:LINE of that key, or of the section
  * header when key is NULL or absent from the file). */
-struct ringd_check;
 typedef void (*ringd_check_error_fn)(struct ringd_check *chk, const char *key,
 				     const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -126,8 +133,10 @@ struct ringd_host {
 	/* Bytes queued and not yet sent. */
 	size_t (*queued)(const struct ringd_conn *c);
 
-	/* Close the connection ms milliseconds from now unless called again;
-	 * 0 restores the service's idle_timeout. */
+	/* Close the connection ms milliseconds from now, busy or not (a
+	 * whole-request or whole-session limit); calling again moves the
+	 * deadline, 0 removes it. The service's idle_timeout applies as
+	 * well, whichever comes first. */
 	void (*set_timeout)(struct ringd_conn *c, int64_t ms);
 
 	/* Answer a datagram from the socket and address it arrived on. The
@@ -146,6 +155,10 @@ struct ringd_host {
 
 	/* Whether the daemon is running or draining (stopping). */
 	enum ringd_state (*state)(const struct ringd_instance *inst);
+
+	/* Whether the kernel says the system clock is synchronised (NTP):
+	 * 1 yes, 0 no, -errno when it cannot tell. */
+	int (*clock_synced)(void);
 };
 
 /* The one object a plugin exports, named ringd_plugin. Hooks may be NULL. */

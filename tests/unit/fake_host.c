@@ -80,6 +80,11 @@ static enum ringd_state fake_state(const struct ringd_instance *inst)
 	return fake.state;
 }
 
+static int fake_clock_synced(void)
+{
+	return fake.clock_synced;
+}
+
 void fake_host_reset(void)
 {
 	memset(&fake, 0, sizeof(fake));
@@ -96,7 +101,9 @@ void fake_host_reset(void)
 		.log = fake_log,
 		.now = fake_now,
 		.state = fake_state,
+		.clock_synced = fake_clock_synced,
 	};
+	fake.clock_synced = 1;
 }
 
 struct fake_host *fake_host_get(void)

@@ -17,6 +17,7 @@ struct fake_host {
 	int64_t now_ns;
 	int64_t timeout_ms;
 	enum ringd_state state;
+	int clock_synced; /* what clock_synced() answers; 1 after reset */
 	size_t max_reply; /* the daemon's guard rule, as reply() applies it */
 };
 
