@@ -51,6 +51,19 @@ const struct ringd_key conf_core_keys[] = {
 	  .offset = offsetof(struct ringd_conf, reuseport),
 	  .help = "per-worker SO_REUSEPORT listeners instead of one shared "
 		  "listener" },
+	{ .name = "udp_rate", .type = RINGD_KEY_INT, .def = "10",
+	  .min = 1, .max = 1000000,
+	  .offset = offsetof(struct ringd_conf, udp_rate),
+	  .help = "UDP replies per second to one source (IPv4 /32, IPv6 /64)" },
+	{ .name = "udp_burst", .type = RINGD_KEY_INT, .def = "20",
+	  .min = 1, .max = 1000000,
+	  .offset = offsetof(struct ringd_conf, udp_burst),
+	  .help = "UDP replies one source may get at once before udp_rate "
+		  "applies" },
+	{ .name = "udp_global_rate", .type = RINGD_KEY_INT, .def = "1000",
+	  .min = 0, .max = 10000000,
+	  .offset = offsetof(struct ringd_conf, udp_global_rate),
+	  .help = "UDP replies per second across all sources; 0: no cap" },
 	{ .name = NULL },
 };
 

@@ -57,6 +57,9 @@ struct ringd_conf {
 	int64_t shutdown_timeout_ms;
 	char *user;
 	bool reuseport;
+	int64_t udp_rate;        /* replies per second per source */
+	int64_t udp_burst;
+	int64_t udp_global_rate; /* replies per second in all; 0: no cap */
 
 	struct service_conf *svc;
 	size_t nsvc;

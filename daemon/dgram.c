@@ -1,16 +1,19 @@
 /* One UDP socket of one service. Every UDP plugin gets the same guard
  * here, before its code runs: sources that reflection attacks forge are
- * dropped, and a reply may amplify a request only up to 512 bytes. */
+ * dropped, each source and all of them together are rate-limited, and a
+ * reply may amplify a request only up to 512 bytes. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "daemon.h"
 #include "dgram.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "worker.h"
 
 #define DGRAM_MAX 65536
@@ -37,9 +40,29 @@ struct dgram {
 	int pktinfo_level; /* 0: none */
 	struct in_pktinfo pi4;
 	struct in6_pktinfo pi6;
-	uint64_t dropped;
-	int64_t last_drop_log;
 	char data[DGRAM_MAX];
+};
+
+/* Sources per-source table slots: a few hundred KiB that bound memory
+ * whatever the number of (spoofed) sources. */
+#define DGRAM_RATE_SLOTS 8192
+
+struct dgram_guard {
+	struct ratelimit *per_source;
+	struct rate_params global_p;
+	struct rate_bucket global;
+	uint64_t drops[DGRAM_DROP_NREASONS]; /* since the last log line */
+	uint64_t total;
+	int64_t last_log;
+};
+
+static const char *const dgram_drop_names[DGRAM_DROP_NREASONS] = {
+	[DGRAM_DROP_LOW_PORT] = "low_port",
+	[DGRAM_DROP_OWN_PORT] = "own_port",
+	[DGRAM_DROP_BOGUS] = "bogus_source",
+	[DGRAM_DROP_TRUNCATED] = "truncated",
+	[DGRAM_DROP_RATE] = "rate",
+	[DGRAM_DROP_GLOBAL] = "global_rate",
 };
 
 static uint16_t dgram_port(const struct sockaddr *sa)
@@ -68,19 +91,111 @@ static bool dgram_port_is_ours(uint16_t port, const uint16_t *own, size_t n)
 	return false;
 }
 
-const char *dgram_guard(const struct sockaddr *sa, const uint16_t *own_ports,
-			size_t nown)
+/* No real client sends from these: "this network" 0/8, multicast 224/4,
+ * reserved 240/4 with the limited broadcast 255.255.255.255. A forged
+ * one would make us answer a whole network. */
+static bool dgram_bogus_v4(uint32_t host_order)
+{
+	uint8_t top = (uint8_t)(host_order >> 24);
+
+	return top == 0 || top >= 224;
+}
+
+static bool dgram_bogus_source(const struct sockaddr *sa)
+{
+	const struct in6_addr *a6;
+	uint32_t v4;
+
+	if (sa->sa_family == AF_INET) {
+		v4 = ((const struct sockaddr_in *)sa)->sin_addr.s_addr;
+		return dgram_bogus_v4(ntohl(v4));
+	}
+	a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	if (IN6_IS_ADDR_V4MAPPED(a6)) {
+		memcpy(&v4, &a6->s6_addr[12], 4);
+		return dgram_bogus_v4(ntohl(v4));
+	}
+	return IN6_IS_ADDR_UNSPECIFIED(a6) || IN6_IS_ADDR_MULTICAST(a6);
+}
+
+int dgram_check_source(const struct sockaddr *sa, const uint16_t *own_ports,
+		       size_t nown)
 {
 	uint16_t port;
 
 	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
-		return "not an IP source";
+		return DGRAM_DROP_BOGUS;
+	if (dgram_bogus_source(sa))
+		return DGRAM_DROP_BOGUS;
 	port = dgram_port(sa);
 	if (port < DGRAM_MIN_SOURCE_PORT)
-		return "source port below 1024";
+		return DGRAM_DROP_LOW_PORT;
 	if (dgram_port_is_ours(port, own_ports, nown))
-		return "source port is one of our service ports";
-	return NULL;
+		return DGRAM_DROP_OWN_PORT;
+	return -1;
+}
+
+struct dgram_guard *dgram_guard_new(const struct ringd_conf *c)
+{
+	struct dgram_guard *gd = calloc(1, sizeof(*gd));
+	uint64_t seed = 0;
+
+	if (!gd)
+		return NULL;
+	/* The seed only has to be unknown outside; a failed getrandom
+	 * leaves the address of gd, which ASLR makes unknown enough. */
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
+		seed = (uint64_t)(uintptr_t)gd;
+	gd->per_source = ratelimit_new(DGRAM_RATE_SLOTS, c->udp_rate,
+				       c->udp_burst, seed);
+	if (!gd->per_source) {
+		free(gd);
+		return NULL;
+	}
+	rate_params_init(&gd->global_p, c->udp_global_rate, c->udp_global_rate);
+	return gd;
+}
+
+void dgram_guard_free(struct dgram_guard *gd)
+{
+	if (!gd)
+		return;
+	ratelimit_free(gd->per_source);
+	free(gd);
+}
+
+/* A flood must not become a flood of log lines: one line per interval
+ * with the counts by reason, written when the next drop comes. */
+static void dgram_guard_log(struct dgram_guard *gd, int64_t now)
+{
+	char line[256];
+	size_t off = 0;
+	int i, n;
+
+	if (gd->last_log && now - gd->last_log < DGRAM_DROP_LOG_NS)
+		return;
+	gd->last_log = now;
+	for (i = 0; i < DGRAM_DROP_NREASONS; i++) {
+		if (!gd->drops[i])
+			continue;
+		n = snprintf(line + off, sizeof(line) - off, " %s=%llu",
+			     dgram_drop_names[i],
+			     (unsigned long long)gd->drops[i]);
+		if (n > 0 && (size_t)n < sizeof(line) - off)
+			off += (size_t)n;
+		gd->drops[i] = 0;
+	}
+	log_notice("udp: dropped datagrams%s total=%llu", line,
+		   (unsigned long long)gd->total);
+}
+
+static void dgram_count_drop(struct dgram *g, enum dgram_drop why)
+{
+	struct dgram_guard *gd = g->w->udp_guard;
+
+	gd->drops[why]++;
+	gd->total++;
+	dgram_guard_log(gd, loop_now(g->w->loop));
 }
 
 static void dgram_arm(struct dgram *g)
@@ -115,37 +230,27 @@ static void dgram_read_pktinfo(struct dgram *g)
 	}
 }
 
-static void dgram_drop(struct dgram *g, const char *why)
-{
-	int64_t now = loop_now(g->w->loop);
-
-	g->dropped++;
-	/* A flood must not become a flood of log lines. */
-	if (now - g->last_drop_log < DGRAM_DROP_LOG_NS)
-		return;
-	g->last_drop_log = now;
-	log_notice("udp: dropped datagram: %s svc=%s dropped_total=%llu", why,
-		   g->inst->sc->name, (unsigned long long)g->dropped);
-}
-
 static void dgram_deliver(struct dgram *g, size_t len)
 {
 	const struct ringd_plugin *p = g->inst->p;
 	struct daemon *d = g->w->d;
-	const char *why;
+	struct sockaddr *src = (struct sockaddr *)&g->peer;
+	int why;
 
 	if (g->msg.msg_flags & MSG_TRUNC) {
-		dgram_drop(g, "truncated");
+		dgram_count_drop(g, DGRAM_DROP_TRUNCATED);
 		return;
 	}
-	why = dgram_guard((struct sockaddr *)&g->peer, d->own_ports,
-			  d->nown_ports);
-	if (why) {
-		dgram_drop(g, why);
+	why = dgram_check_source(src, d->own_ports, d->nown_ports);
+	if (why < 0 && !ratelimit_take(g->w->udp_guard->per_source, src,
+				       loop_now(g->w->loop)))
+		why = DGRAM_DROP_RATE;
+	if (why >= 0) {
+		dgram_count_drop(g, (enum dgram_drop)why);
 		return;
 	}
 	dgram_read_pktinfo(g);
-	g->pub.peer = (struct sockaddr *)&g->peer;
+	g->pub.peer = src;
 	g->pub.peerlen = g->msg.msg_namelen;
 	g->pub.len = len;
 	if (PLUGIN_HAS(p, on_datagram))
@@ -243,6 +348,13 @@ int dgram_reply(struct ringd_dgram *d, const void *buf, size_t len)
 
 	if (len > DGRAM_MAX_AMPLIFIED && len > g->pub.len)
 		return -EMSGSIZE;
+	/* The per-source limit was charged on arrival; the global cap is on
+	 * replies, so a flood from many forged sources still stays small. */
+	if (!rate_take(&g->w->udp_guard->global_p, &g->w->udp_guard->global,
+		       loop_now(g->w->loop))) {
+		dgram_count_drop(g, DGRAM_DROP_GLOBAL);
+		return -EAGAIN;
+	}
 	memset(&ctl, 0, sizeof(ctl));
 	msg.msg_controllen = dgram_pktinfo(g, ctl, sizeof(ctl));
 	if (msg.msg_controllen)

@@ -1,6 +1,7 @@
 /* One UDP socket of one service: receive, guard (reflection sources,
- * our own ports), dispatch to the plugin, reply from the address the
- * datagram arrived on. Runs on worker 0 only. */
+ * our own ports, bogus sources, per-source and global rates), dispatch to
+ * the plugin, reply from the address the datagram arrived on. Runs on
+ * worker 0 only. */
 #ifndef RINGD_DGRAM_H
 #define RINGD_DGRAM_H
 
@@ -21,10 +22,29 @@ struct dgram;
 /* A reply larger than the request may not exceed this. */
 #define DGRAM_MAX_AMPLIFIED 512
 
-/* The guard's decision for a source address: 0 to admit, else a static
- * reason for the debug log. Pure, so it is unit-tested on its own. */
-const char *dgram_guard(const struct sockaddr *sa, const uint16_t *own_ports,
-			size_t nown);
+/* Why a datagram was not answered; counted and logged per interval. */
+enum dgram_drop {
+	DGRAM_DROP_LOW_PORT,   /* source port below 1024 */
+	DGRAM_DROP_OWN_PORT,   /* one of our own service ports */
+	DGRAM_DROP_BOGUS,      /* broadcast, multicast, 0.0.0.0/8, ... */
+	DGRAM_DROP_TRUNCATED,  /* larger than we can read whole */
+	DGRAM_DROP_RATE,       /* this source over udp_rate/udp_burst */
+	DGRAM_DROP_GLOBAL,     /* all sources over udp_global_rate */
+	DGRAM_DROP_NREASONS,
+};
+
+/* The address rules alone, pure so they are unit-tested on their own:
+ * -1 to admit, else the enum dgram_drop reason. Loopback is admitted. */
+int dgram_check_source(const struct sockaddr *sa, const uint16_t *own_ports,
+		       size_t nown);
+
+struct ringd_conf;
+
+/* Worker 0's guard, shared by every UDP socket of every service, so
+ * limits apply per source and not per service. */
+struct dgram_guard;
+struct dgram_guard *dgram_guard_new(const struct ringd_conf *c);
+void dgram_guard_free(struct dgram_guard *gd);
 
 struct dgram *dgram_open(struct worker *w, const struct ringd_instance *inst,
 			 int fd);

@@ -255,6 +255,10 @@ static int worker_open_listeners(struct worker *w)
 		if (l->addr.kind == LISTEN_UDP) {
 			if (w->id != 0)
 				continue;
+			if (!w->udp_guard)
+				w->udp_guard = dgram_guard_new(d->conf);
+			if (!w->udp_guard)
+				return -ENOMEM;
 			w->dg[w->ndg] = dgram_open(w, inst, l->fds[0]);
 			if (!w->dg[w->ndg])
 				return -ENOMEM;
@@ -301,6 +305,8 @@ static void worker_teardown(struct worker *w)
 		dgram_free(w->dg[i]);
 	free(w->dg);
 	free(w->wl);
+	dgram_guard_free(w->udp_guard);
+	w->udp_guard = NULL;
 	w->dg = NULL;
 	w->wl = NULL;
 	w->ndg = w->nwl = 0;

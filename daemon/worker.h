@@ -15,6 +15,7 @@
 struct daemon;
 struct conn;
 struct dgram;
+struct dgram_guard;
 struct wlisten;
 struct outseg;
 
@@ -31,6 +32,7 @@ struct worker {
 	size_t nwl;
 	struct dgram **dg;
 	size_t ndg;
+	struct dgram_guard *udp_guard; /* worker 0, when it has UDP sockets */
 
 	struct outseg *free_segs; /* conn.c's cache of output segments */
 	size_t nfree_segs;

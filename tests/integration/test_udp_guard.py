@@ -1,3 +1,169 @@
 #!/usr/bin/env python3
-import sys
-sys.exit(77)  # placeholder: being written
+"""The daemon's UDP guard with its defaults: a flood from one source gets at
+most burst + rate * time replies while other sources are still answered; a
+global cap bounds replies to many sources; drops are logged at most once
+per interval; reflection source ports get nothing."""
+
+import socket
+import time
+
+import harness
+from harness import udp_echo
+
+RATE, BURST = 10, 20  # the documented defaults of udp_rate and udp_burst
+
+
+def flood(addr, src, seconds, size=64):
+    """Send as fast as possible from src for `seconds`, counting replies.
+    Returns (sent, replies, elapsed)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(src)
+    s.setblocking(False)
+    sent = replies = 0
+    t0 = time.monotonic()
+    t_end = t0 + seconds
+    while time.monotonic() < t_end and sent < 200000:
+        try:
+            s.sendto(b'f' * size, addr.sockaddr)
+            sent += 1
+        except BlockingIOError:
+            pass
+        replies += drain(s)
+    elapsed = time.monotonic() - t0
+    # Replies still in flight when the flood stopped.
+    s.settimeout(0.3)
+    try:
+        while True:
+            s.recvfrom(65536)
+            replies += 1
+    except (socket.timeout, BlockingIOError):
+        pass
+    s.close()
+    return sent, replies, elapsed
+
+
+def drain(s):
+    n = 0
+    while True:
+        try:
+            s.recvfrom(65536)
+            n += 1
+        except BlockingIOError:
+            return n
+
+
+def test_flood_limited_per_source(ctx):
+    d = ctx.daemon(ringd={'udp_global_rate': '0'})
+    u = d.addr('udp')
+    flooder = harness.random_loopback()
+    sent, replies, elapsed = flood(u, (flooder, 0), 2.0)
+    limit = BURST + RATE * elapsed + 1
+    assert sent > 1000, 'the flood sent only %d datagrams' % sent
+    assert replies <= limit, 'flood of %d got %d replies in %.2f s, limit %.0f' % (
+        sent, replies, elapsed, limit)
+    assert replies >= BURST, 'flood got only %d replies, fewer than the burst' % replies
+    d.stop()
+
+
+def test_other_source_answered_during_flood(ctx):
+    """The flooder is limited, never the service: a second source gets every
+    reply while the flood goes on."""
+    import threading
+    d = ctx.daemon(ringd={'udp_global_rate': '0'})
+    u = d.addr('udp')
+    flooder, other = harness.random_loopback(), harness.random_loopback()
+    while other == flooder:
+        other = harness.random_loopback()
+    result = {}
+    t = threading.Thread(target=lambda: result.update(
+        r=flood(u, (flooder, 0), 2.0)), daemon=True)
+    t.start()
+    time.sleep(0.3)  # let the flood exhaust its burst first (a pacing, not a readiness wait)
+    answered = 0
+    for i in range(10):
+        got, _ = udp_echo(u, b'other %d' % i, src=(other, 0), timeout=2)
+        assert got == b'other %d' % i
+        answered += 1
+    t.join(10)
+    sent, replies, elapsed = result['r']
+    assert replies <= BURST + RATE * elapsed + 1, (replies, elapsed)
+    assert answered == 10
+    d.stop()
+
+
+def test_global_cap(ctx):
+    """Many sources, each within its own limit, still get no more than
+    udp_global_rate replies per second in all."""
+    cap = 50
+    d = ctx.daemon(ringd={'udp_global_rate': str(cap), 'udp_rate': '1000',
+                          'udp_burst': '1000'})
+    u = d.addr('udp')
+    socks = []
+    for i in range(40):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(('127.0.%d.%d' % (100 + i // 200, 1 + i % 200), 0))
+        s.setblocking(False)
+        socks.append(s)
+    t0 = time.monotonic()
+    sent = replies = 0
+    while time.monotonic() - t0 < 2.0:
+        for s in socks:
+            try:
+                s.sendto(b'g', u.sockaddr)
+                sent += 1
+            except BlockingIOError:
+                pass
+            replies += drain(s)
+    elapsed = time.monotonic() - t0
+    time.sleep(0.2)  # stragglers already sent by the daemon
+    for s in socks:
+        replies += drain(s)
+        s.close()
+    limit = cap + cap * elapsed + 1
+    assert sent > 2000, sent
+    assert replies <= limit, '%d replies to %d datagrams in %.2f s, cap %.0f' % (
+        replies, sent, elapsed, limit)
+    assert replies >= cap, 'only %d replies under a cap of %d/s' % (replies, cap)
+    d.stop()
+
+
+def test_drops_logged_once_per_interval(ctx):
+    d = ctx.daemon(ringd={'udp_global_rate': '0'})
+    u = d.addr('udp')
+    flood(u, (harness.random_loopback(), 0), 1.5)
+    err = d.stop()
+    lines = [l for l in err.splitlines() if 'udp: dropped datagrams' in l]
+    assert 1 <= len(lines) <= 1, 'expected one drop log line in 1.5 s, got:\n%s' % '\n'.join(lines)
+    assert 'rate=' in lines[0], lines[0]
+
+
+def test_reflection_ports_never_answered_even_within_limits(ctx):
+    d = ctx.daemon()
+    u = d.addr('udp')
+    src_ip = harness.random_loopback()
+    for port in (7, 19, 53, 123, 1023):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((src_ip, port))
+        s.settimeout(0.3)
+        s.sendto(b'reflect me', u.sockaddr)
+        try:
+            got = s.recvfrom(100)
+            raise AssertionError('source port %d got a reply %r' % (port, got))
+        except socket.timeout:
+            pass
+        finally:
+            s.close()
+    got, _ = udp_echo(u, b'high port', src=(src_ip, 0))
+    assert got == b'high port'
+    d.stop()
+
+
+if __name__ == '__main__':
+    harness.main([
+        test_flood_limited_per_source,
+        test_other_source_answered_during_flood,
+        test_global_cap,
+        test_drops_logged_once_per_interval,
+        test_reflection_ports_never_answered_even_within_limits,
+    ])
