@@ -47,7 +47,7 @@ const struct ringd_key conf_core_keys[] = {
 	{ .name = "user", .type = RINGD_KEY_STRING, .def = "",
 	  .offset = offsetof(struct ringd_conf, user),
 	  .help = "drop to this user after binding when started as root" },
-	{ .name = "reuseport", .type = RINGD_KEY_BOOL, .def = "no",
+	{ .name = "reuseport", .type = RINGD_KEY_BOOL, .def = "yes",
 	  .offset = offsetof(struct ringd_conf, reuseport),
 	  .help = "per-worker SO_REUSEPORT listeners instead of one shared "
 		  "listener" },

@@ -169,6 +169,10 @@ static void conn_read_start(struct conn *c)
 	c->flags &= ~C_PAUSED;
 	c->flags |= C_READING;
 	loop_recv(c->w->loop, &c->rop, c->fd);
+	/* A draining connection that was paused may have nothing left to
+	 * read: look again, or it would wait for shutdown_timeout. */
+	if (c->flags & C_DRAIN)
+		conn_drain_soon(c->w);
 }
 
 static void conn_flush(struct conn *c)
@@ -352,7 +356,8 @@ static void conn_recv_done(struct loop_op *op, int res, unsigned flags,
 	conn_release(c);
 }
 
-/* Drop res sent bytes from the head of the queue. */
+/* Segments leave the queue as soon as they are sent so the cache gets
+ * them back while they are still warm. */
 static void conn_consume(struct conn *c, size_t n)
 {
 	struct outseg *s = c->head;

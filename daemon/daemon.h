@@ -42,6 +42,7 @@ struct daemon {
 	size_t nworkers;
 
 	_Atomic int state;      /* enum ringd_state */
+	_Atomic int failed;     /* a worker's loop died: exit 1 */
 	_Atomic long nconns;    /* open connections, all workers */
 };
 

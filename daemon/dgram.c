@@ -43,8 +43,8 @@ struct dgram {
 	char data[DGRAM_MAX];
 };
 
-/* Sources per-source table slots: a few hundred KiB that bound memory
- * whatever the number of (spoofed) sources. */
+/* Slots of the per-source table: 128 KiB that bound memory whatever
+ * the number of (spoofed) sources. */
 #define DGRAM_RATE_SLOTS 8192
 
 struct dgram_guard {

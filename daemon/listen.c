@@ -128,6 +128,19 @@ static int listen_inet(struct listener *l, bool reuseport, int *out)
 	return r;
 }
 
+/* SO_REUSEPORT lets any socket of the same user that also sets it share
+ * the port, so a second ringd would silently split the traffic instead of
+ * failing. A plain socket bound first fails with EADDRINUSE against any
+ * holder; it also fixes the port when the address asked for port 0. */
+static int listen_probe_free(struct listener *l)
+{
+	int fd, r = listen_inet(l, false, &fd);
+
+	if (r == 0)
+		close(fd);
+	return r;
+}
+
 static int listen_open(struct daemon *d, struct listener *l)
 {
 	const struct service_conf *sc = d->svc[l->svc].sc;
@@ -141,6 +154,11 @@ static int listen_open(struct daemon *d, struct listener *l)
 		return -ENOMEM;
 	for (i = 0; i < l->nfds; i++)
 		l->fds[i] = -1;
+	if (per_worker) {
+		r = listen_probe_free(l);
+		if (r < 0)
+			return r;
+	}
 	for (i = 0; i < l->nfds; i++) {
 		if (l->addr.kind == LISTEN_UNIX)
 			r = listen_unix(l, (int)sc->socket_mode, &l->fds[i]);

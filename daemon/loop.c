@@ -21,6 +21,7 @@ struct loop {
 	void *state;
 	int64_t now;
 	bool stop;
+	int fatal; /* an error loop_run() returns: the loop cannot go on */
 
 	struct loop_timer **heap;
 	uint32_t nheap;
@@ -104,10 +105,14 @@ static void loop_wake_done(struct loop_op *op, int res, unsigned flags,
 {
 	struct loop *l = op->data;
 
-	/* Any other failure reading our own eventfd would repeat at once:
-	 * give up on wakes rather than spin. */
-	if (res < 0 && res != -EAGAIN && res != -EINTR)
+	/* Any other failure reading our own eventfd would repeat at once,
+	 * and a loop that cannot be woken cannot be stopped: end the loop
+	 * with the error so its owner notices. */
+	if (res < 0 && res != -EAGAIN && res != -EINTR) {
+		l->fatal = res;
+		l->stop = true;
 		return;
+	}
 	loop_read(l, op, l->wake_fd, &l->wake_val, sizeof(l->wake_val));
 	if (res > 0) {
 		/* Cleared after the read emptied the eventfd, so a wake
@@ -363,7 +368,7 @@ int loop_run(struct loop *l)
 			break;
 		err = l->engine->poll(l->state, loop_timeout(l));
 	}
-	return err;
+	return err ? err : l->fatal;
 }
 
 void loop_stop(struct loop *l)

@@ -13,7 +13,6 @@
 #include "loop_backend.h"
 
 #define URING_BGID 0
-#define URING_PROBE_ENTRIES 8
 #define URING_NSEC 1000000000
 
 /* Every SQE opcode the engine issues; the ring allows no other. */
@@ -95,40 +94,25 @@ static size_t uring_page_round(size_t size)
 	return (size + page - 1) / page * page;
 }
 
-/* Buffer rings arrived in 5.19; older kernels reject the register op. */
-static int uring_check_buf_ring(struct io_uring *ring)
-{
-	size_t size = uring_page_round(sizeof(struct io_uring_buf));
-	void *mem = uring_map(size);
-	struct io_uring_buf_reg reg = {
-		.ring_addr = (uintptr_t)mem,
-		.ring_entries = 1,
-		.bgid = URING_BGID,
-	};
-	int err;
+static int uring_init(struct loop *l, const struct loop_config *cfg,
+		      void **state);
+static void uring_destroy(void *state);
 
-	if (!mem)
-		return -ENOMEM;
-	err = io_uring_register_buf_ring(ring, &reg, 0);
-	if (err == 0)
-		io_uring_unregister_buf_ring(ring, URING_BGID);
-	else if (err == -EINVAL)
-		err = -EOPNOTSUPP;
-	munmap(mem, size);
-	return err;
-}
-
+/* Builds the very ring a loop with default parameters would (setup
+ * flags, buffer ring, restrictions), so a yes here means the workers'
+ * rings will come up too. */
 int loop_uring_probe(const char **why)
 {
-	struct io_uring ring;
-	int err = io_uring_queue_init(URING_PROBE_ENTRIES, &ring, 0);
+	const struct loop_config cfg = {
+		.entries = LOOP_DEFAULT_ENTRIES,
+		.nbufs = LOOP_DEFAULT_NBUFS,
+		.buf_size = LOOP_DEFAULT_BUF_SIZE,
+	};
+	void *state = NULL;
+	int err = uring_init(NULL, &cfg, &state);
 
-	if (err == 0) {
-		err = uring_check_opcodes(&ring);
-		if (err == 0)
-			err = uring_check_buf_ring(&ring);
-		io_uring_queue_exit(&ring);
-	}
+	if (err == 0)
+		uring_destroy(state);
 	if (why)
 		*why = uring_reason(err);
 	return err;

@@ -276,6 +276,10 @@ static int main_run(struct daemon *d)
 	listen_stop_all(d);
 	worker_stop_all(d);
 	listen_close_all(d);
+	if (atomic_load(&d->failed)) {
+		log_err("ringd: stopped after a worker failed");
+		return 1;
+	}
 	log_info("ringd: stopped");
 	return 0;
 }

@@ -3,6 +3,7 @@
  * here is shared between workers except the read-only daemon context and
  * its connection counter. */
 #include <errno.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,17 @@
  * (sooner when one of our connections closes): no busy loop on a limit. */
 #define WORKER_ACCEPT_RETRY_NS (1000LL * 1000000)
 
+/* Connections held unserved at max_connections; beyond, they close. */
+#define WORKER_MAX_WAITING 64
+
+struct worker_waiting {
+	int fd;
+	const struct ringd_instance *inst;
+};
+
+/* Pause lines: at most one per listener per interval, with a count. */
+#define WORKER_PAUSE_LOG_NS (10LL * 1000000000)
+
 struct wlisten {
 	struct loop_op op;
 	struct worker *w;
@@ -29,10 +41,20 @@ struct wlisten {
 	int fd;
 	bool armed, paused;
 	struct loop_timer retry;
+	int64_t last_log;
+	unsigned long unlogged; /* pauses since the last line */
 };
 
 static void worker_accept_done(struct loop_op *op, int res, unsigned flags,
 			       void *buf);
+
+static void worker_pause(struct wlisten *wl, const char *why);
+
+static bool worker_full(const struct worker *w)
+{
+	return atomic_load_explicit(&w->d->nconns, memory_order_relaxed) >=
+	       (long)w->d->conf->max_connections;
+}
 
 static void worker_arm(struct wlisten *wl)
 {
@@ -41,6 +63,12 @@ static void worker_arm(struct wlisten *wl)
 	if (wl->armed || wl->paused || wl->w->stopping ||
 	    daemon_state(wl->w->d) != RINGD_RUNNING)
 		return;
+	/* At the limit, clients wait in the kernel's backlog instead of
+	 * being accepted only to be closed. */
+	if (worker_full(wl->w)) {
+		worker_pause(wl, "max_connections reached");
+		return;
+	}
 	wl->armed = true;
 	loop_accept(wl->w->loop, &wl->op, wl->fd);
 }
@@ -55,6 +83,7 @@ static void worker_retry_fired(struct loop_timer *t)
 
 static void worker_pause(struct wlisten *wl, const char *why)
 {
+	int64_t now = loop_now(wl->w->loop);
 	char text[160];
 
 	if (wl->paused)
@@ -62,11 +91,15 @@ static void worker_pause(struct wlisten *wl, const char *why)
 	wl->paused = true;
 	if (wl->armed)
 		loop_cancel(wl->w->loop, &wl->op);
-	loop_timer_set(wl->w->loop, &wl->retry,
-		       loop_now(wl->w->loop) + WORKER_ACCEPT_RETRY_NS);
+	loop_timer_set(wl->w->loop, &wl->retry, now + WORKER_ACCEPT_RETRY_NS);
+	wl->unlogged++;
+	if (wl->last_log && now - wl->last_log < WORKER_PAUSE_LOG_NS)
+		return;
 	listen_addr_format(&wl->l->addr, text, sizeof(text));
-	log_warnx("%s: accept paused on %s: %s", wl->inst->sc->name, text,
-		  why);
+	log_warnx("%s: accept paused on %s: %s pauses=%lu", wl->inst->sc->name,
+		  text, why, wl->unlogged);
+	wl->last_log = now;
+	wl->unlogged = 0;
 }
 
 static void worker_resume(struct worker *w)
@@ -93,6 +126,35 @@ static bool worker_take_slot(struct worker *w)
 	return false;
 }
 
+static void worker_hold(struct wlisten *wl, int fd)
+{
+	struct worker *w = wl->w;
+
+	if (w->nwaiting < WORKER_MAX_WAITING)
+		w->waiting[w->nwaiting++] = (struct worker_waiting){
+			.fd = fd, .inst = wl->inst };
+	else
+		close(fd);
+	worker_pause(wl, "max_connections reached");
+}
+
+/* Held connections go first when a slot frees; all of them on a stop,
+ * where they count as in flight. */
+static void worker_serve_waiting(struct worker *w, bool force)
+{
+	size_t i, n = 0;
+
+	while (n < w->nwaiting && (force || worker_take_slot(w))) {
+		if (force)
+			atomic_fetch_add(&w->d->nconns, 1);
+		conn_open(w, w->waiting[n].inst, w->waiting[n].fd);
+		n++;
+	}
+	for (i = n; i < w->nwaiting; i++)
+		w->waiting[i - n] = w->waiting[i];
+	w->nwaiting -= n;
+}
+
 static void worker_accept_done(struct loop_op *op, int res, unsigned flags,
 			       void *buf)
 {
@@ -103,19 +165,23 @@ static void worker_accept_done(struct loop_op *op, int res, unsigned flags,
 		wl->armed = false;
 	if (res >= 0) {
 		if (!worker_take_slot(w)) {
-			close(res);
-			worker_pause(wl, "max_connections reached");
+			worker_hold(wl, res);
 		} else {
 			conn_open(w, wl->inst, res);
 			/* Accepted as the stop began: in flight, so drained. */
 			if (w->stopping)
 				conn_shutdown_all(w);
+			else if (worker_full(w))
+				worker_pause(wl, "max_connections reached");
 		}
 	} else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS ||
 		   res == -ENOMEM) {
 		worker_pause(wl, strerror(-res));
-	} else if (res != -ECANCELED) {
-		log_debug("%s: accept: %s", wl->inst->sc->name, strerror(-res));
+	} else if (!w->stopping && res != -ECANCELED &&
+		   !(flags & LOOP_F_MORE)) {
+		/* An error that ended the accept and that the loop does not
+		 * call transient could repeat at once: retry on the timer. */
+		worker_pause(wl, strerror(-res));
 	}
 	if (w->stopping)
 		worker_check_done(w);
@@ -140,10 +206,12 @@ void worker_check_done(struct worker *w)
 
 void worker_conn_removed(struct worker *w)
 {
-	if (w->stopping)
+	if (w->stopping) {
 		worker_check_done(w);
-	else
-		worker_resume(w);
+		return;
+	}
+	worker_serve_waiting(w, false);
+	worker_resume(w);
 }
 
 static void worker_stop_timer_fired(struct loop_timer *t)
@@ -184,6 +252,7 @@ static void worker_begin_stop(struct worker *w)
 	size_t i;
 
 	w->stopping = true;
+	worker_serve_waiting(w, true);
 	for (i = 0; i < w->nwl; i++)
 		worker_close_listener(&w->wl[i]);
 	for (i = 0; i < w->ndg; i++)
@@ -246,7 +315,8 @@ static int worker_open_listeners(struct worker *w)
 
 	w->wl = calloc(d->nlisteners + 1, sizeof(*w->wl));
 	w->dg = calloc(d->nlisteners + 1, sizeof(*w->dg));
-	if (!w->wl || !w->dg)
+	w->waiting = calloc(WORKER_MAX_WAITING, sizeof(*w->waiting));
+	if (!w->wl || !w->dg || !w->waiting)
 		return -ENOMEM;
 	for (i = 0; i < d->nlisteners; i++) {
 		const struct listener *l = &d->listeners[i];
@@ -276,20 +346,39 @@ static int worker_open_listeners(struct worker *w)
 	return 0;
 }
 
-static int worker_setup(struct worker *w)
+/* With backend = auto main's probe already chose io_uring, but a worker
+ * whose own ring fails (a memory limit reached by the n-th ring, say)
+ * still falls back rather than failing the start. */
+static int worker_new_loop(struct worker *w)
 {
-	struct loop_params lp = { .backend = w->d->backend };
+	struct daemon *d = w->d;
+	struct loop_params lp = { .backend = d->backend };
 	int r;
 
+	if (d->conf->backend == CONF_BACKEND_AUTO)
+		lp.backend = LOOP_BACKEND_AUTO;
 	r = loop_new(&w->loop, &lp);
 	if (r < 0) {
 		log_err("worker: loop: %s: %s worker=%zu",
-			w->d->backend == LOOP_BACKEND_IO_URING ? "io_uring" :
-								 "epoll",
+			d->backend == LOOP_BACKEND_IO_URING ? "io_uring" :
+							      "epoll",
 			strerror(-r), w->id);
 		w->loop = NULL;
 		return r;
 	}
+	if (d->backend == LOOP_BACKEND_IO_URING &&
+	    strcmp(loop_backend_name(w->loop), "io_uring") != 0)
+		log_notice("loop: io_uring ring failed in this worker; using "
+			   "epoll worker=%zu", w->id);
+	return 0;
+}
+
+static int worker_setup(struct worker *w)
+{
+	int r = worker_new_loop(w);
+
+	if (r < 0)
+		return r;
 	loop_set_wake(w->loop, worker_woken, w);
 	r = worker_start_plugins(w);
 	if (r < 0)
@@ -303,6 +392,11 @@ static void worker_teardown(struct worker *w)
 
 	for (i = 0; i < w->ndg; i++)
 		dgram_free(w->dg[i]);
+	for (i = 0; i < w->nwaiting; i++)
+		close(w->waiting[i].fd);
+	free(w->waiting);
+	w->waiting = NULL;
+	w->nwaiting = 0;
 	free(w->dg);
 	free(w->wl);
 	dgram_guard_free(w->udp_guard);
@@ -312,9 +406,6 @@ static void worker_teardown(struct worker *w)
 	w->ndg = w->nwl = 0;
 	worker_stop_plugins(w);
 	conn_free_cache(w);
-	if (w->loop)
-		loop_free(w->loop);
-	w->loop = NULL;
 }
 
 static void *worker_main(void *arg)
@@ -324,11 +415,20 @@ static void *worker_main(void *arg)
 
 	w->start_err = worker_setup(w);
 	sem_post(w->started);
-	if (!w->start_err) {
-		r = loop_run(w->loop);
-		if (r < 0)
-			log_err("worker: loop: %s worker=%zu", strerror(-r),
-				w->id);
+	if (w->start_err) {
+		worker_teardown(w);
+		return NULL;
+	}
+	r = loop_run(w->loop);
+	if (r < 0) {
+		/* Its connections can no longer complete, so they are left
+		 * to the exit; main is told to stop the whole daemon rather
+		 * than run on with a dead worker. */
+		log_err("worker: loop: %s; stopping the daemon worker=%zu",
+			strerror(-r), w->id);
+		atomic_store(&w->d->failed, 1);
+		kill(getpid(), SIGTERM);
+		return NULL;
 	}
 	worker_teardown(w);
 	return NULL;
@@ -338,7 +438,7 @@ int worker_start_all(struct daemon *d)
 {
 	sem_t started;
 	size_t i, n = 0;
-	int failed = 0;
+	int failed = 0, r;
 
 	d->workers = calloc(d->nworkers, sizeof(*d->workers));
 	if (!d->workers || sem_init(&started, 0, 0) < 0)
@@ -347,9 +447,9 @@ int worker_start_all(struct daemon *d)
 		struct worker *w = &d->workers[i];
 
 		*w = (struct worker){ .d = d, .id = i, .started = &started };
-		if (pthread_create(&w->tid, NULL, worker_main, w) != 0) {
-			log_err("worker: cannot create thread: %s",
-				strerror(errno));
+		r = pthread_create(&w->tid, NULL, worker_main, w);
+		if (r != 0) {
+			log_err("worker: cannot create thread: %s", strerror(r));
 			failed = 1;
 			break;
 		}
@@ -380,8 +480,13 @@ void worker_stop_all(struct daemon *d)
 		if (!w->start_err)
 			loop_wake(w->loop);
 	}
-	for (i = 0; i < d->nworkers; i++)
+	for (i = 0; i < d->nworkers; i++) {
 		pthread_join(d->workers[i].tid, NULL);
+		/* Freed here, not by the thread, so main never wakes a loop
+		 * that is gone. */
+		if (d->workers[i].loop)
+			loop_free(d->workers[i].loop);
+	}
 	free(d->workers);
 	d->workers = NULL;
 	d->nworkers = 0;

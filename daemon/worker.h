@@ -18,6 +18,7 @@ struct dgram;
 struct dgram_guard;
 struct wlisten;
 struct outseg;
+struct worker_waiting;
 
 struct worker {
 	struct daemon *d;
@@ -36,6 +37,11 @@ struct worker {
 
 	struct outseg *free_segs; /* conn.c's cache of output segments */
 	size_t nfree_segs;
+
+	/* Accepted while at max_connections (a multishot accept can run
+	 * ahead of its cancel): held unserved until a slot frees. */
+	struct worker_waiting *waiting;
+	size_t nwaiting;
 
 	struct conn *conns; /* doubly linked */
 	size_t nconns;

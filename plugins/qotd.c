@@ -185,13 +185,15 @@ static int qotd_parse(struct qotd_load *ld, const char *buf, size_t size)
 
 /* Reads the whole file; NULL with errno set: EINVAL for a file that is not
  * a regular file, EFBIG for one over QOTD_MAX_FILE. */
+/* O_NONBLOCK: a FIFO named as the quotes file must fail the S_ISREG
+ * check, not hang ringd -t in open(). */
 static char *qotd_slurp(const char *path, size_t *size)
 {
 	struct stat st;
 	char *buf = NULL;
 	ssize_t r = 0;
 	size_t got = 0;
-	int saved, fd = open(path, O_RDONLY | O_CLOEXEC);
+	int saved, fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
 	if (fd < 0)
 		return NULL;

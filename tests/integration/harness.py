@@ -185,6 +185,8 @@ class Daemon:
         if not self.status:
             raise DaemonError('READY=1 without a STATUS=running line: %r' % self.messages)
         self.listen = parse_listen(self.status.get('listen', ''))
+        for addrs in self.listen.values():
+            SERVICE_PORTS.update(a.port for a in addrs if a.port)
         self.check_backend()
         return self
 
@@ -494,11 +496,29 @@ def assert_same(got, want, what='echo'):
                          % (what, len(got), len(want), i))
 
 
+# Every port a daemon of this process listens on. The UDP guard drops
+# datagrams whose source port is one of the daemon's own service ports, and
+# with ephemeral ports on both sides a client can draw one by chance.
+SERVICE_PORTS = set()
+
+
+def client_socket(family, type_, src):
+    """A socket bound to src (host, port); a port 0 becomes a free port that
+    is none of the daemons' service ports."""
+    for _ in range(50):
+        s = socket.socket(family, type_)
+        s.bind(src)
+        if src[1] or s.getsockname()[1] not in SERVICE_PORTS:
+            return s
+        s.close()
+    raise AssertionError('no free client port outside %r' % sorted(SERVICE_PORTS))
+
+
 def udp_echo(addr, data, src=None, timeout=2.0):
-    s = socket.socket(addr.family, socket.SOCK_DGRAM)
+    if src is None:
+        src = ('::1' if addr.family == socket.AF_INET6 else '127.0.0.1', 0)
+    s = client_socket(addr.family, socket.SOCK_DGRAM, src)
     try:
-        if src is not None:
-            s.bind(src)
         s.settimeout(timeout)
         s.sendto(data, addr.sockaddr)
         got, peer = s.recvfrom(65536)

@@ -214,7 +214,7 @@ def test_udp_refused_without_allow_udp(ctx):
 def test_udp_allowed_replies(ctx):
     d = ctx.daemon({'chargen': {'listen': 'udp://127.0.0.1:0', 'allow_udp': 'yes'}})
     u = d.addr('udp', 'chargen')
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = harness.client_socket(socket.AF_INET, socket.SOCK_DGRAM, ('127.0.0.1', 0))
     s.settimeout(2)
     lens = []
     # Within the default per-source burst of the UDP guard.

@@ -64,7 +64,7 @@ def test_many_clients_in_parallel(ctx):
 def test_udp_no_reply(ctx):
     d = ctx.daemon({'discard': {'listen': LISTEN}})
     u = d.addr('udp', 'discard')
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = harness.client_socket(socket.AF_INET, socket.SOCK_DGRAM, ('127.0.0.1', 0))
     s.settimeout(0.5)
     for n in (0, 1, 512, 1400, 9000):
         s.sendto(harness.payload(n, seed=n), u.sockaddr)

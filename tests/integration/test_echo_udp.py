@@ -30,7 +30,7 @@ def test_udp_many_datagrams_one_socket(ctx):
     """Each datagram gets its own reply, never merged or split."""
     d = ctx.daemon(ringd=UNLIMITED)
     u = d.addr('udp')
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = harness.client_socket(socket.AF_INET, socket.SOCK_DGRAM, ('127.0.0.1', 0))
     s.settimeout(3)
     want = {}
     for i in range(100):
@@ -154,7 +154,7 @@ def test_udp_flood_then_service(ctx):
     """A burst larger than the socket buffer loses datagrams, not the service."""
     d = ctx.daemon()
     u = d.addr('udp')
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = harness.client_socket(socket.AF_INET, socket.SOCK_DGRAM, ('127.0.0.1', 0))
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     t_end = time.monotonic() + 1.0
     n = 0
@@ -174,7 +174,7 @@ def test_large_datagrams_never_truncated(ctx):
     reply at all; never a truncated or altered echo."""
     d = ctx.daemon()
     u = d.addr('udp')
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = harness.client_socket(socket.AF_INET, socket.SOCK_DGRAM, ('127.0.0.1', 0))
     s.settimeout(1.0)
     for n in (1472, 2048, 4097, 9000, 65507):
         data = payload(n, seed=n)

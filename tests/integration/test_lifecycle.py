@@ -338,6 +338,37 @@ def test_emfile_pauses_and_resumes(ctx):
     d.stop()
 
 
+def test_max_connections_waits_in_backlog(ctx):
+    """At max_connections further clients wait in the kernel's backlog (not
+    accepted and dropped), the daemon does not spin, and the first waiting
+    client is served soon after a slot frees."""
+    d = ctx.daemon(ringd={'workers': '1', 'max_connections': '5'})
+    addr = d.addr('tcp')
+    held = [connect(addr) for _ in range(5)]
+    for i, s in enumerate(held):
+        s.sendall(b'h%d' % i)
+        assert recv_exact(s, 2) == b'h%d' % i
+    waiting = connect(addr)
+    waiting.sendall(b'waiting')
+    waiting.settimeout(0.5)
+    try:
+        got = waiting.recv(16)
+        raise AssertionError('6th client served at max_connections=5: %r' % got)
+    except socket.timeout:
+        pass
+    c0, t0 = d.cpu_seconds(), time.monotonic()
+    time.sleep(1.0)  # measuring CPU over a second at the limit
+    used = d.cpu_seconds() - c0
+    assert used < 0.15 * (time.monotonic() - t0), 'daemon used %.2f s CPU at the limit' % used
+    held.pop().close()
+    assert recv_exact(waiting, 7, timeout=3.0) == b'waiting', 'not served after a slot freed'
+    for s in held:
+        s.close()
+    waiting.close()
+    err = d.stop()
+    assert 'max_connections reached' in err, err
+
+
 if __name__ == '__main__':
     harness.main([
         test_sigterm_idle_exits_0,
@@ -348,4 +379,5 @@ if __name__ == '__main__':
         test_back_pressure_bounded_memory,
         test_back_pressure_many_clients,
         test_emfile_pauses_and_resumes,
+        test_max_connections_waits_in_backlog,
     ])

@@ -75,7 +75,7 @@ def tcp_read_all(addr, timeout=5.0):
 
 def udp_ask(addr, data=b'\n', timeout=2.0):
     """The reply to one datagram, or None when none came within timeout."""
-    s = socket.socket(addr.family, socket.SOCK_DGRAM)
+    s = harness.client_socket(addr.family, socket.SOCK_DGRAM, ('::1' if addr.family == socket.AF_INET6 else '127.0.0.1', 0))
     try:
         s.settimeout(timeout)
         s.sendto(data, addr.sockaddr)

@@ -16,8 +16,7 @@ RATE, BURST = 10, 20  # the documented defaults of udp_rate and udp_burst
 def flood(addr, src, seconds, size=64):
     """Send as fast as possible from src for `seconds`, counting replies.
     Returns (sent, replies, elapsed)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(src)
+    s = harness.client_socket(socket.AF_INET, socket.SOCK_DGRAM, src)
     s.setblocking(False)
     sent = replies = 0
     t0 = time.monotonic()
@@ -100,8 +99,8 @@ def test_global_cap(ctx):
     u = d.addr('udp')
     socks = []
     for i in range(40):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(('127.0.%d.%d' % (100 + i // 200, 1 + i % 200), 0))
+        s = harness.client_socket(socket.AF_INET, socket.SOCK_DGRAM,
+                                  ('127.0.%d.%d' % (100 + i // 200, 1 + i % 200), 0))
         s.setblocking(False)
         socks.append(s)
     t0 = time.monotonic()

@@ -156,7 +156,7 @@ static void test_conf_load_good_file_typed_values(void **state)
 	assert_int_equal(c->max_connections, 1000);
 	assert_int_equal(c->shutdown_timeout_ms, 2000);
 	assert_string_equal(c->user, "nobody");
-	assert_true(c->reuseport);
+	assert_false(c->reuseport);
 	assert_int_equal(c->nsvc, 2);
 
 	assert_string_equal(g->name, "good");
@@ -216,7 +216,10 @@ static void test_conf_load_applies_defaults(void **state)
 	assert_int_equal(c->max_connections, 65536);
 	assert_int_equal(c->shutdown_timeout_ms, 10000);
 	assert_string_equal(c->user, "");
-	assert_false(c->reuseport);
+	assert_true(c->reuseport);
+	assert_int_equal(c->udp_rate, 10);
+	assert_int_equal(c->udp_burst, 20);
+	assert_int_equal(c->udp_global_rate, 1000);
 	conf_free(c);
 }
 
