@@ -1,7 +1,9 @@
 /* loadgen: a single-threaded epoll client that keeps N echo connections busy
  * with request/response ping-pong, verifies every byte and reports req/s,
- * latency percentiles and the server's CPU time per request. With --floor it
- * serves itself from one blocking thread to show what the kernel alone costs.
+ * latency percentiles and the server's CPU time per request. With --churn each
+ * request gets a connection of its own, to measure accepting and closing.
+ * With --floor it serves itself from one blocking thread to show what the
+ * kernel alone costs.
  * It knows nothing of ringd; bench/run.sh chooses servers and pins CPUs. */
 
 #ifndef _GNU_SOURCE
@@ -64,6 +66,7 @@ struct opts {
 	const char *name;
 	bool floor;
 	int floor_cpu;
+	bool churn;
 };
 
 struct conn {
@@ -107,8 +110,10 @@ static struct opts opt = {
 	.name = NULL,
 	.floor = false,
 	.floor_cpu = -1,
+	.churn = false,
 };
 
+static struct sockaddr_in server_sa;
 static unsigned char *pattern;
 static unsigned char *scratch;
 static size_t scratch_len;
@@ -289,7 +294,9 @@ static void usage(FILE *f)
 	      "  --pid PID         server process: report its CPU time per request\n"
 	      "  --name LABEL      label for the RESULT line\n"
 	      "  --floor           serve from an in-process blocking thread (kernel floor)\n"
-	      "  --floor-cpu C     pin that server thread to CPU C\n",
+	      "  --floor-cpu C     pin that server thread to CPU C\n"
+	      "  --churn           open a new connection per request and close it after\n"
+	      "                    the reply (connections/s); --conns of them in parallel\n",
 	      f);
 }
 
@@ -307,6 +314,7 @@ static void parse_args(int argc, char **argv)
 		{ "name", required_argument, NULL, 'n' },
 		{ "floor", no_argument, NULL, 'f' },
 		{ "floor-cpu", required_argument, NULL, 'C' },
+		{ "churn", no_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -348,6 +356,9 @@ static void parse_args(int argc, char **argv)
 		case 'C':
 			opt.floor_cpu = (int)parse_long(optarg, "--floor-cpu", 0, CPU_SETSIZE - 1);
 			break;
+		case 'K':
+			opt.churn = true;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -368,6 +379,9 @@ static void parse_args(int argc, char **argv)
 		die("--pid and --floor exclude each other: the floor measures its own thread");
 	if (opt.floor && opt.port)
 		die("--floor picks its own ephemeral port; drop --port");
+	/* The floor server accepts its N connections once and then only echoes. */
+	if (opt.floor && opt.churn)
+		die("--churn and --floor exclude each other");
 }
 
 /* CPU of the server process and all its descendants, in nanoseconds.
@@ -746,6 +760,69 @@ static bool conn_send(struct conn *c, int epfd)
 	return true;
 }
 
+/* Over loopback a churning client soon has tens of thousands of its own
+ * TIME_WAIT sockets, and connect() then searches the 28k ephemeral ports
+ * for one whose 4-tuple is free: that search made loadgen's cost per
+ * connection vary 2-3x with the state of the TIME_WAIT table, and its p99
+ * with it. All of 127/8 is loopback, so spreading the source address over
+ * 127.0.0.2-127.0.0.254 gives every connect a free 4-tuple at once; the
+ * destination stays --host. IP_BIND_ADDRESS_NO_PORT leaves the port to
+ * connect(), which then needs only the 4-tuple, not the port, to be free. */
+static void churn_bind_source(int fd, uint64_t seq)
+{
+	struct sockaddr_in src = { .sin_family = AF_INET };
+	int one = 1;
+
+	if ((ntohl(server_sa.sin_addr.s_addr) >> 24) != 127)
+		return;
+	src.sin_addr.s_addr = htonl(0x7f000002u + (uint32_t)(seq % 253u));
+	if (setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)) < 0 ||
+	    bind(fd, (const struct sockaddr *)&src, sizeof(src)) < 0)
+		die("churn: bind to source 127.0.0.%u: %s", 2u + (unsigned)(seq % 253u),
+		    strerror(errno));
+}
+
+/* --churn: every request opens a connection of its own, and its latency
+ * includes the handshake. The socket is non-blocking from the start so that
+ * a slow handshake (a full accept backlog drops SYNs) holds up only its own
+ * slot. Over loopback connect() reports EINPROGRESS, but the handshake has
+ * usually completed by the time it returns, so the send is tried at once;
+ * conn_send() waits for EPOLLOUT only when it has not. */
+static void churn_open(struct conn *c, int epfd, uint64_t now)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		die("socket: %s", strerror(errno));
+	set_nodelay(fd);
+	c->fd = fd;
+	c->out_armed = false;
+	req_begin(c, now);
+	churn_bind_source(fd, c->seq * opt.conns + c->id);
+	if (connect(fd, (const struct sockaddr *)&server_sa, sizeof(server_sa)) < 0 &&
+	    errno != EINPROGRESS) {
+		/* EADDRNOTAVAIL here means the ephemeral ports ran out. */
+		conn_fail(c, "connect", errno);
+		return;
+	}
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		die("epoll_ctl: %s", strerror(errno));
+	conn_send(c, epfd);
+}
+
+/* Ends a churn request once its reply is verified. The client closes first,
+ * so TIME_WAIT lands on the client side (where loopback may reuse it, see
+ * tcp_tw_reuse) and the server only answers the FIN, as a server facing
+ * real clients usually does. close() also drops the fd from epoll. */
+static void churn_next(struct conn *c, int epfd, uint64_t now, uint64_t t_end)
+{
+	close(c->fd);
+	c->fd = -1;
+	if (now < t_end)
+		churn_open(c, epfd, now);
+}
+
 static void mismatch(const struct conn *c, const unsigned char *data, size_t len)
 {
 	size_t hl = opt.size < HDR_LEN ? opt.size : HDR_LEN;
@@ -840,7 +917,9 @@ static void conn_recv(struct conn *c, int epfd, uint64_t t_end)
 		}
 		/* The reply to the next request cannot be here yet: let epoll
 		 * say when it is rather than spend a recv on EAGAIN. */
-		if (now < t_end) {
+		if (opt.churn) {
+			churn_next(c, epfd, now, t_end);
+		} else if (now < t_end) {
 			req_begin(c, now);
 			conn_send(c, epfd);
 		}
@@ -875,27 +954,57 @@ static void stall_check(uint64_t now)
 	}
 }
 
-static void connect_all(void)
+static void connect_all(int epfd)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port) };
-
-	if (inet_pton(AF_INET, opt.host, &sa.sin_addr) != 1)
-		die("--host: not an IPv4 address: %s", opt.host);
 	for (unsigned i = 0; i < opt.conns; i++) {
 		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &conns[i] };
 
 		if (fd < 0)
 			die("socket: %s", strerror(errno));
 		/* Blocking connect: over loopback it returns at once or fails. */
-		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		if (connect(fd, (struct sockaddr *)&server_sa, sizeof(server_sa)) < 0)
 			die("connect %s:%u (connection %u of %u): %s", opt.host, opt.port, i + 1,
 			    opt.conns, strerror(errno));
 		set_nodelay(fd);
 		if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0)
 			die("fcntl: %s", strerror(errno));
 		conns[i] = (struct conn){ .fd = fd, .id = i };
+		if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+			die("epoll_ctl: %s", strerror(errno));
 	}
+}
+
+/* Returns the epoll fd, with every persistent connection already set up:
+ * their handshakes happen before the clock starts. Churn slots connect in
+ * start_requests(), as part of their first request. */
+static int open_clients(void)
+{
+	int epfd = epoll_create1(EPOLL_CLOEXEC);
+
+	if (epfd < 0)
+		die("epoll_create1: %s", strerror(errno));
+	server_sa = (struct sockaddr_in){ .sin_family = AF_INET,
+					  .sin_port = htons((uint16_t)opt.port) };
+	if (inet_pton(AF_INET, opt.host, &server_sa.sin_addr) != 1)
+		die("--host: not an IPv4 address: %s", opt.host);
 	alive = opt.conns;
+	if (!opt.churn)
+		connect_all(epfd);
+	return epfd;
+}
+
+static void start_requests(int epfd, uint64_t now)
+{
+	for (unsigned i = 0; i < opt.conns; i++) {
+		if (opt.churn) {
+			conns[i] = (struct conn){ .fd = -1, .id = i };
+			churn_open(&conns[i], epfd, now);
+		} else {
+			req_begin(&conns[i], now);
+			conn_send(&conns[i], epfd);
+		}
+	}
 }
 
 static void fill_pattern(size_t len)
@@ -923,10 +1032,12 @@ static void print_result(const char *name, double window_s, double srv_cpu_s,
 	double mean = hist.count ? (double)hist.sum / (double)hist.count / 1000.0 : NAN;
 	char cpu[32] = "NA", util[32] = "NA";
 
-	printf("loadgen: %s: %s %s:%u, %u connections, %zu-byte requests, "
+	printf("loadgen: %s: %s %s:%u, %u %s, %zu-byte requests, "
 	       "%.1f s warm-up + %.1f s measured\n",
 	       name, opt.floor ? "floor (in-process blocking server)" : "server", opt.host,
-	       opt.port, opt.conns, opt.size, opt.warmup, window_s);
+	       opt.port, opt.conns,
+	       opt.churn ? "parallel clients, a new connection per request" : "connections",
+	       opt.size, opt.warmup, window_s);
 	printf("  requests     %" PRIu64 " = %.1f req/s (%.1f MB/s each way)\n", win_reqs, rps,
 	       (double)win_bytes / window_s / 1e6);
 	printf("  latency us   p50 %.1f  p99 %.1f  p99.9 %.1f  mean %.1f  max %.1f\n", p50, p99,
@@ -951,9 +1062,9 @@ static void print_result(const char *name, double window_s, double srv_cpu_s,
 	printf("  errors       %u\n", errors);
 	printf("RESULT name=%s conns=%u size=%zu rps=%.1f p50_us=%.1f p99_us=%.1f p999_us=%.1f "
 	       "cpu_us_per_req=%s errors=%u reqs=%" PRIu64 " window_s=%.3f srv_util=%s "
-	       "lg_util=%.3f\n",
+	       "lg_util=%.3f%s\n",
 	       name, opt.conns, opt.size, rps, p50, p99, p999, cpu, errors, win_reqs, window_s,
-	       util, lg_cpu_s / window_s);
+	       util, lg_cpu_s / window_s, opt.churn ? " mode=churn" : "");
 	fflush(stdout);
 }
 
@@ -1003,26 +1114,12 @@ int main(int argc, char **argv)
 	}
 	measure_srv = opt.floor || opt.pid;
 
-	connect_all();
-	epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (epfd < 0)
-		die("epoll_create1: %s", strerror(errno));
-	for (unsigned i = 0; i < opt.conns; i++) {
-		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &conns[i] };
-
-		if (epoll_ctl(epfd, EPOLL_CTL_ADD, conns[i].fd, &ev) < 0)
-			die("epoll_ctl: %s", strerror(errno));
-	}
-
+	epfd = open_clients();
 	t0 = now_ns();
+	start_requests(epfd, t0);
 	t_win = t0 + (uint64_t)(opt.warmup * 1e9);
 	t_end = t_win + (uint64_t)(opt.duration * 1e9);
 	next_stall = t0 + 100000000u;
-	for (unsigned i = 0; i < opt.conns; i++) {
-		req_begin(&conns[i], t0);
-		if (!conn_send(&conns[i], epfd))
-			continue;
-	}
 
 	for (;;) {
 		uint64_t now = now_ns(), wake;
