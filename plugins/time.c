@@ -1,6 +1,7 @@
 /* time (RFC 868) and daytime (RFC 867): the clock's reading on connect or
  * per datagram, then close. The daemon owns sockets, the FIN, draining any
  * input and the UDP guard; the clock itself comes from host->now(). */
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -28,6 +29,10 @@ struct time_config {
 	const char *daytime_format;
 	int timezone; /* enum time_zone */
 	bool require_synced_clock;
+	/* Made by check(): the clock state last logged by any worker, so a
+	 * change is logged once per instance, not once per worker. The one
+	 * field that changes after start, and only atomically. */
+	_Atomic int *refusing;
 };
 
 struct time_worker {
@@ -142,9 +147,21 @@ static size_t time_daytime(const struct time_config *cfg, int64_t ns, char *buf,
 	return n;
 }
 
+/* True for the one caller that sees the state flip; without check()'s
+ * shared flag (unit tests that skip check) each worker keeps its own. */
+static bool time_state_changed(struct time_worker *w, bool refuse)
+{
+	if (w->cfg->refusing)
+		return atomic_exchange(w->cfg->refusing, refuse) != refuse;
+	if (w->refusing == refuse)
+		return false;
+	w->refusing = refuse;
+	return true;
+}
+
 /* Whether to answer at all. A clock whose state the kernel cannot report
  * counts as unsynchronised: the operator asked never to hand out a time
- * that might be wrong. Each worker logs its own transitions once. */
+ * that might be wrong. Each change is logged once. */
 static bool time_may_answer(struct time_worker *w)
 {
 	bool refuse;
@@ -152,8 +169,7 @@ static bool time_may_answer(struct time_worker *w)
 	if (!w->cfg->require_synced_clock)
 		return true;
 	refuse = w->host->clock_synced() != 1;
-	if (refuse != w->refusing) {
-		w->refusing = refuse;
+	if (time_state_changed(w, refuse)) {
 		if (refuse)
 			w->host->log(w->inst, RINGD_LOG_WARNING,
 				     "time: clock not synchronised; refusing");
@@ -193,7 +209,7 @@ static size_t time_reply(struct time_worker *w, char *buf)
 static int time_check(void *config, struct ringd_check *chk,
 		      ringd_check_error_fn err)
 {
-	const struct time_config *cfg = config;
+	struct time_config *cfg = config;
 	char big[4 * DAYTIME_MAX];
 	size_t n;
 
@@ -219,7 +235,20 @@ static int time_check(void *config, struct ringd_check *chk,
 		    "gives characters other than printable ASCII");
 		return -1;
 	}
+	cfg->refusing = calloc(1, sizeof(*cfg->refusing));
+	if (!cfg->refusing) {
+		err(chk, NULL, "out of memory");
+		return -1;
+	}
 	return 0;
+}
+
+static void time_release(void *config)
+{
+	struct time_config *cfg = config;
+
+	free((void *)cfg->refusing);
+	cfg->refusing = NULL;
 }
 
 static void *time_start(const struct ringd_host *host,
@@ -278,6 +307,7 @@ const struct ringd_plugin ringd_plugin = {
 	.keys = time_keys,
 	.config_size = sizeof(struct time_config),
 	.check = time_check,
+	.release = time_release,
 	.start = time_start,
 	.stop = time_stop,
 	.on_open = time_open,
