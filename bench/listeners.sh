@@ -4,7 +4,7 @@
 # both engines, for persistent ping-pong and for connection churn, in two
 # placements. Interleaved A/B pairs with a fresh server per run; per-thread
 # CPU of the server shows how evenly the workers shared the load.
-# See bench/README.md and bench/RESULTS-listeners.md.
+# See bench/README.md and bench/RESULTS.md (listener modes).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
