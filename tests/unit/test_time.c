@@ -153,6 +153,7 @@ static struct inst inst_start(const struct ringd_host *host, void *cfg)
 static void inst_stop(struct inst *in)
 {
 	ringd_plugin.stop(in->w);
+	ringd_plugin.release(in->cfg);
 	free(in->cfg);
 }
 
@@ -513,6 +514,36 @@ static void test_time_sync_logged_once_per_change(void **state)
 	inst_stop(&in);
 }
 
+/* Two workers of one instance: a change is one line, not one per worker. */
+static void test_time_sync_logged_once_per_instance(void **state)
+{
+	struct inst a, b;
+	char out[16];
+
+	(void)state;
+	fake_host_reset();
+	counting_host = fake_host_get()->host;
+	counting_host.log = counting_log;
+	log_calls = log_warnings = log_notices = 0;
+	a = inst_start(&counting_host,
+		       config_new("require_synced_clock", "yes", NULL));
+	b.cfg = a.cfg;
+	b.w = ringd_plugin.start(&counting_host, NULL, a.cfg);
+	assert_non_null(b.w);
+	fake_host_get()->clock_synced = 0;
+	dgram_at(&a, T_2026, 1, out, sizeof(out));
+	dgram_at(&b, T_2026, 1, out, sizeof(out));
+	stream_at(&b, T_2026, out, sizeof(out));
+	assert_int_equal(log_warnings, 1);
+	fake_host_get()->clock_synced = 1;
+	stream_at(&b, T_2026, out, sizeof(out));
+	dgram_at(&a, T_2026, 1, out, sizeof(out));
+	assert_int_equal(log_notices, 1);
+	assert_int_equal(log_calls, 2);
+	ringd_plugin.stop(b.w);
+	inst_stop(&a);
+}
+
 static void check_rejects(const char *fmt, const char *msg_part)
 {
 	void *cfg = config_new("daytime_format", fmt, NULL);
@@ -534,6 +565,7 @@ static void check_accepts(const char *fmt)
 	if (run_check(cfg) != 0)
 		fail_msg("'%s' rejected: %s", fmt, err_msg);
 	assert_int_equal(err_calls, 0);
+	ringd_plugin.release(cfg);
 	free(cfg);
 }
 
@@ -581,6 +613,7 @@ int main(void)
 		cmocka_unit_test(test_time_unsynced_refuses_datagram),
 		cmocka_unit_test(test_time_unsynced_served_by_default),
 		cmocka_unit_test(test_time_sync_logged_once_per_change),
+		cmocka_unit_test(test_time_sync_logged_once_per_instance),
 		cmocka_unit_test(test_time_check_rejects_bad_daytime_format),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
