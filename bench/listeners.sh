@@ -8,6 +8,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 BENCH=$ROOT/bench
 
 PAIRS=7
@@ -134,49 +136,11 @@ print(s.getsockname()[1])'
 SPID=
 cleanup() {
 	if [[ -n $SPID ]]; then
-		stop_server /dev/null
+		stop_server 50 /dev/null
 	fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# True while the server we started runs (a zombie counts as gone).
-server_alive() {
-	local state
-	state=$(sed -n 's/^[0-9]* (.*) \([A-Z]\).*/\1/p' "/proc/$SPID/stat" 2>/dev/null) || return 1
-	[[ -n $state && $state != Z && $state != X ]]
-}
-
-# Polls a connect every 50 ms until the server accepts, at most 10 s.
-# Returns 1 if it died first, 2 on timeout.
-wait_ready() {
-	local port=$1 i
-	for ((i = 0; i < 200; i++)); do
-		server_alive || return 1
-		if timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.05
-	done
-	return 2
-}
-
-# SIGTERM to the server we started, SIGKILL after 5 s; exit status in SRC.
-stop_server() {
-	local log=$1 i
-	SRC=0
-	kill "$SPID" 2>/dev/null || true
-	for ((i = 0; i < 100; i++)); do
-		server_alive || break
-		sleep 0.05
-	done
-	if server_alive; then
-		echo "listeners.sh: ringd $SPID still running 5 s after SIGTERM; killing it" >>"$log"
-		kill -KILL "$SPID" 2>/dev/null || true
-	fi
-	wait "$SPID" 2>/dev/null || SRC=$?
-	SPID=
-}
 
 # Per-thread CPU ticks of the server: "tid:comm:utime+stime" per thread.
 # The command name is read from comm, as stat's may contain spaces.
@@ -236,7 +200,7 @@ run_one() {
 	else
 		status=$([[ $ready == 1 ]] && echo server-died || echo not-ready)
 	fi
-	stop_server "$base.server.log"
+	stop_server 50 "$base.server.log"
 	[[ $SRC == 0 || $status != ok ]] || status="server-exit-$SRC"
 	line=$(grep '^RESULT ' "$base.log" 2>/dev/null || true)
 	[[ -n $line || $status != ok ]] || status=no-result

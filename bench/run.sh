@@ -6,6 +6,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 BENCH=$ROOT/bench
 
 PAIRS=7
@@ -174,49 +176,6 @@ start_server() {
 		;;
 	esac
 	SPID=$!
-}
-
-# True while the server we started runs (a zombie counts as gone).
-server_alive() {
-	local state
-	state=$(sed -n 's/^[0-9]* (.*) \([A-Z]\).*/\1/p' "/proc/$SPID/stat" 2>/dev/null) || return 1
-	[[ -n $state && $state != Z && $state != X ]]
-}
-
-# Polls until the server accepts a connection: at most 10 s. Returns 1 if
-# the process died first, 2 on timeout.
-wait_ready() {
-	local port=$1 i
-	for ((i = 0; i < 200; i++)); do
-		server_alive || return 1
-		if timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.05
-	done
-	return 2
-}
-
-# Stops the server we started: SIGTERM, then SIGKILL after $1 tenths of a
-# second. Leaves its exit status in SRC. The ps listing on a timeout goes to
-# the server's log ($2).
-stop_server() {
-	local grace=$1 log=$2 i
-	SRC=0
-	kill "$SPID" 2>/dev/null || true
-	for ((i = 0; i < grace * 2; i++)); do
-		server_alive || break
-		sleep 0.05
-	done
-	if server_alive; then
-		{
-			echo "run.sh: server $SPID still running $((grace / 10)) s after SIGTERM; killing it"
-			ps -o pid,ppid,stat,wchan:24,args -p "$SPID" --ppid "$SPID" || true
-		} >>"$log"
-		kill -KILL "$SPID" 2>/dev/null || true
-	fi
-	wait "$SPID" 2>/dev/null || SRC=$?
-	SPID=
 }
 
 field() { # field KEY LINE
