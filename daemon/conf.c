@@ -1011,7 +1011,7 @@ static void service_load(struct loader *ld, size_t secidx,
 			 struct service_conf *svc)
 {
 	struct section *sec = &ld->sec[secidx];
-	size_t nerr = ld->nerr, first = ld->naddr;
+	size_t nerr, first = ld->naddr;
 
 	svc->file = ld->conf->path;
 	svc->line = sec->loc.line;
@@ -1028,11 +1028,15 @@ static void service_load(struct loader *ld, size_t secidx,
 	listen_load(ld, secidx, svc);
 	if (plugin_attach(ld, sec, svc) < 0)
 		return;
+	/* check() needs every one of the plugin's own keys parsed; an error
+	 * elsewhere in the section (a bad listen, say) does not touch its
+	 * config, so it still runs and the operator sees all errors at once. */
+	nerr = ld->nerr;
 	keys_apply(ld, sec, sec->name, svc->plugin->p->keys, svc->pconf, NULL);
-	transports_check(ld, sec, svc, first);
-	unknown_keys(ld, sec, svc->plugin_name);
 	if (ld->nerr == nerr && !sec->broken)
 		plugin_run_check(ld, sec, svc);
+	transports_check(ld, sec, svc, first);
+	unknown_keys(ld, sec, svc->plugin_name);
 }
 
 static void services_load(struct loader *ld)

@@ -78,6 +78,12 @@ BAD = [
     ('several errors all reported', '[ringd]\nbackend = nope\nworkers = -3\n[echo]\n'
      'listen = tcp://127.0.0.1:0\nwhat = ever\n', [(2, ['backend']), (3, ['workers']),
                                                 (6, ['what'])]),
+    # A plugin's own check() runs even when another key of its section is
+    # wrong, so the operator sees every error in one pass.
+    ('plugin check beside a core key error', '[ringd]\n[qotd]\n'
+     'listen = tcp://localhost:0\nquotes = /nonexistent/ringd-quotes\n'
+     '[chargen]\nlisten = udp://127.0.0.1:0\nmax_bytes = 1x\n',
+     [(3, ['listen']), (4, ['quotes', 'cannot open']), (7, ['max_bytes'])]),
 ]
 
 
