@@ -7,26 +7,12 @@ reuseport / shared. Only clean runs (status ok) count.
 usage: listeners_summary.py RESULTS.TSV"""
 
 import csv
-import statistics
 import sys
 
+# The same parsing and formatting as run.sh's tables.
+from summarize import fmt, median, num
+
 MODES = ("shared", "reuseport")
-
-
-def num(value):
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def fmt(value, digits):
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def median(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
 
 
 def busier_share(row):

@@ -308,7 +308,8 @@ void dgram_free(struct dgram *g)
 	free(g);
 }
 
-static size_t dgram_pktinfo(struct dgram *g, char *ctl, size_t len)
+/* ctl has room for either (DGRAM_CTL_SPACE, asserted at the top). */
+static size_t dgram_pktinfo(struct dgram *g, char *ctl)
 {
 	struct cmsghdr *cm = (struct cmsghdr *)ctl;
 
@@ -328,7 +329,6 @@ static size_t dgram_pktinfo(struct dgram *g, char *ctl, size_t len)
 		memcpy(CMSG_DATA(cm), &g->pi6, sizeof(g->pi6));
 		return CMSG_SPACE(sizeof(g->pi6));
 	}
-	(void)len;
 	return 0;
 }
 
@@ -356,7 +356,7 @@ int dgram_reply(struct ringd_dgram *d, const void *buf, size_t len)
 		return -EAGAIN;
 	}
 	memset(&ctl, 0, sizeof(ctl));
-	msg.msg_controllen = dgram_pktinfo(g, ctl, sizeof(ctl));
+	msg.msg_controllen = dgram_pktinfo(g, ctl);
 	if (msg.msg_controllen)
 		msg.msg_control = ctl;
 	if (sendmsg(g->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)

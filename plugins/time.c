@@ -39,7 +39,6 @@ struct time_worker {
 	const struct ringd_host *host;
 	const struct ringd_instance *inst;
 	const struct time_config *cfg;
-	bool refusing; /* the clock state last logged: not synchronised */
 };
 
 static const char *const format_names[] = { "time", "daytime", NULL };
@@ -147,16 +146,11 @@ static size_t time_daytime(const struct time_config *cfg, int64_t ns, char *buf,
 	return n;
 }
 
-/* True for the one caller that sees the state flip; without check()'s
- * shared flag (unit tests that skip check) each worker keeps its own. */
+/* True for the one caller that sees the state flip. check() always runs
+ * before start(), so the shared flag is always there. */
 static bool time_state_changed(struct time_worker *w, bool refuse)
 {
-	if (w->cfg->refusing)
-		return atomic_exchange(w->cfg->refusing, refuse) != refuse;
-	if (w->refusing == refuse)
-		return false;
-	w->refusing = refuse;
-	return true;
+	return atomic_exchange(w->cfg->refusing, refuse) != refuse;
 }
 
 /* Whether to answer at all. A clock whose state the kernel cannot report
