@@ -2,6 +2,7 @@
  * tcp and udp on IPv4, IPv6 or both ("*"), and unix stream sockets whose
  * stale files are replaced only when nobody answers on them. */
 #include <errno.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -274,6 +275,26 @@ void listen_close_all(struct daemon *d)
 	d->listeners = NULL;
 	d->own_ports = NULL;
 	d->nlisteners = d->nown_ports = 0;
+}
+
+int listen_refuse_new(int fd)
+{
+	/* A socket filter on a TCP socket sees the segment from its TCP
+	 * header on; byte 13 holds the flags. Drop a bare SYN, keep the
+	 * rest (the last ACK of a handshake already under way included). */
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 13),
+		BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x12), /* SYN | ACK */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x02, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, 0),
+		BPF_STMT(BPF_RET | BPF_K, 0xffffffffu),
+	};
+	struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]),
+				   .filter = code };
+
+	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)))
+		return -errno;
+	return 0;
 }
 
 int listen_fd_for(const struct listener *l, size_t worker)

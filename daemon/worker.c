@@ -231,11 +231,15 @@ static void worker_stop_timer_fired(struct loop_timer *t)
 static void worker_close_listener(struct wlisten *wl)
 {
 	struct worker *w = wl->w;
-	int fd;
+	int fd, err;
 
 	loop_timer_stop(w->loop, &wl->retry);
 	if (wl->armed)
 		loop_cancel(w->loop, &wl->op);
+	if (wl->l->addr.kind == LISTEN_TCP &&
+	    (err = listen_refuse_new(wl->fd)) < 0)
+		log_debug("%s: cannot filter SYNs while stopping: %s",
+			  wl->inst->sc->name, strerror(-err));
 	while ((fd = accept4(wl->fd, NULL, NULL,
 			     SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
 		if (worker_take_slot(w))
