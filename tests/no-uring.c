@@ -2,6 +2,7 @@
  * no-uring: run a program with io_uring blocked the way Docker's default
  * seccomp profile blocks it (io_uring_setup, _enter and _register fail with
  * EPERM). Raw classic BPF, so the tests need no libseccomp.
+ * "-e ENOSYS" makes them fail the way a kernel without io_uring does.
  */
 #include <errno.h>
 #include <linux/audit.h>
@@ -32,10 +33,29 @@
 #error "no-uring: unsupported architecture"
 #endif
 
-#define DENY (SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA))
+static int parse_errno(const char *name)
+{
+	if (strcmp(name, "EPERM") == 0)
+		return EPERM;
+	if (strcmp(name, "ENOSYS") == 0)
+		return ENOSYS;
+	return -1;
+}
 
 int main(int argc, char **argv)
 {
+	int err = EPERM;
+
+	if (argc >= 3 && strcmp(argv[1], "-e") == 0) {
+		err = parse_errno(argv[2]);
+		argv += 2;
+		argc -= 2;
+	}
+	if (argc < 2 || err < 0) {
+		fprintf(stderr, "usage: no-uring [-e EPERM|ENOSYS] PROGRAM [ARGS...]\n");
+		return 2;
+	}
+	const unsigned deny = SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA);
 	struct sock_filter filter[] = {
 		/* Only judge calls made through an ABI whose numbers we know. */
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
@@ -47,17 +67,13 @@ int main(int argc, char **argv)
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NR_IO_URING_ENTER, 2, 0),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NR_IO_URING_REGISTER, 1, 0),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_RET | BPF_K, DENY),
+		BPF_STMT(BPF_RET | BPF_K, deny),
 	};
 	struct sock_fprog prog = {
 		.len = sizeof(filter) / sizeof(filter[0]),
 		.filter = filter,
 	};
 
-	if (argc < 2) {
-		fprintf(stderr, "usage: no-uring PROGRAM [ARGS...]\n");
-		return 2;
-	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
 		fprintf(stderr, "no-uring: PR_SET_NO_NEW_PRIVS: %s\n", strerror(errno));
 		return 1;

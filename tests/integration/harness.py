@@ -84,7 +84,8 @@ class Daemon:
     """One ringd process with its own temporary directory."""
 
     def __init__(self, ctx, ini, args=(), expect_ready=True, no_uring=None,
-                 nofile=None, preexec=None, backend=None, env=None):
+                 nofile=None, preexec=None, backend=None, env=None,
+                 drops_privileges=False):
         self.ctx = ctx
         self.dir = tempfile.mkdtemp(prefix='ringd-it-')
         ctx.tmpdirs.append(self.dir)
@@ -96,6 +97,7 @@ class Daemon:
         self.backend = backend or ctx.backend
         self.no_uring = (self.backend == 'auto-no-uring') if no_uring is None else no_uring
         self.nofile = nofile
+        self.drops_privileges = drops_privileges
         self.preexec = preexec
         self.extra_env = dict(env or {})
         self.proc = None
@@ -111,7 +113,7 @@ class Daemon:
     def command(self):
         cmd = [self.ctx.ringd, '-c', self.conf] + self.args
         if self.no_uring:
-            cmd = [self.ctx.no_uring_exe] + cmd
+            cmd = self.ctx.no_uring_prefix(self.no_uring) + cmd
         return cmd
 
     def _preexec(self):
@@ -124,6 +126,10 @@ class Daemon:
         path = os.path.join(self.dir, 'notify')
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(path)
+        if self.drops_privileges:
+            # Like systemd's /run/systemd/notify: reachable after setuid.
+            os.chmod(self.dir, 0o711)
+            os.chmod(path, 0o666)
         env = dict(os.environ)
         env['NOTIFY_SOCKET'] = path
         for k, v in self.extra_env.items():
@@ -363,11 +369,21 @@ class Context:
         d = Daemon(self, kw.pop('ini', None) or self.ini(services, ringd, kw.get('backend')), **kw)
         return d.start() if start else d
 
+    def no_uring_prefix(self, no_uring):
+        """no_uring is True (io_uring fails with EPERM, as under Docker) or
+        an errno name the wrapper knows ('ENOSYS': a kernel without it)."""
+        pre = [self.no_uring_exe]
+        if isinstance(no_uring, str):
+            pre += ['-e', no_uring]
+        return pre
+
     def run(self, args, no_uring=None, timeout=START_TIMEOUT):
         """Run ringd to completion (for -t, -V, usage errors)."""
         cmd = [self.ringd] + list(args)
-        if no_uring if no_uring is not None else self.backend == 'auto-no-uring':
-            cmd = [self.no_uring_exe] + cmd
+        if no_uring is None:
+            no_uring = self.backend == 'auto-no-uring'
+        if no_uring:
+            cmd = self.no_uring_prefix(no_uring) + cmd
         return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
                               timeout=timeout, text=True)
 

@@ -90,6 +90,43 @@ def test_version_reports_backends(ctx):
     assert re.search(r'^epoll: yes$', out, re.M), out
 
 
+def test_auto_on_kernel_without_io_uring(ctx):
+    """ENOSYS from io_uring_setup (a kernel older than 5.1, or one built
+    without it): auto says so and serves on epoll; -V gives the reason;
+    an explicit io_uring is refused with it."""
+    d = ctx.daemon(backend='auto-no-uring', no_uring='ENOSYS')
+    err = d.stderr()
+    if 'built without io_uring' not in err:
+        assert 'Function not implemented: kernel without io_uring' in err, err
+    data = payload(4096, seed=5)
+    assert_same(echo_roundtrip(d.addr('tcp'), data), data, 'echo on epoll')
+    d.stop()
+    r = ctx.run(['-V'], no_uring='ENOSYS')
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, (r.returncode, out)
+    assert re.search(r'^io_uring: no \((Function not implemented|.*built without)', out, re.M), out
+    d = ctx.daemon(ringd={'backend': 'io_uring'}, no_uring='ENOSYS', expect_ready=False)
+    rc = d.run_to_exit()
+    err = d.stderr()
+    assert rc == 1, 'exit %s, expected 1; stderr:\n%s' % (rc, err)
+    assert 'Function not implemented' in err or 'built without io_uring' in err, err
+    assert 'using epoll' not in err, 'explicit io_uring silently fell back:\n' + err
+
+
+def test_worker_that_cannot_start_is_fatal(ctx):
+    """With 6 descriptors the listeners open but a worker's loop cannot
+    (EMFILE): one error line naming the worker and the reason, no READY=1,
+    exit 1, and no half-started daemon left serving."""
+    d = ctx.daemon(nofile=6, expect_ready=False)
+    rc = d.run_to_exit()
+    err = d.stderr()
+    assert rc == 1, 'exit %s, expected 1; stderr:\n%s' % (rc, err)
+    assert re.search(r'^error: worker: loop: (io_uring|epoll): Too many open files '
+                     r'worker=\d+$', err, re.M), err
+    assert 'started' not in err, 'start-up line despite a failed worker:\n' + err
+    assert not any('READY=1' in m.split('\n') for m in d.messages), d.messages
+
+
 def test_reuseport_modes(ctx):
     """Shared listener and per-worker SO_REUSEPORT listeners both serve."""
     import test_echo_tcp
@@ -112,4 +149,6 @@ if __name__ == '__main__':
         test_explicit_io_uring_under_no_uring_fails,
         test_version_reports_backends,
         test_reuseport_modes,
+        test_auto_on_kernel_without_io_uring,
+        test_worker_that_cannot_start_is_fatal,
     ])

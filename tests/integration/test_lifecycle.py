@@ -372,6 +372,66 @@ def test_max_connections_waits_in_backlog(ctx):
     assert 'max_connections reached' in err, err
 
 
+def proc_ids(pid):
+    """Real, effective, saved and filesystem uids and gids, and the
+    supplementary groups, from /proc."""
+    out = {}
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            k, _, v = line.partition(':')
+            if k in ('Uid', 'Gid', 'Groups'):
+                out[k] = v.split()
+    return out
+
+
+def test_user_drops_privileges(ctx):
+    """Started as root with user = nobody: binds first, then every id of
+    every thread is nobody's, and the service still answers."""
+    import pwd
+    if os.geteuid() != 0:
+        raise harness.Skip('needs root to drop privileges')
+    nobody = pwd.getpwnam('nobody')
+    d = ctx.daemon(ringd={'user': 'nobody'}, drops_privileges=True)
+    data = payload(70000, seed=11)
+    assert_same(echo_roundtrip(d.addr('tcp'), data), data, 'echo as nobody')
+    tasks = os.listdir('/proc/%d/task' % d.target_pid())
+    assert len(tasks) >= 3, 'expected main and 2 worker threads: %s' % tasks
+    for tid in tasks:
+        ids = proc_ids(int(tid))
+        assert ids['Uid'] == [str(nobody.pw_uid)] * 4, (tid, ids)
+        assert ids['Gid'] == [str(nobody.pw_gid)] * 4, (tid, ids)
+        assert '0' not in ids.get('Groups', []), ('still in group root', tid, ids)
+    d.stop()
+
+
+def test_user_unknown_is_a_start_error(ctx):
+    if os.geteuid() != 0:
+        raise harness.Skip('user = is ignored unless started as root')
+    d = ctx.daemon(ringd={'user': 'no-such-user-ringd'}, expect_ready=False)
+    rc = d.run_to_exit()
+    err = d.stderr()
+    assert rc == 1, 'exit %s; stderr:\n%s' % (rc, err)
+    assert 'ringd: user no-such-user-ringd: no such user' in err, err
+
+
+def test_user_ignored_when_not_root(ctx):
+    """Not root: nothing to drop; a notice says so and the daemon runs."""
+    if os.geteuid() != 0:
+        raise harness.Skip('needs root to start as another user')
+
+    def become_nobody():
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+    d = ctx.daemon(ringd={'user': 'daemon'}, preexec=become_nobody,
+                   drops_privileges=True)
+    assert 'user = daemon ignored: not started as root' in d.stderr(), d.stderr()
+    assert proc_ids(d.target_pid())['Uid'][0] == '65534'
+    data = payload(1000, seed=12)
+    assert_same(echo_roundtrip(d.addr('tcp'), data), data, 'echo')
+    d.stop()
+
+
 if __name__ == '__main__':
     harness.main([
         test_sigterm_idle_exits_0,
@@ -383,4 +443,7 @@ if __name__ == '__main__':
         test_back_pressure_many_clients,
         test_emfile_pauses_and_resumes,
         test_max_connections_waits_in_backlog,
+        test_user_drops_privileges,
+        test_user_unknown_is_a_start_error,
+        test_user_ignored_when_not_root,
     ])
