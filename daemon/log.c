@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -19,11 +20,27 @@ static atomic_int log_cur_level = RINGD_LOG_INFO;
 /* Written once by log_init() before any thread starts, read-only after. */
 static bool log_journal;
 
-void log_init(enum ringd_log_level level)
+/* systemd sets JOURNAL_STREAM to "DEV:INODE" of the stream it connected
+ * to stderr. The variable is inherited by children whose stderr went
+ * elsewhere (a script running "ringd -t" to a terminal), so it counts
+ * only while stderr is still that stream. */
+static bool log_stderr_is_journal(void)
 {
 	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	int end = 0;
 
-	log_journal = js != NULL && *js != '\0';
+	if (!js || sscanf(js, "%llu:%llu%n", &dev, &ino, &end) != 2 ||
+	    js[end] != '\0' || fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev &&
+	       (unsigned long long)st.st_ino == ino;
+}
+
+void log_init(enum ringd_log_level level)
+{
+	log_journal = log_stderr_is_journal();
 	atomic_store(&log_cur_level, level);
 }
 
@@ -74,6 +91,11 @@ static void log_emit(enum ringd_log_level lvl, const char *suffix,
 		if (r > 0)
 			n = (size_t)r < room - n ? n + (size_t)r : room - 1;
 	}
+	/* A newline or escape inside a message (a file name, say) would
+	 * forge a second log line or drive a terminal: one line per call. */
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+			buf[i] = buf[i] == '\t' ? ' ' : '?';
 	buf[n++] = '\n';
 	/* A short or failed write to stderr has nowhere to be reported. */
 	if (write(STDERR_FILENO, buf, n) < 0)
