@@ -22,7 +22,9 @@ int notify_send(const char *text)
 	if (!path || !*path)
 		return 0;
 	plen = strlen(path);
-	if ((path[0] != '/' && path[0] != '@') || plen >= sizeof(sun.sun_path))
+	/* A path needs room for its NUL; an abstract name fills sun_path. */
+	if ((path[0] != '/' && path[0] != '@') ||
+	    plen > sizeof(sun.sun_path) - (path[0] == '/'))
 		return -EINVAL;
 	memcpy(sun.sun_path, path, plen);
 	/* An abstract address starts with a NUL and is not NUL-terminated. */

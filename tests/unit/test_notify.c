@@ -48,7 +48,7 @@ static int receiver(const char *name)
 	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
 	assert_true(fd >= 0);
-	assert_true(len < sizeof(sun.sun_path));
+	assert_true(len <= sizeof(sun.sun_path) - (name[0] == '/'));
 	memcpy(sun.sun_path, name, len);
 	if (name[0] == '@')
 		sun.sun_path[0] = '\0';
@@ -191,6 +191,25 @@ static void test_notify_abstract_socket(void **state)
 	close(fd);
 }
 
+static void test_notify_longest_abstract_name(void **state)
+{
+	char name[sizeof(sock_path) + 1];
+	int fd;
+
+	(void)state;
+	/* '@' and 107 bytes: the whole of sun_path, no NUL. */
+	memset(name, 'a', sizeof(sock_path));
+	snprintf(name, 24, "@ringd-%ld-", (long)getpid());
+	name[strlen(name)] = 'a';
+	name[sizeof(sock_path)] = '\0';
+	fd = receiver(name);
+	assert_int_equal(setenv("NOTIFY_SOCKET", name, 1), 0);
+	assert_int_equal(notify_send("READY=1"), 0);
+	assert_int_equal(receive(fd), 7);
+	assert_string_equal(msg, "READY=1");
+	close(fd);
+}
+
 static void test_notify_nobody_listening(void **state)
 {
 	char path[sizeof(sock_path)], name[64];
@@ -235,8 +254,10 @@ static void test_notify_rejects_bad_address(void **state)
 	path[sizeof(sock_path)] = '\0';
 	assert_int_equal(setenv("NOTIFY_SOCKET", path, 1), 0);
 	assert_int_equal(notify_send("READY=1"), -EINVAL);
+	/* An abstract name fills sun_path without a NUL, but no more. */
 	path[0] = '@';
-	path[sizeof(sock_path) + 40] = '\0';
+	path[sizeof(sock_path)] = 'x';
+	path[sizeof(sock_path) + 1] = '\0';
 	assert_int_equal(setenv("NOTIFY_SOCKET", path, 1), 0);
 	assert_int_equal(notify_send("READY=1"), -EINVAL);
 	/* Neither an absolute path nor an abstract name. */
@@ -253,6 +274,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_notify_path_socket,
 						tmpdir_create, tmpdir_remove),
 		cmocka_unit_test_setup_teardown(test_notify_longest_path,
+						tmpdir_create, tmpdir_remove),
+		cmocka_unit_test_setup_teardown(test_notify_longest_abstract_name,
 						tmpdir_create, tmpdir_remove),
 		cmocka_unit_test_setup_teardown(test_notify_abstract_socket,
 						tmpdir_create, tmpdir_remove),
