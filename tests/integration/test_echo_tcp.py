@@ -385,18 +385,30 @@ def test_idle_timeout(ctx):
 
 
 def test_connection_log_fields(ctx):
-    """Log lines carry key=value fields such as svc=echo peer=127.0.0.1:PORT."""
-    d = ctx.daemon(ringd={'log_level': 'debug'})
-    s = connect(d.addr('tcp'))
-    port = s.getsockname()[1]
-    s.sendall(b'log me')
-    recv_exact(s, 6)
-    s.close()
+    """Log lines carry key=value fields such as svc=echo peer=127.0.0.1:PORT,
+    peer=[::1]:PORT for IPv6 and peer=unix for a unix socket."""
+    path = os.path.join(ctx.tempdir(), 'echo.sock')
+    d = ctx.daemon(ringd={'log_level': 'debug'}, services={'echo': {
+        'listen': 'tcp://127.0.0.1:0, tcp://[::1]:0, unix:' + path}})
+    peers = []
+    for family in (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX):
+        s = connect(d.addr('unix' if family == socket.AF_UNIX else 'tcp',
+                           family=family))
+        if family == socket.AF_INET:
+            peers.append('peer=127.0.0.1:%d' % s.getsockname()[1])
+        elif family == socket.AF_INET6:
+            peers.append('peer=[::1]:%d' % s.getsockname()[1])
+        else:
+            peers.append('peer=unix')
+        s.sendall(b'log me')
+        recv_exact(s, 6)
+        s.close()
     d.stop()
     err = d.stderr()
-    lines = [l for l in err.splitlines() if 'peer=127.0.0.1:%d' % port in l]
-    assert lines, 'no debug line with peer=127.0.0.1:%d:\n%s' % (port, err)
-    assert any('svc=echo' in l for l in lines), lines
+    for peer in peers:
+        lines = [l for l in err.splitlines() if peer in l.split()]
+        assert lines, 'no debug line with %s:\n%s' % (peer, err)
+        assert all('svc=echo' in l.split() for l in lines), lines
 
 
 if __name__ == '__main__':
