@@ -300,6 +300,75 @@ static void usage(FILE *f)
 	      f);
 }
 
+/* One option from getopt_long(); --help and bad values exit from here. */
+static void parse_opt(int c)
+{
+	switch (c) {
+	case 'H':
+		opt.host = optarg;
+		break;
+	case 'p':
+		opt.port = (unsigned)parse_long(optarg, "--port", 1, 65535);
+		break;
+	case 'c':
+		opt.conns = (unsigned)parse_long(optarg, "--conns", 1, MAX_CONNS);
+		break;
+	case 's':
+		if (!parse_size(optarg, &opt.size) || opt.size < 1 || opt.size > MAX_SIZE)
+			die("--size: expected 1 to %zu bytes, got %s", MAX_SIZE, optarg);
+		break;
+	case 'd':
+		opt.duration = parse_seconds(optarg, "--duration");
+		break;
+	case 'w':
+		opt.warmup = parse_seconds(optarg, "--warmup");
+		break;
+	case 'S':
+		opt.stall = parse_seconds(optarg, "--stall");
+		break;
+	case 'P':
+		opt.pid = parse_long(optarg, "--pid", 1, 0x7fffffff);
+		break;
+	case 'n':
+		opt.name = optarg;
+		break;
+	case 'f':
+		opt.floor = true;
+		break;
+	case 'C':
+		opt.floor_cpu = (int)parse_long(optarg, "--floor-cpu", 0, CPU_SETSIZE - 1);
+		break;
+	case 'K':
+		opt.churn = true;
+		break;
+	case 'h':
+		usage(stdout);
+		exit(0);
+	default:
+		usage(stderr);
+		exit(2);
+	}
+}
+
+/* What parse_opt() cannot reject as each option arrives: values its parsers
+ * let through, and options that exclude each other in either order. */
+static void check_opts(void)
+{
+	if (opt.duration <= 0.0)
+		die("--duration must be positive");
+	if (opt.stall <= 0.0)
+		die("--stall must be positive");
+	if (!opt.floor && opt.port == 0)
+		die("--port is required (or --floor)");
+	if (opt.floor && opt.pid)
+		die("--pid and --floor exclude each other: the floor measures its own thread");
+	if (opt.floor && opt.port)
+		die("--floor picks its own ephemeral port; drop --port");
+	/* The floor server accepts its N connections once and then only echoes. */
+	if (opt.floor && opt.churn)
+		die("--churn and --floor exclude each other");
+}
+
 static void parse_args(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -320,68 +389,11 @@ static void parse_args(int argc, char **argv)
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'H':
-			opt.host = optarg;
-			break;
-		case 'p':
-			opt.port = (unsigned)parse_long(optarg, "--port", 1, 65535);
-			break;
-		case 'c':
-			opt.conns = (unsigned)parse_long(optarg, "--conns", 1, MAX_CONNS);
-			break;
-		case 's':
-			if (!parse_size(optarg, &opt.size) || opt.size < 1 || opt.size > MAX_SIZE)
-				die("--size: expected 1 to %zu bytes, got %s", MAX_SIZE, optarg);
-			break;
-		case 'd':
-			opt.duration = parse_seconds(optarg, "--duration");
-			break;
-		case 'w':
-			opt.warmup = parse_seconds(optarg, "--warmup");
-			break;
-		case 'S':
-			opt.stall = parse_seconds(optarg, "--stall");
-			break;
-		case 'P':
-			opt.pid = parse_long(optarg, "--pid", 1, 0x7fffffff);
-			break;
-		case 'n':
-			opt.name = optarg;
-			break;
-		case 'f':
-			opt.floor = true;
-			break;
-		case 'C':
-			opt.floor_cpu = (int)parse_long(optarg, "--floor-cpu", 0, CPU_SETSIZE - 1);
-			break;
-		case 'K':
-			opt.churn = true;
-			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		default:
-			usage(stderr);
-			exit(2);
-		}
-	}
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
+		parse_opt(c);
 	if (optind != argc)
 		die("unexpected argument: %s", argv[optind]);
-	if (opt.duration <= 0.0)
-		die("--duration must be positive");
-	if (opt.stall <= 0.0)
-		die("--stall must be positive");
-	if (!opt.floor && opt.port == 0)
-		die("--port is required (or --floor)");
-	if (opt.floor && opt.pid)
-		die("--pid and --floor exclude each other: the floor measures its own thread");
-	if (opt.floor && opt.port)
-		die("--floor picks its own ephemeral port; drop --port");
-	/* The floor server accepts its N connections once and then only echoes. */
-	if (opt.floor && opt.churn)
-		die("--churn and --floor exclude each other");
+	check_opts();
 }
 
 /* CPU of the server process and all its descendants, in nanoseconds.
@@ -482,17 +494,14 @@ static int proc_ent_cmp(const void *a, const void *b)
 	return (x->pid > y->pid) - (x->pid < y->pid);
 }
 
-static uint64_t proc_tree_ns(long root, unsigned *members)
+/* Every process, sorted by pid so that parents can be found by bsearch(). */
+static struct proc_ent *proc_scan(size_t *count)
 {
-	static uint64_t ns_per_tick;
 	struct proc_ent *ents = NULL;
 	size_t n = 0, cap = 0;
-	uint64_t total = 0;
 	struct dirent *de;
 	DIR *d = opendir("/proc");
 
-	if (!ns_per_tick)
-		ns_per_tick = 1000000000u / (uint64_t)sysconf(_SC_CLK_TCK);
 	if (!d)
 		die("opendir /proc: %s", strerror(errno));
 	while ((de = readdir(d))) {
@@ -515,7 +524,20 @@ static uint64_t proc_tree_ns(long root, unsigned *members)
 	}
 	closedir(d);
 	qsort(ents, n, sizeof(*ents), proc_ent_cmp);
+	*count = n;
+	return ents;
+}
 
+static uint64_t proc_tree_ns(long root, unsigned *members)
+{
+	static uint64_t ns_per_tick;
+	struct proc_ent *ents;
+	size_t n;
+	uint64_t total = 0;
+
+	if (!ns_per_tick)
+		ns_per_tick = 1000000000u / (uint64_t)sysconf(_SC_CLK_TCK);
+	ents = proc_scan(&n);
 	*members = 0;
 	for (size_t i = 0; i < n; i++) {
 		long p = ents[i].pid;
@@ -580,26 +602,24 @@ static void send_all(int fd, const unsigned char *buf, size_t len, bool *ok)
 	}
 }
 
-static void *floor_main(void *arg)
+static void floor_pin(int cpu)
 {
-	struct floor_srv *fs = arg;
-	size_t bufsz = fs->size < ((size_t)1 << 20) ? fs->size : ((size_t)1 << 20);
-	unsigned char *buf = malloc(bufsz);
-	int *fds = calloc(fs->nconns, sizeof(*fds));
+	cpu_set_t set;
+	int err;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	if (err)
+		die("floor: pin server thread to CPU %d: %s", cpu, strerror(err));
+}
+
+/* All N connections are accepted before the first echo: round-robin needs
+ * the whole set, and no client arrives later. */
+static void floor_accept(struct floor_srv *fs, int *fds)
+{
 	unsigned open = 0;
 
-	if (!buf || !fds)
-		die("out of memory");
-	if (fs->cpu >= 0) {
-		cpu_set_t set;
-		int err;
-
-		CPU_ZERO(&set);
-		CPU_SET(fs->cpu, &set);
-		err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-		if (err)
-			die("floor: pin server thread to CPU %d: %s", fs->cpu, strerror(err));
-	}
 	while (open < fs->nconns) {
 		int fd = accept4(fs->lfd, NULL, NULL, SOCK_CLOEXEC);
 
@@ -612,28 +632,46 @@ static void *floor_main(void *arg)
 		fds[open++] = fd;
 	}
 	close(fs->lfd);
+}
+
+/* Echoes one whole request; false once the connection has failed or the
+ * client has closed it. */
+static bool floor_echo(int fd, unsigned char *buf, size_t bufsz, size_t size)
+{
+	size_t done = 0;
+	bool ok = true;
+
+	while (ok && done < size) {
+		size_t want = size - done;
+		ssize_t r = recv(fd, buf, want < bufsz ? want : bufsz, 0);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return false;
+		send_all(fd, buf, (size_t)r, &ok);
+		done += (size_t)r;
+	}
+	return ok;
+}
+
+static void *floor_main(void *arg)
+{
+	struct floor_srv *fs = arg;
+	size_t bufsz = fs->size < ((size_t)1 << 20) ? fs->size : ((size_t)1 << 20);
+	unsigned char *buf = malloc(bufsz);
+	int *fds = calloc(fs->nconns, sizeof(*fds));
+	unsigned open = fs->nconns;
+
+	if (!buf || !fds)
+		die("out of memory");
+	if (fs->cpu >= 0)
+		floor_pin(fs->cpu);
+	floor_accept(fs, fds);
 
 	while (open > 0) {
 		for (unsigned i = 0; i < fs->nconns; i++) {
-			size_t done = 0;
-			bool ok = true;
-
-			if (fds[i] < 0)
-				continue;
-			while (ok && done < fs->size) {
-				size_t want = fs->size - done;
-				ssize_t r = recv(fds[i], buf, want < bufsz ? want : bufsz, 0);
-
-				if (r < 0 && errno == EINTR)
-					continue;
-				if (r <= 0) {
-					ok = false;
-					break;
-				}
-				send_all(fds[i], buf, (size_t)r, &ok);
-				done += (size_t)r;
-			}
-			if (!ok) {
+			if (fds[i] >= 0 && !floor_echo(fds[i], buf, bufsz, fs->size)) {
 				close(fds[i]);
 				fds[i] = -1;
 				open--;
@@ -873,6 +911,52 @@ static void verify(const struct conn *c, const unsigned char *data, size_t len)
 		mismatch(c, data, len);
 }
 
+/* The server echoed more of this request than loadgen has sent. verify()
+ * names what the bytes resemble when it can; either way the run is void. */
+static void reply_overrun(const struct conn *c, size_t len) __attribute__((noreturn));
+
+static void reply_overrun(const struct conn *c, size_t len)
+{
+	fflush(stdout);
+	fprintf(stderr, "loadgen: PROTOCOL ERROR on conn %u, request #%" PRIu64
+		": received %zu bytes but only %zu were sent\n",
+		c->id, c->seq, c->got + len, c->sent);
+	verify(c, scratch, len);
+	exit(2);
+}
+
+/* Counts a complete reply if it falls in the window, then starts the next
+ * request (a new connection with --churn) unless the run is over. */
+static void reply_done(struct conn *c, int epfd, uint64_t now, uint64_t t_end)
+{
+	c->busy = false;
+	if (measuring) {
+		hist_add(&hist, now - c->t_start);
+		win_reqs++;
+		win_bytes += opt.size;
+	}
+	if (opt.churn) {
+		churn_next(c, epfd, now, t_end);
+	} else if (now < t_end) {
+		req_begin(c, now);
+		conn_send(c, epfd);
+	}
+}
+
+/* Nothing is outstanding, so any byte now is one too many. */
+static void idle_check(const struct conn *c)
+{
+	ssize_t r = recv(c->fd, scratch, 1, MSG_DONTWAIT);
+
+	if (r > 0) {
+		fflush(stdout);
+		fprintf(stderr, "loadgen: PROTOCOL ERROR on conn %u: server sent bytes "
+			"after the complete reply to request #%" PRIu64 "\n",
+			c->id, c->seq);
+		exit(2);
+	}
+}
+
 /* Reads and checks what the server sent; on a complete reply records the
  * latency and starts the next request unless the run is over. */
 static void conn_recv(struct conn *c, int epfd, uint64_t t_end)
@@ -894,14 +978,8 @@ static void conn_recv(struct conn *c, int epfd, uint64_t t_end)
 			conn_fail(c, "server closed the connection", 0);
 			return;
 		}
-		if (c->got + (size_t)r > c->sent) {
-			fflush(stdout);
-			fprintf(stderr, "loadgen: PROTOCOL ERROR on conn %u, request #%" PRIu64
-				": received %zu bytes but only %zu were sent\n",
-				c->id, c->seq, c->got + (size_t)r, c->sent);
-			verify(c, scratch, (size_t)r);
-			exit(2);
-		}
+		if (c->got + (size_t)r > c->sent)
+			reply_overrun(c, (size_t)r);
 		verify(c, scratch, (size_t)r);
 		c->got += (size_t)r;
 		total_verified += (uint64_t)r;
@@ -909,34 +987,13 @@ static void conn_recv(struct conn *c, int epfd, uint64_t t_end)
 		c->t_progress = now;
 		if (c->got < opt.size)
 			continue;
-		c->busy = false;
-		if (measuring) {
-			hist_add(&hist, now - c->t_start);
-			win_reqs++;
-			win_bytes += opt.size;
-		}
 		/* The reply to the next request cannot be here yet: let epoll
 		 * say when it is rather than spend a recv on EAGAIN. */
-		if (opt.churn) {
-			churn_next(c, epfd, now, t_end);
-		} else if (now < t_end) {
-			req_begin(c, now);
-			conn_send(c, epfd);
-		}
+		reply_done(c, epfd, now, t_end);
 		return;
 	}
-	if (!c->busy) {
-		/* Nothing is outstanding, so any byte now is one too many. */
-		ssize_t r = recv(c->fd, scratch, 1, MSG_DONTWAIT);
-
-		if (r > 0) {
-			fflush(stdout);
-			fprintf(stderr, "loadgen: PROTOCOL ERROR on conn %u: server sent bytes "
-				"after the complete reply to request #%" PRIu64 "\n",
-				c->id, c->seq);
-			exit(2);
-		}
-	}
+	if (!c->busy)
+		idle_check(c);
 }
 
 static void stall_check(uint64_t now)
@@ -1068,72 +1125,94 @@ static void print_result(const char *name, double window_s, double srv_cpu_s,
 	fflush(stdout);
 }
 
-int main(int argc, char **argv)
+/* The edges of the measured window: wall clock, the server's CPU time (its
+ * process tree, or the floor thread's own clock) and loadgen's. */
+struct window {
+	clockid_t srv_clock;
+	unsigned members;
+	uint64_t start, end;
+	uint64_t srv0, srv1, lg0, lg1;
+};
+
+/* The label is one token of the RESULT line, so it must not contain blanks. */
+static void make_label(char *label, size_t len)
 {
-	struct epoll_event evs[MAX_EVENTS];
-	struct floor_srv fs = { .lfd = -1 };
-	clockid_t srv_clock = 0;
-	char label[128];
-	uint64_t t0, t_win, t_end, win_start = 0, win_end = 0, next_stall;
-	uint64_t srv0 = 0, srv1 = 0, lg0 = 0, lg1 = 0;
-	unsigned members = 0;
-	bool measure_srv;
-	int epfd;
-
-	parse_args(argc, argv);
-	signal(SIGALRM, on_alarm);
-	alarm((unsigned)(opt.duration + opt.warmup) + 11u);
-	signal(SIGPIPE, SIG_IGN);
-
 	if (opt.name)
-		snprintf(label, sizeof(label), "%s", opt.name);
+		snprintf(label, len, "%s", opt.name);
 	else if (opt.floor)
-		snprintf(label, sizeof(label), "floor");
+		snprintf(label, len, "floor");
 	else
-		snprintf(label, sizeof(label), "%s:%u", opt.host, opt.port);
+		snprintf(label, len, "%s:%u", opt.host, opt.port);
 	for (char *p = label; *p; p++)
 		if (isspace((unsigned char)*p))
 			*p = '_';
+}
 
+static void alloc_buffers(void)
+{
 	fill_pattern(opt.size + PATTERN_SLACK);
 	scratch_len = opt.size < SCRATCH_MAX ? opt.size : SCRATCH_MAX;
 	scratch = malloc(scratch_len);
 	conns = calloc(opt.conns, sizeof(*conns));
 	if (!scratch || !conns)
 		die("out of memory");
+}
 
+/* Starts the floor thread, or checks that --pid names a live process, before
+ * the first connection, so that a wrong --pid fails before any load is sent. */
+static void srv_cpu_prepare(struct floor_srv *fs, struct window *w)
+{
 	if (opt.floor) {
 		int err;
 
-		floor_start(&fs);
-		err = pthread_getcpuclockid(fs.thread, &srv_clock);
+		floor_start(fs);
+		err = pthread_getcpuclockid(fs->thread, &w->srv_clock);
 		if (err)
 			die("pthread_getcpuclockid: %s", strerror(err));
 	} else if (opt.pid) {
-		(void)server_cpu_ns(&members);
+		(void)server_cpu_ns(&w->members);
 	}
-	measure_srv = opt.floor || opt.pid;
+}
 
-	epfd = open_clients();
-	t0 = now_ns();
-	start_requests(epfd, t0);
-	t_win = t0 + (uint64_t)(opt.warmup * 1e9);
-	t_end = t_win + (uint64_t)(opt.duration * 1e9);
-	next_stall = t0 + 100000000u;
+static uint64_t srv_cpu_now(struct window *w)
+{
+	if (opt.floor)
+		return clock_ns(w->srv_clock);
+	if (opt.pid)
+		return server_cpu_ns(&w->members);
+	return 0;
+}
+
+static void window_open(struct window *w)
+{
+	w->srv0 = srv_cpu_now(w);
+	w->lg0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	w->start = now_ns();
+	measuring = true;
+}
+
+static void window_close(struct window *w)
+{
+	w->end = now_ns();
+	w->srv1 = srv_cpu_now(w);
+	w->lg1 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+}
+
+/* No request starts after t_end, and the window closes at the first wake-up
+ * past it: replies still in flight then are left out, not waited for. */
+static void event_loop(int epfd, uint64_t t0, struct window *w)
+{
+	struct epoll_event evs[MAX_EVENTS];
+	uint64_t t_win = t0 + (uint64_t)(opt.warmup * 1e9);
+	uint64_t t_end = t_win + (uint64_t)(opt.duration * 1e9);
+	uint64_t next_stall = t0 + 100000000u;
 
 	for (;;) {
 		uint64_t now = now_ns(), wake;
 		int n, timeout_ms;
 
-		if (!measuring && now >= t_win) {
-			if (opt.floor)
-				srv0 = clock_ns(srv_clock);
-			else if (opt.pid)
-				srv0 = server_cpu_ns(&members);
-			lg0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-			win_start = now_ns();
-			measuring = true;
-		}
+		if (!measuring && now >= t_win)
+			window_open(w);
 		if (now >= t_end)
 			break;
 		if (now >= next_stall) {
@@ -1160,27 +1239,50 @@ int main(int argc, char **argv)
 				conn_recv(c, epfd, t_end);
 		}
 	}
-	win_end = now_ns();
-	if (opt.floor)
-		srv1 = clock_ns(srv_clock);
-	else if (opt.pid)
-		srv1 = server_cpu_ns(&members);
-	lg1 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	window_close(w);
+}
 
+/* The floor thread returns only once every client end is closed: it then
+ * reads EOF on each connection in turn. */
+static void close_all(int epfd, struct floor_srv *fs)
+{
 	for (unsigned i = 0; i < opt.conns; i++)
 		if (conns[i].fd >= 0)
 			close(conns[i].fd);
 	close(epfd);
 	if (opt.floor) {
-		int err = pthread_join(fs.thread, NULL);
+		int err = pthread_join(fs->thread, NULL);
 
 		if (err)
 			die("pthread_join: %s", strerror(err));
 	}
+}
 
-	print_result(label, (double)(win_end - win_start) / 1e9,
-		     measure_srv ? (double)(srv1 - srv0) / 1e9 : -1.0, members,
-		     (double)(lg1 - lg0) / 1e9);
+int main(int argc, char **argv)
+{
+	struct floor_srv fs = { .lfd = -1 };
+	struct window w = { 0 };
+	char label[128];
+	uint64_t t0;
+	int epfd;
+
+	parse_args(argc, argv);
+	signal(SIGALRM, on_alarm);
+	alarm((unsigned)(opt.duration + opt.warmup) + 11u);
+	signal(SIGPIPE, SIG_IGN);
+	make_label(label, sizeof(label));
+	alloc_buffers();
+	srv_cpu_prepare(&fs, &w);
+
+	epfd = open_clients();
+	t0 = now_ns();
+	start_requests(epfd, t0);
+	event_loop(epfd, t0, &w);
+	close_all(epfd, &fs);
+
+	print_result(label, (double)(w.end - w.start) / 1e9,
+		     opt.floor || opt.pid ? (double)(w.srv1 - w.srv0) / 1e9 : -1.0, w.members,
+		     (double)(w.lg1 - w.lg0) / 1e9);
 	free(conns);
 	free(scratch);
 	free(pattern);
