@@ -543,6 +543,20 @@ def udp_echo(addr, data, src=None, timeout=2.0):
         s.close()
 
 
+def udp_echo_lossy(addr, data, src=None, tries=3, timeout=0.7):
+    """udp_echo for a datagram that may meet a full receive buffer in the
+    kernel (during or just after a flood): sent again, up to `tries` times,
+    from the same source address. Raises AssertionError when every try
+    went unanswered."""
+    for _ in range(tries):
+        try:
+            return udp_echo(addr, data, src, timeout)
+        except socket.timeout:
+            pass
+    raise AssertionError('no reply to %r from %s in %d tries of %.1f s'
+                         % (data[:32], src, tries, timeout))
+
+
 # -- runner -----------------------------------------------------------------
 
 def main(cases, needs_daemon=True):

@@ -163,8 +163,9 @@ def test_udp_flood_then_service(ctx):
         n += 1
     s.close()
     # Another source: the flooder itself is rate-limited now.
-    got, _ = udp_echo(u, b'after flood', src=(harness.random_loopback(), 0),
-                      timeout=5)
+    # The daemon's buffer may still be full for an instant: sent again if lost.
+    got, _ = harness.udp_echo_lossy(u, b'after flood', src=(harness.random_loopback(), 0),
+                                    timeout=2)
     assert got == b'after flood'
     d.stop()
 
