@@ -45,11 +45,16 @@ struct outseg {
 	char data[];
 };
 
-#define OUTSEG_ALLOC 16384
-/* Freed standard segments a worker keeps for reuse. Request/response
- * traffic allocates and frees one per reply; without the cache glibc
- * grows and trims its heap each time and every reply pays page faults. */
-#define OUTSEG_CACHE 64
+/* Output that queues behind a send in flight (a 64 KiB reply arriving as
+ * 16 KiB ring buffers) goes into big segments, so it leaves in one send
+ * instead of one per ring buffer; a reply sent at once needs no more
+ * than a small one. */
+static const size_t outseg_class[2] = { 16384, 65536 };
+/* Freed standard segments a worker keeps for reuse, per class. Request/
+ * response traffic allocates and frees one per reply; without the cache
+ * glibc grows and trims its heap each time and every reply pays page
+ * faults. */
+static const size_t outseg_cache[2] = { 64, 16 };
 
 struct conn {
 	struct ringd_conn pub; /* first: plugins hold &pub */
@@ -204,24 +209,28 @@ static void conn_finish(struct conn *c)
 
 static void conn_put_seg(struct worker *w, struct outseg *s)
 {
-	if (s->cap != OUTSEG_ALLOC || w->nfree_segs >= OUTSEG_CACHE) {
+	size_t k = s->cap == outseg_class[1];
+
+	if (s->cap != outseg_class[k] || w->nfree_segs[k] >= outseg_cache[k]) {
 		free(s);
 		return;
 	}
-	s->next = w->free_segs;
-	w->free_segs = s;
-	w->nfree_segs++;
+	s->next = w->free_segs[k];
+	w->free_segs[k] = s;
+	w->nfree_segs[k]++;
 }
 
 void conn_free_cache(struct worker *w)
 {
 	struct outseg *s;
 
-	while ((s = w->free_segs)) {
-		w->free_segs = s->next;
-		free(s);
+	for (size_t k = 0; k < 2; k++) {
+		while ((s = w->free_segs[k])) {
+			w->free_segs[k] = s->next;
+			free(s);
+		}
+		w->nfree_segs[k] = 0;
 	}
-	w->nfree_segs = 0;
 }
 
 static void conn_free_queue(struct conn *c)
@@ -415,14 +424,15 @@ static void conn_send_done(struct loop_op *op, int res, unsigned flags,
 	conn_release(c);
 }
 
-static struct outseg *conn_new_seg(struct worker *w, size_t need)
+static struct outseg *conn_new_seg(struct worker *w, size_t need, bool big)
 {
-	size_t cap = need > OUTSEG_ALLOC ? need : OUTSEG_ALLOC;
-	struct outseg *s = w->free_segs;
+	size_t k = big;
+	size_t cap = need > outseg_class[k] ? need : outseg_class[k];
+	struct outseg *s = w->free_segs[k];
 
-	if (s && cap == OUTSEG_ALLOC) {
-		w->free_segs = s->next;
-		w->nfree_segs--;
+	if (s && cap == outseg_class[k]) {
+		w->free_segs[k] = s->next;
+		w->nfree_segs[k]--;
 	} else {
 		s = malloc(sizeof(*s) + cap);
 		if (!s)
@@ -474,7 +484,7 @@ int conn_send(struct ringd_conn *pc, const void *buf, size_t len, int copy)
 	} else {
 		room = conn_tail_room(c);
 		if (room < len) {
-			s = conn_new_seg(c->w, len);
+			s = conn_new_seg(c->w, len, c->flags & C_SENDING);
 			if (!s)
 				return -ENOMEM;
 			conn_append(c, s);

@@ -35,8 +35,9 @@ struct worker {
 	size_t ndg;
 	struct dgram_guard *udp_guard; /* worker 0, when it has UDP sockets */
 
-	struct outseg *free_segs; /* conn.c's cache of output segments */
-	size_t nfree_segs;
+	/* conn.c's cache of output segments, per size class */
+	struct outseg *free_segs[2];
+	size_t nfree_segs[2];
 
 	/* Accepted while at max_connections (a multishot accept can run
 	 * ahead of its cancel): held unserved until a slot frees. */
