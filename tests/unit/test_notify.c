@@ -152,11 +152,22 @@ static void test_notify_path_socket(void **state)
 	close(fd);
 }
 
+/* READY=1 sent to NOTIFY_SOCKET=name arrives at a socket bound to name. */
+static void expect_ready_reaches(const char *name)
+{
+	int fd = receiver(name);
+
+	assert_int_equal(setenv("NOTIFY_SOCKET", name, 1), 0);
+	assert_int_equal(notify_send("READY=1"), 0);
+	assert_int_equal(receive(fd), 7);
+	assert_string_equal(msg, "READY=1");
+	close(fd);
+}
+
 static void test_notify_longest_path(void **state)
 {
 	char path[sizeof(sock_path)], name[sizeof(sock_path)];
 	size_t room = sizeof(sock_path) - 1 - strlen(dir) - 1;
-	int fd;
 
 	(void)state;
 	/* 107 bytes and the NUL fill sun_path exactly. */
@@ -164,12 +175,7 @@ static void test_notify_longest_path(void **state)
 	name[room] = '\0';
 	path_in_dir(path, sizeof(path), name);
 	assert_int_equal(strlen(path), sizeof(sock_path) - 1);
-	fd = receiver(path);
-	assert_int_equal(setenv("NOTIFY_SOCKET", path, 1), 0);
-	assert_int_equal(notify_send("READY=1"), 0);
-	assert_int_equal(receive(fd), 7);
-	assert_string_equal(msg, "READY=1");
-	close(fd);
+	expect_ready_reaches(path);
 }
 
 static void test_notify_abstract_socket(void **state)
@@ -194,7 +200,6 @@ static void test_notify_abstract_socket(void **state)
 static void test_notify_longest_abstract_name(void **state)
 {
 	char name[sizeof(sock_path) + 1];
-	int fd;
 
 	(void)state;
 	/* '@' and 107 bytes: the whole of sun_path, no NUL. */
@@ -202,12 +207,7 @@ static void test_notify_longest_abstract_name(void **state)
 	snprintf(name, 24, "@ringd-%ld-", (long)getpid());
 	name[strlen(name)] = 'a';
 	name[sizeof(sock_path)] = '\0';
-	fd = receiver(name);
-	assert_int_equal(setenv("NOTIFY_SOCKET", name, 1), 0);
-	assert_int_equal(notify_send("READY=1"), 0);
-	assert_int_equal(receive(fd), 7);
-	assert_string_equal(msg, "READY=1");
-	close(fd);
+	expect_ready_reaches(name);
 }
 
 static void test_notify_nobody_listening(void **state)
