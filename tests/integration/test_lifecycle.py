@@ -372,6 +372,50 @@ def test_max_connections_waits_in_backlog(ctx):
     assert 'max_connections reached' in err, err
 
 
+def test_max_connections_burst_all_served(ctx):
+    """60 clients connect at once against max_connections = 3. A multishot
+    accept can take more than the limit before its cancel lands; those are
+    held, not closed. Every client is served in turn, none is reset, and
+    each gets its own bytes."""
+    d = ctx.daemon(ringd={'workers': '1', 'max_connections': '3'})
+    addr = d.addr('tcp')
+    clients = {}
+    for i in range(60):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        err = s.connect_ex(addr.sockaddr)
+        assert err in (0, errno.EINPROGRESS), errno.errorcode.get(err)
+        clients[i] = s
+    sel = selectors.DefaultSelector()
+    for i, s in clients.items():
+        sel.register(s, selectors.EVENT_WRITE, i)
+    got = {i: b'' for i in clients}
+    served = set()
+    deadline = time.monotonic() + 20
+    while len(served) < len(clients):
+        assert time.monotonic() < deadline, '%d of %d served' % (len(served), len(clients))
+        for key, ev in sel.select(0.5):
+            i, s = key.data, clients[key.data]
+            if ev & selectors.EVENT_WRITE:
+                e = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                assert e == 0, 'client %d: %s' % (i, errno.errorcode.get(e))
+                s.send(b'burst %02d' % i)
+                sel.modify(s, selectors.EVENT_READ, i)
+                continue
+            try:
+                b = s.recv(64)
+            except ConnectionResetError:
+                raise AssertionError('client %d reset' % i)
+            assert b, 'client %d got EOF after %r' % (i, got[i])
+            got[i] += b
+            if len(got[i]) >= 8:
+                assert got[i] == b'burst %02d' % i, (i, got[i])
+                served.add(i)
+                sel.unregister(s)
+                s.close()  # frees a slot for the next one
+    d.stop()
+
+
 def proc_ids(pid):
     """Real, effective, saved and filesystem uids and gids, and the
     supplementary groups, from /proc."""
@@ -443,6 +487,7 @@ if __name__ == '__main__':
         test_back_pressure_many_clients,
         test_emfile_pauses_and_resumes,
         test_max_connections_waits_in_backlog,
+        test_max_connections_burst_all_served,
         test_user_drops_privileges,
         test_user_unknown_is_a_start_error,
         test_user_ignored_when_not_root,
