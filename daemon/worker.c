@@ -240,12 +240,14 @@ static void worker_close_listener(struct wlisten *wl)
 	    (err = listen_refuse_new(wl->fd)) < 0)
 		log_debug("%s: cannot filter SYNs while stopping: %s",
 			  wl->inst->sc->name, strerror(-err));
+	/* Like held connections, these count as in flight even past
+	 * max_connections: the kernel completed them, their clients may
+	 * have sent a request, and closing them would reset them. The
+	 * listen backlog bounds how many there can be. */
 	while ((fd = accept4(wl->fd, NULL, NULL,
 			     SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-		if (worker_take_slot(w))
-			conn_open(w, wl->inst, fd);
-		else
-			close(fd);
+		atomic_fetch_add(&w->d->nconns, 1);
+		conn_open(w, wl->inst, fd);
 	}
 	shutdown(wl->fd, SHUT_RDWR);
 }

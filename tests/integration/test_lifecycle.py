@@ -416,6 +416,31 @@ def test_max_connections_burst_all_served(ctx):
     d.stop()
 
 
+def test_sigterm_serves_clients_waiting_past_max_connections(ctx):
+    """At max_connections, clients the kernel completed wait unserved (in
+    the backlog, or held after a multishot accept). A stop serves them as
+    in flight: each gets its echo and EOF, none is reset."""
+    d = ctx.daemon(ringd={'workers': '1', 'max_connections': '2',
+                          'shutdown_timeout': '8s'})
+    addr = d.addr('tcp')
+    clients = [connect(addr) for _ in range(12)]
+    for i, s in enumerate(clients):
+        s.sendall(b'wait %02d' % i)
+    for i in range(2):
+        assert recv_exact(clients[i], 7) == b'wait %02d' % i
+    d.signal(signal.SIGTERM)
+    for i, s in enumerate(clients):
+        want = b'' if i < 2 else b'wait %02d' % i
+        try:
+            got = harness.recv_until_eof(s, limit=64, deadline=time.monotonic() + 8)
+        except ConnectionResetError:
+            raise AssertionError('client %d reset by the stop' % i)
+        assert got == want, 'client %d got %r, expected %r' % (i, got, want)
+        s.close()
+    rc = d.wait(10)
+    assert rc == 0, 'exit %s; stderr:\n%s' % (rc, d.stderr())
+
+
 def proc_ids(pid):
     """Real, effective, saved and filesystem uids and gids, and the
     supplementary groups, from /proc."""
@@ -488,6 +513,7 @@ if __name__ == '__main__':
         test_emfile_pauses_and_resumes,
         test_max_connections_waits_in_backlog,
         test_max_connections_burst_all_served,
+        test_sigterm_serves_clients_waiting_past_max_connections,
         test_user_drops_privileges,
         test_user_unknown_is_a_start_error,
         test_user_ignored_when_not_root,
