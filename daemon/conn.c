@@ -484,7 +484,12 @@ int conn_send(struct ringd_conn *pc, const void *buf, size_t len, int copy)
 	} else {
 		room = conn_tail_room(c);
 		if (room < len) {
-			s = conn_new_seg(c->w, len, c->flags & C_SENDING);
+			/* Big only when a large reply is piling up: small
+			 * pipelined replies keep small segments. */
+			bool big = (c->flags & C_SENDING) &&
+				   c->queued + len > outseg_class[0];
+
+			s = conn_new_seg(c->w, len, big);
 			if (!s)
 				return -ENOMEM;
 			conn_append(c, s);
