@@ -33,12 +33,11 @@ void listen_stop_all(struct daemon *d);
 void listen_close_all(struct daemon *d);
 
 /* Make a TCP listener drop new SYNs while handshakes already under way
- * still complete, so a worker can drain the accept queue and then shut
- * the listener down without a window in which a client completes its
- * connect and is reset by the shutdown. A dropped client retransmits
- * its SYN (after 1 s on Linux), finds no listener and is refused.
- * Returns 0 or -errno; on failure the caller just drains and shuts down,
- * as before, and the window stays open. */
+ * still complete, so a stopping worker can keep taking those for a grace
+ * period and then shut the listener down without resetting clients that
+ * connected in the meantime. A dropped client retransmits its SYN (after
+ * 1 s on Linux), finds no listener and is refused. Returns 0 or -errno;
+ * on failure the stop goes on without the filter and logs why. */
 int listen_refuse_new(int fd);
 
 /* The fd worker w uses for listener l. */

@@ -1,7 +1,8 @@
 /* Worker threads: each builds its own loop, starts its own plugin
  * instances, accepts on the listeners, and drains itself on stop. Nothing
- * here is shared between workers except the read-only daemon context and
- * its connection counter. */
+ * here is shared between workers except the read-only daemon context, its
+ * connection counter, and (with reuseport = no) the listening sockets,
+ * where the stop's filter and shutdown are idempotent. */
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -24,6 +25,11 @@
 
 /* Connections held unserved at max_connections; beyond, they close. */
 #define WORKER_MAX_WAITING 64
+/* How long a stopping TCP listener keeps taking the handshakes that were
+ * under way when it began dropping new SYNs: a few round trips on most
+ * networks, and well under the 1 s after which a dropped client sends its
+ * SYN again and should find the listener gone and be refused. */
+#define WORKER_STOP_GRACE_NS (250LL * 1000000)
 
 struct worker_waiting {
 	int fd;
@@ -163,15 +169,18 @@ static void worker_accept_done(struct loop_op *op, int res, unsigned flags,
 
 	if (!(flags & LOOP_F_MORE))
 		wl->armed = false;
-	if (res >= 0) {
+	if (res >= 0 && w->stopping) {
+		/* Accepted as the stop began: in flight, so served and
+		 * drained, past max_connections too (see worker_drain_backlog). */
+		atomic_fetch_add(&w->d->nconns, 1);
+		conn_open(w, wl->inst, res);
+		conn_shutdown_all(w);
+	} else if (res >= 0) {
 		if (!worker_take_slot(w)) {
 			worker_hold(wl, res);
 		} else {
 			conn_open(w, wl->inst, res);
-			/* Accepted as the stop began: in flight, so drained. */
-			if (w->stopping)
-				conn_shutdown_all(w);
-			else if (worker_full(w))
+			if (worker_full(w))
 				worker_pause(wl, "max_connections reached");
 		}
 	} else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS ||
@@ -193,7 +202,7 @@ void worker_check_done(struct worker *w)
 {
 	size_t i;
 
-	if (!w->stopping || w->nconns)
+	if (!w->stopping || w->nconns || w->closing_listeners)
 		return;
 	for (i = 0; i < w->nwl; i++)
 		if (w->wl[i].armed)
@@ -224,48 +233,94 @@ static void worker_stop_timer_fired(struct loop_timer *t)
 	worker_check_done(w);
 }
 
-/* Connections the kernel completed before the stop are in flight and
- * get served; then the listener stops listening, so later clients are
- * refused at once instead of waiting in a backlog nobody accepts from.
- * The listener may be shared: shutting it down is idempotent. */
-static void worker_close_listener(struct wlisten *wl)
+/* Connections the kernel completed are in flight and get served, even
+ * past max_connections like held ones: their clients may have sent a
+ * request, and closing them would reset them. The listen backlog bounds
+ * how many there can be. */
+static void worker_drain_backlog(struct wlisten *wl)
 {
 	struct worker *w = wl->w;
-	int fd, err;
+	int fd;
+
+	for (;;) {
+		fd = accept4(wl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
+			continue;
+		if (fd < 0)
+			break;
+		atomic_fetch_add(&w->d->nconns, 1);
+		conn_open(w, wl->inst, fd);
+	}
+	/* EINVAL: another worker already shut this shared listener down. */
+	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINVAL)
+		log_warn("%s: stop: clients still queued will be reset: accept",
+			 wl->inst->sc->name);
+}
+
+/* First step of a stop: no more accepts from the loop, new SYNs dropped,
+ * what is queued taken now. A TCP client whose SYN came in before the
+ * filter may finish its handshake up to a round trip later: the grace
+ * timer takes those before the listener is shut down. */
+static void worker_quiesce_listener(struct wlisten *wl)
+{
+	struct worker *w = wl->w;
+	int err;
 
 	loop_timer_stop(w->loop, &wl->retry);
 	if (wl->armed)
 		loop_cancel(w->loop, &wl->op);
 	if (wl->l->addr.kind == LISTEN_TCP &&
 	    (err = listen_refuse_new(wl->fd)) < 0)
-		log_debug("%s: cannot filter SYNs while stopping: %s",
-			  wl->inst->sc->name, strerror(-err));
-	/* Like held connections, these count as in flight even past
-	 * max_connections: the kernel completed them, their clients may
-	 * have sent a request, and closing them would reset them. The
-	 * listen backlog bounds how many there can be. */
-	while ((fd = accept4(wl->fd, NULL, NULL,
-			     SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-		atomic_fetch_add(&w->d->nconns, 1);
-		conn_open(w, wl->inst, fd);
+		log_warnx("%s: stop: cannot filter SYNs (%s); a client that "
+			  "connects now may be reset", wl->inst->sc->name,
+			  strerror(-err));
+	worker_drain_backlog(wl);
+}
+
+/* End of the grace: take the last handshakes, then stop listening, so
+ * later clients are refused at once instead of waiting in a backlog
+ * nobody accepts from. The listener may be shared: shutting it down is
+ * idempotent. */
+static void worker_grace_fired(struct loop_timer *t)
+{
+	struct worker *w = t->data;
+	size_t i;
+
+	for (i = 0; i < w->nwl; i++) {
+		worker_drain_backlog(&w->wl[i]);
+		shutdown(w->wl[i].fd, SHUT_RDWR);
 	}
-	shutdown(wl->fd, SHUT_RDWR);
+	w->closing_listeners = false;
+	conn_shutdown_all(w);
+	worker_check_done(w);
 }
 
 static void worker_begin_stop(struct worker *w)
 {
 	int64_t timeout = w->d->conf->shutdown_timeout_ms * 1000000;
+	int64_t now = loop_now(w->loop);
 	size_t i;
 
 	w->stopping = true;
 	worker_serve_waiting(w, true);
 	for (i = 0; i < w->nwl; i++)
-		worker_close_listener(&w->wl[i]);
+		worker_quiesce_listener(&w->wl[i]);
 	for (i = 0; i < w->ndg; i++)
 		dgram_close(w->dg[i]);
 	w->stop_timer = (struct loop_timer){ .cb = worker_stop_timer_fired,
 					     .data = w };
-	loop_timer_set(w->loop, &w->stop_timer, loop_now(w->loop) + timeout);
+	loop_timer_set(w->loop, &w->stop_timer, now + timeout);
+	if (w->nwl) {
+		w->closing_listeners = true;
+		w->grace_timer = (struct loop_timer){ .cb = worker_grace_fired,
+						      .data = w };
+		/* Before shutdown_timeout, whose aborts must find every
+		 * connection the grace took. */
+		loop_timer_set(w->loop, &w->grace_timer,
+			       now + (timeout / 2 < WORKER_STOP_GRACE_NS ?
+					      timeout / 2 :
+					      WORKER_STOP_GRACE_NS));
+	}
 	conn_shutdown_all(w);
 	worker_check_done(w);
 }

@@ -47,7 +47,9 @@ struct worker {
 	struct conn *conns; /* doubly linked */
 	size_t nconns;
 	bool stopping;
+	bool closing_listeners; /* stopping, listeners not yet shut down */
 	struct loop_timer stop_timer;
+	struct loop_timer grace_timer;
 	struct loop_timer drain_timer; /* conn.c: graceful stop checks */
 };
 

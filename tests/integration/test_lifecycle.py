@@ -163,6 +163,72 @@ def test_sigterm_closes_listeners(ctx):
     assert rc == 0, 'exit %s; stderr:\n%s' % (rc, d.stderr())
 
 
+def listener_fd_of(pid, port):
+    """A duplicate of the daemon's listening socket on 127.0.0.1:port, taken
+    with pidfd_getfd(2) (root, Linux 5.6+), or None where that is refused."""
+    import ctypes
+    inode = None
+    with open('/proc/net/tcp') as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[3] == '0A' and int(fields[1].split(':')[1], 16) == port:
+                inode = fields[9]
+    if inode is None:
+        return None
+    target = None
+    for name in os.listdir('/proc/%d/fd' % pid):
+        try:
+            if os.readlink('/proc/%d/fd/%s' % (pid, name)) == 'socket:[%s]' % inode:
+                target = int(name)
+        except OSError:
+            pass
+    if target is None:
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = libc.syscall(434, pid, 0)          # pidfd_open
+    if pidfd < 0:
+        return None
+    try:
+        fd = libc.syscall(438, pidfd, target, 0)  # pidfd_getfd
+    finally:
+        os.close(pidfd)
+    return fd if fd >= 0 else None
+
+
+def test_sigterm_serves_handshake_under_way(ctx):
+    """A client whose handshake the daemon has not completed when SIGTERM
+    comes (its last ACK still a round trip away on a real network) is
+    served once that ACK arrives, not reset. TCP_DEFER_ACCEPT on the
+    daemon's listener stands in for the round trip: the server side stays
+    half-open until the client's first data."""
+    if os.geteuid() != 0:
+        raise harness.Skip('needs root for pidfd_getfd')
+    d = ctx.daemon(ringd={'workers': '1', 'shutdown_timeout': '5s'})
+    addr = d.addr('tcp')
+    lfd = listener_fd_of(d.target_pid(), addr.port)
+    if lfd is None:
+        raise harness.Skip('pidfd_getfd refused')
+    lsock = socket.socket(fileno=lfd)
+    lsock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
+    lsock.detach()
+    os.close(lfd)
+    c = connect(addr)
+    d.signal(signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while 'SIGTERM received' not in d.stderr():
+        assert time.monotonic() < deadline, 'no stop logged: ' + d.stderr()
+        time.sleep(0.005)  # polling the log, bounded
+    time.sleep(0.02)  # the round trip; the stop's grace is 250 ms
+    c.sendall(b'late ack')
+    try:
+        got = harness.recv_until_eof(c, limit=64, deadline=time.monotonic() + 5)
+    except ConnectionResetError:
+        raise AssertionError('a handshake under way at SIGTERM was reset')
+    assert got == b'late ack', got
+    c.close()
+    assert d.wait(10) == 0, d.stderr()
+
+
 def test_shutdown_timeout_bounds_stop(ctx):
     """A client that never reads cannot hold the daemon past shutdown_timeout."""
     d = ctx.daemon(ringd={'shutdown_timeout': '1s'})
@@ -507,6 +573,7 @@ if __name__ == '__main__':
         test_sigint_exits_0,
         test_sigterm_finishes_in_flight_echo,
         test_sigterm_closes_listeners,
+        test_sigterm_serves_handshake_under_way,
         test_shutdown_timeout_bounds_stop,
         test_back_pressure_bounded_memory,
         test_back_pressure_many_clients,

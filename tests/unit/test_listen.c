@@ -4,6 +4,7 @@
  * clients are refused. Over loopback, IPv4 and IPv6. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -108,6 +109,43 @@ static void test_listen_completed_connection_survives_filter(void **state)
 	close(c);
 }
 
+/* Waits up to ms for the listener to have a connection to accept. */
+static int accept_within(int lfd, int ms)
+{
+	struct pollfd pfd = { .fd = lfd, .events = POLLIN };
+
+	if (poll(&pfd, 1, ms) != 1)
+		return -1;
+	return accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+static void test_listen_handshake_under_way_completes(void **state)
+{
+	struct pair *p = *state;
+	int one = 1, c, a;
+	char buf[1];
+
+	/* TCP_DEFER_ACCEPT keeps the server side of a connection out of
+	 * the accept queue until its first data segment: the client sees
+	 * itself connected while the listener still waits for the segment
+	 * that completes the handshake, as it does for a round trip on a
+	 * real network. That segment must pass the filter. */
+	assert_int_equal(setsockopt(p->lfd, IPPROTO_TCP, TCP_DEFER_ACCEPT,
+				    &one, sizeof(one)), 0);
+	c = start_connect(p);
+	assert_int_equal(finish_connect(c, 2000), 0);
+	assert_int_equal(listen_refuse_new(p->lfd), 0);
+	assert_int_equal(accept4(p->lfd, NULL, NULL, SOCK_NONBLOCK), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_int_equal(send(c, "x", 1, 0), 1);
+	a = accept_within(p->lfd, 2000);
+	assert_true(a >= 0);
+	assert_int_equal(recv(a, buf, 1, MSG_WAITALL), 1);
+	assert_int_equal(buf[0], 'x');
+	close(a);
+	close(c);
+}
+
 static void test_listen_new_syn_is_dropped(void **state)
 {
 	struct pair *p = *state;
@@ -153,12 +191,18 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_listen_completed_connection_survives_filter, setup_v4,
 			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_listen_handshake_under_way_completes, setup_v4,
+			teardown),
 		cmocka_unit_test_setup_teardown(test_listen_new_syn_is_dropped,
 						setup_v4, teardown),
 		cmocka_unit_test_setup_teardown(test_listen_refused_after_shutdown,
 						setup_v4, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_listen_completed_connection_survives_filter, setup_v6,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_listen_handshake_under_way_completes, setup_v6,
 			teardown),
 		cmocka_unit_test_setup_teardown(test_listen_new_syn_is_dropped,
 						setup_v6, teardown),
