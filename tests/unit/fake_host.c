@@ -1,8 +1,13 @@
 /* The fake host behind fake_host.h. */
 #include <errno.h>
+#include <setjmp.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <cmocka.h>
 
 #include "fake_host.h"
 
@@ -109,4 +114,13 @@ void fake_host_reset(void)
 struct fake_host *fake_host_get(void)
 {
 	return &fake;
+}
+
+const struct ringd_key *fake_plugin_key(const char *name)
+{
+	for (const struct ringd_key *k = ringd_plugin.keys; k->name; k++)
+		if (strcmp(k->name, name) == 0)
+			return k;
+	fail_msg("no key %s", name);
+	return NULL;
 }

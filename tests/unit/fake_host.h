@@ -26,4 +26,10 @@ struct fake_host {
 struct fake_host *fake_host_get(void);
 void fake_host_reset(void);
 
+/* The plugin under test, linked into the same test executable. */
+extern const struct ringd_plugin ringd_plugin;
+
+/* Its key called name; fails the test when there is none. */
+const struct ringd_key *fake_plugin_key(const char *name);
+
 #endif

@@ -34,24 +34,17 @@ struct fixture {
 	struct ringd_conn c;
 };
 
-static const struct ringd_key *key(const char *name)
-{
-	for (const struct ringd_key *k = ringd_plugin.keys; k->name; k++)
-		if (strcmp(k->name, name) == 0)
-			return k;
-	fail_msg("no key %s", name);
-	return NULL;
-}
-
 static void *config(int64_t max_bytes, int64_t max_time_ms, bool allow_udp)
 {
 	char *cfg = calloc(1, ringd_plugin.config_size);
 
 	assert_non_null(cfg);
-	memcpy(cfg + key("max_bytes")->offset, &max_bytes, sizeof(max_bytes));
-	memcpy(cfg + key("max_time")->offset, &max_time_ms,
+	memcpy(cfg + fake_plugin_key("max_bytes")->offset, &max_bytes,
+	       sizeof(max_bytes));
+	memcpy(cfg + fake_plugin_key("max_time")->offset, &max_time_ms,
 	       sizeof(max_time_ms));
-	memcpy(cfg + key("allow_udp")->offset, &allow_udp, sizeof(allow_udp));
+	memcpy(cfg + fake_plugin_key("allow_udp")->offset, &allow_udp,
+	       sizeof(allow_udp));
 	return cfg;
 }
 
@@ -103,9 +96,9 @@ static void test_chargen_abi(void **state)
 	assert_int_equal(ringd_plugin.size, sizeof(struct ringd_plugin));
 	assert_string_equal(ringd_plugin.name, "chargen");
 	assert_int_equal(ringd_plugin.transports, RINGD_STREAM | RINGD_DGRAM);
-	assert_string_equal(key("max_bytes")->def, "1m");
-	assert_string_equal(key("max_time")->def, "1m");
-	assert_string_equal(key("allow_udp")->def, "no");
+	assert_string_equal(fake_plugin_key("max_bytes")->def, "1m");
+	assert_string_equal(fake_plugin_key("max_time")->def, "1m");
+	assert_string_equal(fake_plugin_key("allow_udp")->def, "no");
 	assert_non_null(ringd_plugin.on_writable);
 	assert_non_null(ringd_plugin.on_eof);
 }

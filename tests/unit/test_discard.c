@@ -20,21 +20,12 @@ struct fixture {
 	void *w;
 };
 
-static const struct ringd_key *key(const char *name)
-{
-	for (const struct ringd_key *k = ringd_plugin.keys; k->name; k++)
-		if (strcmp(k->name, name) == 0)
-			return k;
-	fail_msg("no key %s", name);
-	return NULL;
-}
-
 static void start(struct fixture *fx, int64_t max_time_ms)
 {
 	fake_host_reset();
 	fx->cfg = calloc(1, ringd_plugin.config_size);
 	assert_non_null(fx->cfg);
-	memcpy((char *)fx->cfg + key("max_time")->offset, &max_time_ms,
+	memcpy((char *)fx->cfg + fake_plugin_key("max_time")->offset, &max_time_ms,
 	       sizeof(max_time_ms));
 	fx->w = ringd_plugin.start(&fake_host_get()->host, NULL, fx->cfg);
 	assert_non_null(fx->w);
@@ -53,8 +44,8 @@ static void test_discard_abi(void **state)
 	assert_int_equal(ringd_plugin.size, sizeof(struct ringd_plugin));
 	assert_string_equal(ringd_plugin.name, "discard");
 	assert_int_equal(ringd_plugin.transports, RINGD_STREAM | RINGD_DGRAM);
-	assert_int_equal(key("max_time")->type, RINGD_KEY_DURATION);
-	assert_string_equal(key("max_time")->def, "10m");
+	assert_int_equal(fake_plugin_key("max_time")->type, RINGD_KEY_DURATION);
+	assert_string_equal(fake_plugin_key("max_time")->def, "10m");
 	/* The client's FIN takes the daemon's default: close. */
 	assert_null(ringd_plugin.on_eof);
 	assert_null(ringd_plugin.check);

@@ -49,15 +49,6 @@ struct loaded {
 	int rc;
 };
 
-static const struct ringd_key *key(const char *name)
-{
-	for (const struct ringd_key *k = ringd_plugin.keys; k->name; k++)
-		if (strcmp(k->name, name) == 0)
-			return k;
-	fail_msg("no key %s", name);
-	return NULL;
-}
-
 static void write_file(char *path, size_t len, const char *text, size_t textlen)
 {
 	int fd;
@@ -86,11 +77,12 @@ static void load_n(struct loaded *l, const char *text, size_t len,
 		write_file(l->path, sizeof(l->path), text, len);
 	else
 		snprintf(l->path, sizeof(l->path), "/nonexistent/quotes");
-	memcpy((char *)l->cfg + key("quotes")->offset, &path, sizeof(path));
-	for (; pick && key("pick")->choices[idx]; idx++)
-		if (strcmp(key("pick")->choices[idx], pick) == 0)
+	memcpy((char *)l->cfg + fake_plugin_key("quotes")->offset, &path,
+	       sizeof(path));
+	for (; pick && fake_plugin_key("pick")->choices[idx]; idx++)
+		if (strcmp(fake_plugin_key("pick")->choices[idx], pick) == 0)
 			break;
-	memcpy((char *)l->cfg + key("pick")->offset, &idx, sizeof(idx));
+	memcpy((char *)l->cfg + fake_plugin_key("pick")->offset, &idx, sizeof(idx));
 	l->rc = ringd_plugin.check(l->cfg, &chk, collect);
 	if (text)
 		unlink(l->path);
@@ -154,8 +146,8 @@ static void test_qotd_abi(void **state)
 	assert_string_equal(ringd_plugin.name, "qotd");
 	assert_int_equal(ringd_plugin.transports, RINGD_STREAM | RINGD_DGRAM);
 	/* Required: a qotd without quotes is a configuration mistake. */
-	assert_null(key("quotes")->def);
-	assert_string_equal(key("pick")->def, "daily");
+	assert_null(fake_plugin_key("quotes")->def);
+	assert_string_equal(fake_plugin_key("pick")->def, "daily");
 	/* Input is never looked at. */
 	assert_null(ringd_plugin.on_data);
 }
