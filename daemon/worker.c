@@ -144,16 +144,28 @@ static void worker_hold(struct wlisten *wl, int fd)
 	worker_pause(wl, "max_connections reached");
 }
 
-/* Held connections go first when a slot frees; all of them on a stop,
- * where they count as in flight. */
+/* On a stop, every connection the kernel completed is served, even past
+ * max_connections: its client may have sent a request, and closing it
+ * would reset it. The listen backlog and the holding queue bound how many
+ * there can be. */
+static void worker_open_in_flight(struct worker *w,
+				  const struct ringd_instance *inst, int fd)
+{
+	atomic_fetch_add(&w->d->nconns, 1);
+	conn_open(w, inst, fd);
+}
+
+/* Held connections go first when a slot frees; all of them on a stop. */
 static void worker_serve_waiting(struct worker *w, bool force)
 {
 	size_t i, n = 0;
 
 	while (n < w->nwaiting && (force || worker_take_slot(w))) {
 		if (force)
-			atomic_fetch_add(&w->d->nconns, 1);
-		conn_open(w, w->waiting[n].inst, w->waiting[n].fd);
+			worker_open_in_flight(w, w->waiting[n].inst,
+					      w->waiting[n].fd);
+		else
+			conn_open(w, w->waiting[n].inst, w->waiting[n].fd);
 		n++;
 	}
 	for (i = n; i < w->nwaiting; i++)
@@ -170,10 +182,8 @@ static void worker_accept_done(struct loop_op *op, int res, unsigned flags,
 	if (!(flags & LOOP_F_MORE))
 		wl->armed = false;
 	if (res >= 0 && w->stopping) {
-		/* Accepted as the stop began: in flight, so served and
-		 * drained, past max_connections too (see worker_drain_backlog). */
-		atomic_fetch_add(&w->d->nconns, 1);
-		conn_open(w, wl->inst, res);
+		/* Accepted as the stop began: in flight, then drained. */
+		worker_open_in_flight(w, wl->inst, res);
 		conn_shutdown_all(w);
 	} else if (res >= 0) {
 		if (!worker_take_slot(w)) {
@@ -233,10 +243,7 @@ static void worker_stop_timer_fired(struct loop_timer *t)
 	worker_check_done(w);
 }
 
-/* Connections the kernel completed are in flight and get served, even
- * past max_connections like held ones: their clients may have sent a
- * request, and closing them would reset them. The listen backlog bounds
- * how many there can be. */
+/* Takes everything queued on a stopping listener. */
 static void worker_drain_backlog(struct wlisten *wl)
 {
 	struct worker *w = wl->w;
@@ -248,8 +255,7 @@ static void worker_drain_backlog(struct wlisten *wl)
 			continue;
 		if (fd < 0)
 			break;
-		atomic_fetch_add(&w->d->nconns, 1);
-		conn_open(w, wl->inst, fd);
+		worker_open_in_flight(w, wl->inst, fd);
 	}
 	/* EINVAL: another worker already shut this shared listener down. */
 	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINVAL)
