@@ -19,7 +19,6 @@
 #include "daemon.h"
 #include "log.h"
 #include "loop.h"
-#include "worker.h"
 
 enum {
 	C_READING = 1u << 0,  /* recv op in flight */
@@ -33,6 +32,8 @@ enum {
 	C_IN_CB = 1u << 8,    /* inside a plugin hook: do not free */
 	C_RESET = 1u << 10,   /* close with RST (abort) */
 	C_DRAIN = 1u << 11,   /* stopping: serve input already received */
+	C_BUDGET = 1u << 12,  /* reading stopped by the set's budget; on
+				 set->budget_wait */
 };
 
 /* Queued output. A copy segment owns data[cap]; a reference segment
@@ -50,7 +51,7 @@ struct outseg {
  * instead of one per ring buffer; a reply sent at once needs no more
  * than a small one. */
 static const size_t outseg_class[2] = { 16384, 65536 };
-/* Freed standard segments a worker keeps for reuse, per class. Request/
+/* Freed standard segments a set keeps for reuse, per class. Request/
  * response traffic allocates and frees one per reply; without the cache
  * glibc grows and trims its heap each time and every reply pays page
  * faults. */
@@ -58,9 +59,10 @@ static const size_t outseg_cache[2] = { 64, 16 };
 
 struct conn {
 	struct ringd_conn pub; /* first: plugins hold &pub */
-	struct worker *w;
+	struct conn_set *set;
 	const struct ringd_instance *inst;
 	struct conn *prev, *next;
+	struct conn *bprev, *bnext; /* on set->budget_wait */
 	int fd;
 	unsigned flags;
 	struct loop_op rop, sop;
@@ -79,7 +81,8 @@ static void conn_send_done(struct loop_op *op, int res, unsigned flags,
 			   void *buf);
 static void conn_kill(struct conn *c);
 static void conn_release(struct conn *c);
-static void conn_drain_soon(struct worker *w);
+static void conn_drain_soon(struct conn_set *s);
+static void conn_drain_check(struct loop_timer *t);
 
 static struct conn *conn_of(const struct ringd_conn *pc)
 {
@@ -140,9 +143,9 @@ static void conn_arm_timer(struct conn *c)
 	int64_t e = conn_expiry(c);
 
 	if (e == INT64_MAX)
-		loop_timer_stop(c->w->loop, &c->timer);
+		loop_timer_stop(c->set->loop, &c->timer);
 	else if (!loop_timer_armed(&c->timer) || c->timer.when > e)
-		loop_timer_set(c->w->loop, &c->timer, e);
+		loop_timer_set(c->set->loop, &c->timer, e);
 }
 
 /* Idle timers are not moved on every byte: the timer fires at the old
@@ -153,8 +156,8 @@ static void conn_timer_fired(struct loop_timer *t)
 	struct conn *c = t->data;
 	int64_t e = conn_expiry(c);
 
-	if (loop_now(c->w->loop) < e) {
-		loop_timer_set(c->w->loop, t, e);
+	if (loop_now(c->set->loop) < e) {
+		loop_timer_set(c->set->loop, t, e);
 		return;
 	}
 	conn_debug(c, "%s", c->flags & C_SHUT ? "linger timeout" : "timeout");
@@ -164,7 +167,7 @@ static void conn_timer_fired(struct loop_timer *t)
 
 static void conn_touch(struct conn *c)
 {
-	c->last_active = loop_now(c->w->loop);
+	c->last_active = loop_now(c->set->loop);
 }
 
 static void conn_read_start(struct conn *c)
@@ -173,11 +176,11 @@ static void conn_read_start(struct conn *c)
 		return;
 	c->flags &= ~C_PAUSED;
 	c->flags |= C_READING;
-	loop_recv(c->w->loop, &c->rop, c->fd);
+	loop_recv(c->set->loop, &c->rop, c->fd);
 	/* A draining connection that was paused may have nothing left to
 	 * read: look again, or it would wait for shutdown_timeout. */
 	if (c->flags & C_DRAIN)
-		conn_drain_soon(c->w);
+		conn_drain_soon(c->set);
 }
 
 static void conn_flush(struct conn *c)
@@ -185,7 +188,7 @@ static void conn_flush(struct conn *c)
 	if ((c->flags & (C_SENDING | C_DEAD)) || !c->head)
 		return;
 	c->flags |= C_SENDING;
-	loop_send(c->w->loop, &c->sop, c->fd, c->head->ptr, c->head->len);
+	loop_send(c->set->loop, &c->sop, c->fd, c->head->ptr, c->head->len);
 }
 
 /* Our side is done: with the peer's FIN already read a plain close sends
@@ -202,35 +205,67 @@ static void conn_finish(struct conn *c)
 	}
 	shutdown(c->fd, SHUT_WR);
 	c->flags |= C_SHUT;
-	c->deadline = loop_now(c->w->loop) + (int64_t)CONN_LINGER_MS * 1000000;
+	c->deadline = loop_now(c->set->loop) + (int64_t)CONN_LINGER_MS * 1000000;
 	conn_arm_timer(c);
 	conn_read_start(c);
 }
 
-static void conn_put_seg(struct worker *w, struct outseg *s)
+static void conn_put_seg(struct conn_set *set, struct outseg *s)
 {
 	size_t k = s->cap == outseg_class[1];
 
-	if (s->cap != outseg_class[k] || w->nfree_segs[k] >= outseg_cache[k]) {
+	if (s->cap != outseg_class[k] ||
+	    set->nfree_segs[k] >= outseg_cache[k]) {
 		free(s);
 		return;
 	}
-	s->next = w->free_segs[k];
-	w->free_segs[k] = s;
-	w->nfree_segs[k]++;
+	s->next = set->free_segs[k];
+	set->free_segs[k] = s;
+	set->nfree_segs[k]++;
 }
 
-void conn_free_cache(struct worker *w)
+void conn_set_init(struct conn_set *set, struct loop *l, void *const *wstate,
+		   size_t budget, conn_gone_fn gone, void *gone_arg)
+{
+	*set = (struct conn_set){ .loop = l, .wstate = wstate, .gone = gone,
+				  .gone_arg = gone_arg, .budget = budget };
+	set->drain_timer = (struct loop_timer){ .cb = conn_drain_check,
+						.data = set };
+}
+
+void conn_set_fini(struct conn_set *set)
 {
 	struct outseg *s;
 
 	for (size_t k = 0; k < 2; k++) {
-		while ((s = w->free_segs[k])) {
-			w->free_segs[k] = s->next;
+		while ((s = set->free_segs[k])) {
+			set->free_segs[k] = s->next;
 			free(s);
 		}
-		w->nfree_segs[k] = 0;
+		set->nfree_segs[k] = 0;
 	}
+	if (loop_timer_armed(&set->drain_timer))
+		loop_timer_stop(set->loop, &set->drain_timer);
+}
+
+static size_t conn_seg_mem(const struct outseg *s)
+{
+	return sizeof(*s) + s->cap;
+}
+
+static void conn_budget_resume(struct conn_set *set);
+
+/* A segment leaves c's queue: sent, or dropped on close. The set's budget
+ * counts segment memory, not bytes, since 1,000 connections with a few
+ * bytes each still hold 1,000 segments. */
+static void conn_seg_done(struct conn *c, struct outseg *s)
+{
+	struct conn_set *set = c->set;
+
+	set->held -= conn_seg_mem(s);
+	conn_put_seg(set, s);
+	if (set->budget_wait)
+		conn_budget_resume(set);
 }
 
 static void conn_free_queue(struct conn *c)
@@ -239,56 +274,87 @@ static void conn_free_queue(struct conn *c)
 
 	for (s = c->head; s; s = next) {
 		next = s->next;
-		conn_put_seg(c->w, s);
+		conn_seg_done(c, s);
 	}
 	c->head = c->tail = NULL;
 	c->queued = 0;
 }
 
+static void conn_budget_unwait(struct conn *c)
+{
+	struct conn_set *set = c->set;
+
+	if (!(c->flags & C_BUDGET))
+		return;
+	c->flags &= ~C_BUDGET;
+	if (c->bprev)
+		c->bprev->bnext = c->bnext;
+	else
+		set->budget_wait = c->bnext;
+	if (c->bnext)
+		c->bnext->bprev = c->bprev;
+	else
+		set->budget_wait_tail = c->bprev;
+	c->bprev = c->bnext = NULL;
+}
+
 static void conn_unlink(struct conn *c)
 {
-	struct worker *w = c->w;
+	struct conn_set *set = c->set;
 
+	conn_budget_unwait(c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		w->conns = c->next;
+		set->head = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	w->nconns--;
+	set->n--;
+}
+
+static void conn_call_close(struct conn *c)
+{
+	const struct ringd_plugin *p = conn_plugin(c);
+
+	if (!(c->flags & C_OPEN) || !PLUGIN_HAS(p, on_close))
+		return;
+	/* C_DEAD makes every host call on c a no-op (send: -EPIPE) and
+	 * C_IN_CB keeps an abort() from freeing c under our feet. */
+	c->flags &= ~C_OPEN;
+	c->flags |= C_IN_CB;
+	p->on_close(&c->pub);
+	c->flags &= ~C_IN_CB;
 }
 
 /* Frees c once nothing can reach it: no op in flight, no hook running. */
 static void conn_release(struct conn *c)
 {
-	struct worker *w = c->w;
-	const struct ringd_plugin *p = conn_plugin(c);
+	struct conn_set *set = c->set;
+	const struct ringd_instance *inst = c->inst;
+	struct sockaddr_storage peer;
 
 	if (!(c->flags & C_DEAD) || (c->flags & (C_READING | C_SENDING | C_IN_CB)))
 		return;
-	if ((c->flags & C_OPEN) && PLUGIN_HAS(p, on_close)) {
-		c->flags &= ~C_OPEN;
-		p->on_close(&c->pub);
-	}
+	conn_call_close(c);
 	if (c->flags & C_RESET) {
 		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 
 		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
 	conn_debug(c, "close%s", c->flags & C_RESET ? " (reset)" : "");
-	loop_timer_stop(w->loop, &c->timer);
-	loop_close(w->loop, c->fd);
-	conn_free_queue(c);
+	loop_timer_stop(set->loop, &c->timer);
+	loop_close(set->loop, c->fd);
 	conn_unlink(c);
+	conn_free_queue(c);
+	peer = c->peer;
 	free(c);
-	atomic_fetch_sub_explicit(&w->d->nconns, 1, memory_order_relaxed);
-	worker_conn_removed(w);
+	set->gone(set->gone_arg, inst, (const struct sockaddr *)&peer);
 }
 
 /* Begin the end: cancel what is in flight; conn_release frees later. */
 static void conn_kill(struct conn *c)
 {
-	struct loop *l = c->w->loop;
+	struct loop *l = c->set->loop;
 
 	if (c->flags & C_DEAD)
 		return;
@@ -330,6 +396,74 @@ static void conn_peer_eof(struct conn *c)
 	}
 }
 
+/* Over the set's budget a connection that holds output stops reading;
+ * past the slack every connection does. */
+static bool conn_over_budget(const struct conn *c)
+{
+	const struct conn_set *set = c->set;
+
+	if (!set->budget)
+		return false;
+	if (set->held >= set->budget + CONN_BUDGET_SLACK)
+		return true;
+	return c->head && set->held >= set->budget;
+}
+
+static void conn_budget_wait(struct conn *c)
+{
+	struct conn_set *set = c->set;
+
+	if (c->flags & C_BUDGET)
+		return;
+	c->flags |= C_BUDGET;
+	c->bprev = set->budget_wait_tail;
+	c->bnext = NULL;
+	if (set->budget_wait_tail)
+		set->budget_wait_tail->bnext = c;
+	else
+		set->budget_wait = c;
+	set->budget_wait_tail = c;
+	set->stats.budget_pauses++;
+}
+
+/* A multishot recv stops only when its cancel completes; until then the
+ * completions already under way still arrive. */
+static void conn_pause(struct conn *c)
+{
+	if (!(c->flags & C_READING) || (c->flags & (C_PAUSED | C_DEAD | C_SHUT)))
+		return;
+	c->flags |= C_PAUSED;
+	loop_cancel(c->set->loop, &c->rop);
+}
+
+static bool conn_may_read(const struct conn *c)
+{
+	return c->queued < CONN_LOW_WATER && !(c->flags & C_BUDGET);
+}
+
+/* Each connection let go may turn a buffer of input into output before
+ * it is checked again, so only as many go as the room below the budget
+ * holds (at least one, or a small budget would never resume). */
+#define CONN_RESUME_COST 16384
+
+static void conn_budget_resume(struct conn_set *set)
+{
+	size_t low = set->budget - set->budget / 8, room;
+	struct conn *c;
+
+	if (set->held >= low)
+		return;
+	room = set->budget - set->held;
+	do {
+		c = set->budget_wait;
+		conn_budget_unwait(c);
+		if ((c->flags & C_PAUSED) && !(c->flags & C_READING) &&
+		    conn_may_read(c))
+			conn_read_start(c);
+		room = room > CONN_RESUME_COST ? room - CONN_RESUME_COST : 0;
+	} while (set->budget_wait && room >= CONN_RESUME_COST);
+}
+
 static void conn_recv_done(struct loop_op *op, int res, unsigned flags,
 			   void *buf)
 {
@@ -346,16 +480,18 @@ static void conn_recv_done(struct loop_op *op, int res, unsigned flags,
 		if (!(c->flags & (C_CLOSING | C_SHUT)))
 			conn_call_data(c, buf, (size_t)res);
 		if (c->flags & C_DRAIN)
-			conn_drain_soon(c->w);
-		if (c->queued >= CONN_HIGH_WATER && (c->flags & C_READING) &&
-		    !(c->flags & (C_PAUSED | C_DEAD | C_SHUT))) {
-			c->flags |= C_PAUSED;
-			loop_cancel(c->w->loop, &c->rop);
+			conn_drain_soon(c->set);
+		if (c->queued >= CONN_HIGH_WATER) {
+			conn_pause(c);
+		} else if (!(c->flags & (C_DEAD | C_SHUT)) &&
+			   conn_over_budget(c)) {
+			conn_budget_wait(c);
+			conn_pause(c);
 		}
 	} else if (res == 0) {
 		conn_peer_eof(c);
 	} else if (res == -ECANCELED && (c->flags & C_PAUSED)) {
-		if (c->queued < CONN_LOW_WATER)
+		if (conn_may_read(c))
 			conn_read_start(c);
 	} else {
 		conn_debug(c, "recv: %s", strerror(-res));
@@ -378,17 +514,25 @@ static void conn_consume(struct conn *c, size_t n)
 		c->head = s->next;
 		if (!c->head)
 			c->tail = NULL;
-		conn_put_seg(c->w, s);
+		conn_seg_done(c, s);
 	}
 }
 
+/* A connection stopped by the budget whose own output is all sent takes
+ * input again while the slack lasts: its client reads, so serving it
+ * costs the set little. */
 static void conn_drained(struct conn *c)
 {
 	const struct ringd_plugin *p = conn_plugin(c);
+	struct conn_set *set = c->set;
 
 	if (c->queued >= CONN_LOW_WATER)
 		return;
-	if ((c->flags & C_PAUSED) && !(c->flags & C_READING))
+	if ((c->flags & C_BUDGET) && !c->head &&
+	    set->held < set->budget + CONN_BUDGET_SLACK / 2)
+		conn_budget_unwait(c);
+	if ((c->flags & C_PAUSED) && !(c->flags & C_READING) &&
+	    conn_may_read(c))
 		conn_read_start(c);
 	if (!(c->flags & (C_CLOSING | C_DEAD)) && PLUGIN_HAS(p, on_writable)) {
 		c->flags |= C_IN_CB;
@@ -424,15 +568,16 @@ static void conn_send_done(struct loop_op *op, int res, unsigned flags,
 	conn_release(c);
 }
 
-static struct outseg *conn_new_seg(struct worker *w, size_t need, bool big)
+static struct outseg *conn_new_seg(struct conn_set *set, size_t need,
+				   bool big)
 {
 	size_t k = big;
 	size_t cap = need > outseg_class[k] ? need : outseg_class[k];
-	struct outseg *s = w->free_segs[k];
+	struct outseg *s = set->free_segs[k];
 
 	if (s && cap == outseg_class[k]) {
-		w->free_segs[k] = s->next;
-		w->nfree_segs[k]--;
+		set->free_segs[k] = s->next;
+		set->nfree_segs[k]--;
 	} else {
 		s = malloc(sizeof(*s) + cap);
 		if (!s)
@@ -447,6 +592,7 @@ static struct outseg *conn_new_seg(struct worker *w, size_t need, bool big)
 
 static void conn_append(struct conn *c, struct outseg *s)
 {
+	c->set->held += conn_seg_mem(s);
 	if (c->tail)
 		c->tail->next = s;
 	else
@@ -489,7 +635,7 @@ int conn_send(struct ringd_conn *pc, const void *buf, size_t len, int copy)
 			bool big = (c->flags & C_SENDING) &&
 				   c->queued + len > outseg_class[0];
 
-			s = conn_new_seg(c->w, len, big);
+			s = conn_new_seg(c->set, len, big);
 			if (!s)
 				return -ENOMEM;
 			conn_append(c, s);
@@ -534,17 +680,21 @@ void conn_set_timeout(struct ringd_conn *pc, int64_t ms)
 
 	if (c->flags & (C_DEAD | C_SHUT))
 		return;
-	c->deadline = ms > 0 ? loop_now(c->w->loop) + ms * 1000000 : 0;
+	c->deadline = ms > 0 ? loop_now(c->set->loop) + ms * 1000000 : 0;
 	conn_arm_timer(c);
 }
 
-static void conn_setup_socket(struct conn *c)
+static void conn_setup_socket(struct conn *c, const struct sockaddr *peer,
+			      socklen_t len)
 {
-	socklen_t len = sizeof(c->peer);
 	int one = 1;
 
-	if (getpeername(c->fd, (struct sockaddr *)&c->peer, &len) < 0)
+	if (len > sizeof(c->peer))
 		len = 0;
+	if (len)
+		memcpy(&c->peer, peer, len);
+	else
+		c->peer.ss_family = AF_UNSPEC;
 	c->pub.peer = (struct sockaddr *)&c->peer;
 	c->pub.peerlen = len;
 	/* Request/response traffic: never hold a reply back for Nagle. */
@@ -552,7 +702,19 @@ static void conn_setup_socket(struct conn *c)
 		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-void conn_open(struct worker *w, const struct ringd_instance *inst, int fd)
+static void conn_link(struct conn *c)
+{
+	struct conn_set *set = c->set;
+
+	c->next = set->head;
+	if (set->head)
+		set->head->prev = c;
+	set->head = c;
+	set->n++;
+}
+
+int conn_open(struct conn_set *set, const struct ringd_instance *inst, int fd,
+	      const struct sockaddr *peer, socklen_t peerlen)
 {
 	const struct ringd_plugin *p = inst->p;
 	struct conn *c = calloc(1, sizeof(*c));
@@ -560,26 +722,24 @@ void conn_open(struct worker *w, const struct ringd_instance *inst, int fd)
 	if (!c) {
 		log_warnx("conn: out of memory svc=%s", inst->sc->name);
 		close(fd);
-		atomic_fetch_sub_explicit(&w->d->nconns, 1,
-					  memory_order_relaxed);
-		return;
+		return -ENOMEM;
 	}
-	c->w = w;
+	c->set = set;
 	c->inst = inst;
 	c->fd = fd;
 	c->rop = (struct loop_op){ .cb = conn_recv_done, .data = c };
 	c->sop = (struct loop_op){ .cb = conn_send_done, .data = c };
 	c->timer = (struct loop_timer){ .cb = conn_timer_fired, .data = c };
-	c->pub.wstate = w->wstate[inst->idx];
-	conn_setup_socket(c);
-	c->next = w->conns;
-	if (w->conns)
-		w->conns->prev = c;
-	w->conns = c;
-	w->nconns++;
-	c->last_active = loop_now(w->loop);
+	c->pub.wstate = set->wstate[inst->idx];
+	conn_setup_socket(c, peer, peerlen);
+	conn_link(c);
+	c->last_active = loop_now(set->loop);
 	c->idle_ns = inst->sc->idle_timeout_ms * 1000000;
 	conn_arm_timer(c);
+	if (set->draining) {
+		c->flags |= C_DRAIN;
+		conn_drain_soon(set);
+	}
 
 	conn_debug(c, "open");
 	c->flags |= C_IN_CB;
@@ -590,6 +750,7 @@ void conn_open(struct worker *w, const struct ringd_instance *inst, int fd)
 	c->flags &= ~C_IN_CB;
 	conn_read_start(c);
 	conn_release(c);
+	return 0;
 }
 
 /* Input the kernel has taken from the peer that we have not read yet. */
@@ -608,10 +769,10 @@ static int conn_unread(const struct conn *c)
  * longer counts as unread. */
 static void conn_drain_check(struct loop_timer *t)
 {
-	struct worker *w = t->data;
+	struct conn_set *set = t->data;
 	struct conn *c, *next;
 
-	for (c = w->conns; c; c = next) {
+	for (c = set->head; c; c = next) {
 		next = c->next;
 		if (!(c->flags & C_DRAIN) || (c->flags & (C_PAUSED | C_DEAD)))
 			continue;
@@ -625,29 +786,29 @@ static void conn_drain_check(struct loop_timer *t)
 	}
 }
 
-static void conn_drain_soon(struct worker *w)
+static void conn_drain_soon(struct conn_set *set)
 {
-	if (!loop_timer_armed(&w->drain_timer))
-		loop_timer_set(w->loop, &w->drain_timer, loop_now(w->loop));
+	if (!loop_timer_armed(&set->drain_timer))
+		loop_timer_set(set->loop, &set->drain_timer,
+			       loop_now(set->loop));
 }
 
-void conn_shutdown_all(struct worker *w)
+void conn_shutdown_all(struct conn_set *set)
 {
 	struct conn *c;
 
-	w->drain_timer.cb = conn_drain_check;
-	w->drain_timer.data = w;
-	for (c = w->conns; c; c = c->next)
+	set->draining = true;
+	for (c = set->head; c; c = c->next)
 		if (!(c->flags & (C_CLOSING | C_DEAD)))
 			c->flags |= C_DRAIN;
-	conn_drain_soon(w);
+	conn_drain_soon(set);
 }
 
-void conn_abort_all(struct worker *w)
+void conn_abort_all(struct conn_set *set)
 {
 	struct conn *c, *next;
 
-	for (c = w->conns; c; c = next) {
+	for (c = set->head; c; c = next) {
 		next = c->next;
 		conn_abort(&c->pub);
 	}

@@ -1,17 +1,24 @@
-/* One stream connection: the plugin's callbacks, a bounded output queue
- * with one send in flight, reading paused while the queue is over its
- * limit, idle deadlines, and a close that waits for every in-flight
- * completion before the memory goes (the io_uring lifetime rule). */
+/* One stream connection and the set that owns it: the plugin's callbacks,
+ * a bounded output queue with one send in flight, reading paused while a
+ * queue (or the set's whole budget) is over its limit, idle deadlines, and
+ * a close that waits for every in-flight completion before the memory goes
+ * (the io_uring lifetime rule). conn.c knows no listener and no worker:
+ * the owner of a set hears of each connection that went away through the
+ * callback it handed in. */
 #ifndef RINGD_CONN_H
 #define RINGD_CONN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
 #include <ringd/plugin.h>
 
-struct worker;
+#include "loop.h"
+
+struct conn;
+struct outseg;
 struct ringd_instance;
 
 /* Output above this stops reading; below CONN_LOW_WATER it resumes and
@@ -23,18 +30,79 @@ struct ringd_instance;
  * before it gives up; closing with unread input would send a reset. */
 #define CONN_LINGER_MS 2000
 
-/* Take ownership of an accepted fd: start the plugin and reading. On
- * failure the fd is closed. */
-void conn_open(struct worker *w, const struct ringd_instance *inst, int fd);
+/* Called once for every connection conn_open() took, when it is gone (fd
+ * closed, memory freed). inst and peer are the ones conn_open() was given;
+ * peer is valid only during the call. May run from inside conn_open()
+ * (a plugin that refuses in on_open), from a host call's completion, or
+ * from conn_abort_all(), so the owner must be ready to be re-entered. */
+typedef void (*conn_gone_fn)(void *arg, const struct ringd_instance *inst,
+			     const struct sockaddr *peer);
 
-/* Graceful stop of every connection of w: what the peer sent before the
+/* Counters of a set; written only by its thread. */
+struct conn_stats {
+	uint64_t budget_pauses; /* reads stopped because the set was over
+				   its budget */
+};
+
+/* A worker's connections. Owned by one thread; embed it and set it up
+ * with conn_set_init(). The fields are conn.c's. */
+struct conn_set {
+	struct loop *loop;
+	void *const *wstate; /* per service index: the plugin's worker state */
+	conn_gone_fn gone;
+	void *gone_arg;
+
+	struct conn *head; /* doubly linked */
+	size_t n;
+	/* Freed output segments kept for reuse, per size class. */
+	struct outseg *free_segs[2];
+	size_t nfree_segs[2];
+	/* A graceful stop checks draining connections after each batch of
+	 * completions. */
+	struct loop_timer drain_timer;
+	bool draining;
+
+	/* Memory held by the output queues of the set's connections, and
+	 * the most it may hold before connections with output of their own
+	 * stop reading (0: no budget). Past budget + CONN_BUDGET_SLACK every
+	 * connection stops. Reading resumes below 7/8 of the budget. */
+	size_t held;
+	size_t budget;
+	struct conn *budget_wait; /* stopped by the budget, oldest first */
+	struct conn *budget_wait_tail;
+	struct conn_stats stats;
+};
+
+/* Input a connection with an empty queue may still turn into output once
+ * the set is over its budget: enough to keep serving clients that read
+ * their replies while others hold the budget, small enough that the set
+ * stays within budget plus a constant whatever the number of connections. */
+#define CONN_BUDGET_SLACK (1024 * 1024)
+
+void conn_set_init(struct conn_set *s, struct loop *l, void *const *wstate,
+		   size_t budget, conn_gone_fn gone, void *gone_arg);
+/* Frees the segment cache. Every connection must be gone. */
+void conn_set_fini(struct conn_set *s);
+
+static inline size_t conn_set_count(const struct conn_set *s)
+{
+	return s->n;
+}
+
+/* Take ownership of an accepted fd from peer (peerlen 0: unknown, as for
+ * unix: clients), start the plugin and reading. Returns 0 when the set
+ * took it: gone() will be called for it exactly once, possibly before
+ * conn_open() returns. Returns -ENOMEM when it could not: the fd is
+ * closed and gone() is not called. */
+int conn_open(struct conn_set *s, const struct ringd_instance *inst, int fd,
+	      const struct sockaddr *peer, socklen_t peerlen);
+
+/* Graceful stop of every connection of s: what the peer sent before the
  * stop still reaches the plugin, then flush, FIN, close; idle ones close
- * at once. conn_abort_all closes them now. */
-void conn_shutdown_all(struct worker *w);
-void conn_abort_all(struct worker *w);
-
-/* Free the worker's cache of output segments (at worker exit). */
-void conn_free_cache(struct worker *w);
+ * at once. Connections opened later are drained too. conn_abort_all
+ * closes them all now, with a reset. */
+void conn_shutdown_all(struct conn_set *s);
+void conn_abort_all(struct conn_set *s);
 
 /* The ringd_host operations on a connection. */
 int conn_send(struct ringd_conn *c, const void *buf, size_t len, int copy);

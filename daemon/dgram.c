@@ -14,7 +14,6 @@
 #include "dgram.h"
 #include "log.h"
 #include "ratelimit.h"
-#include "worker.h"
 
 #define DGRAM_MAX 65536
 #define DGRAM_DROP_LOG_NS (10LL * 1000000000)
@@ -28,10 +27,17 @@ _Static_assert(CMSG_SPACE(sizeof(struct in6_pktinfo)) +
 struct dgram {
 	struct ringd_dgram pub; /* first: plugins hold &pub */
 	struct loop_op op;
-	struct worker *w;
+	struct loop *loop;
+	struct dgram_guard *guard;
 	const struct ringd_instance *inst;
+	dgram_idle_fn idle;
+	void *idle_arg;
 	int fd;
 	bool armed, closing;
+	bool replied; /* the current datagram has had its reply */
+	struct loop_timer retry; /* after a receive error */
+	int64_t retry_ns;        /* the next wait; 0 after a success */
+	uint64_t recv_errors;
 	struct msghdr msg;
 	struct iovec iov;
 	struct sockaddr_storage peer;
@@ -63,6 +69,7 @@ static const char *const dgram_drop_names[DGRAM_DROP_NREASONS] = {
 	[DGRAM_DROP_TRUNCATED] = "truncated",
 	[DGRAM_DROP_RATE] = "rate",
 	[DGRAM_DROP_GLOBAL] = "global_rate",
+	[DGRAM_DROP_REPEAT] = "repeat_reply",
 };
 
 static uint16_t dgram_port(const struct sockaddr *sa)
@@ -191,11 +198,11 @@ static void dgram_guard_log(struct dgram_guard *gd, int64_t now)
 
 static void dgram_count_drop(struct dgram *g, enum dgram_drop why)
 {
-	struct dgram_guard *gd = g->w->udp_guard;
+	struct dgram_guard *gd = g->guard;
 
 	gd->drops[why]++;
 	gd->total++;
-	dgram_guard_log(gd, loop_now(g->w->loop));
+	dgram_guard_log(gd, loop_now(g->loop));
 }
 
 static void dgram_arm(struct dgram *g)
@@ -210,7 +217,7 @@ static void dgram_arm(struct dgram *g)
 		.msg_controllen = sizeof(g->ctl),
 	};
 	g->armed = true;
-	loop_recvmsg(g->w->loop, &g->op, g->fd, &g->msg);
+	loop_recvmsg(g->loop, &g->op, g->fd, &g->msg);
 }
 
 static void dgram_read_pktinfo(struct dgram *g)
@@ -233,7 +240,7 @@ static void dgram_read_pktinfo(struct dgram *g)
 static void dgram_deliver(struct dgram *g, size_t len)
 {
 	const struct ringd_plugin *p = g->inst->p;
-	struct daemon *d = g->w->d;
+	struct daemon *d = g->inst->d;
 	struct sockaddr *src = (struct sockaddr *)&g->peer;
 	int why;
 
@@ -242,8 +249,8 @@ static void dgram_deliver(struct dgram *g, size_t len)
 		return;
 	}
 	why = dgram_check_source(src, d->own_ports, d->nown_ports);
-	if (why < 0 && !ratelimit_take(g->w->udp_guard->per_source, src,
-				       loop_now(g->w->loop)))
+	if (why < 0 && !ratelimit_take(g->guard->per_source, src,
+				       loop_now(g->loop)))
 		why = DGRAM_DROP_RATE;
 	if (why >= 0) {
 		dgram_count_drop(g, (enum dgram_drop)why);
@@ -253,8 +260,34 @@ static void dgram_deliver(struct dgram *g, size_t len)
 	g->pub.peer = src;
 	g->pub.peerlen = g->msg.msg_namelen;
 	g->pub.len = len;
+	g->replied = false;
 	if (PLUGIN_HAS(p, on_datagram))
 		p->on_datagram(&g->pub, g->data, len);
+}
+
+static void dgram_retry_fired(struct loop_timer *t)
+{
+	struct dgram *g = t->data;
+
+	dgram_arm(g);
+}
+
+/* An error that does not go away (a socket the kernel has shut, say)
+ * would otherwise come back at once on every re-arm and spin the worker:
+ * wait, longer each time, and say so once per streak. */
+static void dgram_recv_failed(struct dgram *g, int err)
+{
+	g->recv_errors++;
+	if (!g->retry_ns) {
+		log_warnx("udp: recvmsg: %s; retrying with backoff svc=%s",
+			  strerror(err), g->inst->sc->name);
+		g->retry_ns = DGRAM_RETRY_MIN_NS;
+	} else if (g->retry_ns < DGRAM_RETRY_MAX_NS) {
+		g->retry_ns *= 2;
+		if (g->retry_ns > DGRAM_RETRY_MAX_NS)
+			g->retry_ns = DGRAM_RETRY_MAX_NS;
+	}
+	loop_timer_set(g->loop, &g->retry, loop_now(g->loop) + g->retry_ns);
 }
 
 static void dgram_recv_done(struct loop_op *op, int res, unsigned flags,
@@ -264,38 +297,51 @@ static void dgram_recv_done(struct loop_op *op, int res, unsigned flags,
 
 	g->armed = false;
 	if (g->closing) {
-		worker_check_done(g->w);
+		g->idle(g->idle_arg);
 		return;
 	}
-	if (res >= 0)
+	if (res >= 0) {
+		g->retry_ns = 0;
 		dgram_deliver(g, (size_t)res);
-	else if (res != -EAGAIN && res != -EINTR)
-		log_debug("udp: recvmsg: %s svc=%s", strerror(-res),
-			  g->inst->sc->name);
+	} else if (res != -EAGAIN && res != -EINTR) {
+		dgram_recv_failed(g, -res);
+		return;
+	}
 	dgram_arm(g);
 }
 
-struct dgram *dgram_open(struct worker *w, const struct ringd_instance *inst,
-			 int fd)
+struct dgram *dgram_open(struct loop *l, struct dgram_guard *gd,
+			 const struct ringd_instance *inst, void *wstate,
+			 int fd, dgram_idle_fn idle, void *idle_arg)
 {
 	struct dgram *g = calloc(1, sizeof(*g));
 
 	if (!g)
 		return NULL;
-	g->w = w;
+	g->loop = l;
+	g->guard = gd;
 	g->inst = inst;
+	g->idle = idle;
+	g->idle_arg = idle_arg;
 	g->fd = fd;
-	g->pub.wstate = w->wstate[inst->idx];
+	g->pub.wstate = wstate;
 	g->op = (struct loop_op){ .cb = dgram_recv_done, .data = g };
+	g->retry = (struct loop_timer){ .cb = dgram_retry_fired, .data = g };
 	dgram_arm(g);
 	return g;
+}
+
+uint64_t dgram_recv_errors(const struct dgram *g)
+{
+	return g->recv_errors;
 }
 
 void dgram_close(struct dgram *g)
 {
 	g->closing = true;
+	loop_timer_stop(g->loop, &g->retry);
 	if (g->armed)
-		loop_cancel(g->w->loop, &g->op);
+		loop_cancel(g->loop, &g->op);
 }
 
 bool dgram_idle(const struct dgram *g)
@@ -348,10 +394,17 @@ int dgram_reply(struct ringd_dgram *d, const void *buf, size_t len)
 
 	if (len > DGRAM_MAX_AMPLIFIED && len > g->pub.len)
 		return -EMSGSIZE;
+	/* The source was charged once, on arrival: a second reply would
+	 * let a plugin multiply what one forged datagram brings back. */
+	if (g->replied) {
+		dgram_count_drop(g, DGRAM_DROP_REPEAT);
+		return -EALREADY;
+	}
+	g->replied = true;
 	/* The per-source limit was charged on arrival; the global cap is on
 	 * replies, so a flood from many forged sources still stays small. */
-	if (!rate_take(&g->w->udp_guard->global_p, &g->w->udp_guard->global,
-		       loop_now(g->w->loop))) {
+	if (!rate_take(&g->guard->global_p, &g->guard->global,
+		       loop_now(g->loop))) {
 		dgram_count_drop(g, DGRAM_DROP_GLOBAL);
 		return -EAGAIN;
 	}

@@ -12,7 +12,7 @@
 
 #include <ringd/plugin.h>
 
-struct worker;
+struct loop;
 struct ringd_instance;
 struct dgram;
 
@@ -30,6 +30,7 @@ enum dgram_drop {
 	DGRAM_DROP_TRUNCATED,  /* larger than we can read whole */
 	DGRAM_DROP_RATE,       /* this source over udp_rate/udp_burst */
 	DGRAM_DROP_GLOBAL,     /* all sources over udp_global_rate */
+	DGRAM_DROP_REPEAT,     /* a second reply to the same datagram */
 	DGRAM_DROP_NREASONS,
 };
 
@@ -46,13 +47,30 @@ struct dgram_guard;
 struct dgram_guard *dgram_guard_new(const struct ringd_conf *c);
 void dgram_guard_free(struct dgram_guard *gd);
 
-struct dgram *dgram_open(struct worker *w, const struct ringd_instance *inst,
-			 int fd);
-/* Stop receiving; the struct goes when its last completion arrives. */
+/* Called when the receive that dgram_close() found in flight has ended,
+ * so the owner may finish a stop. Never called from inside dgram_close():
+ * check dgram_idle() after it. */
+typedef void (*dgram_idle_fn)(void *arg);
+
+/* Serve fd (a bound UDP socket) for inst on loop l, through guard gd
+ * (which must outlive it); wstate is the plugin's worker state. Returns
+ * NULL when out of memory. */
+struct dgram *dgram_open(struct loop *l, struct dgram_guard *gd,
+			 const struct ringd_instance *inst, void *wstate,
+			 int fd, dgram_idle_fn idle, void *idle_arg);
+/* Stop receiving; idle() follows once nothing is in flight. */
 void dgram_close(struct dgram *g);
 bool dgram_idle(const struct dgram *g);
+/* Only once idle. */
 void dgram_free(struct dgram *g);
 
+/* Receive errors other than EAGAIN and EINTR since the socket opened:
+ * each one waits before the next receive, doubling up to a second. */
+uint64_t dgram_recv_errors(const struct dgram *g);
+#define DGRAM_RETRY_MIN_NS (10LL * 1000000)
+#define DGRAM_RETRY_MAX_NS (1000LL * 1000000)
+
+/* The host's reply(): at most one per datagram (-EALREADY after). */
 int dgram_reply(struct ringd_dgram *d, const void *buf, size_t len);
 
 #endif

@@ -37,9 +37,6 @@ void plugin_set_free(struct plugin_set *set);
 int plugin_check(const struct ringd_plugin *p, char *err, size_t errlen);
 
 /* True when plugin p (which declared size p->size) has hook member set. */
-#define PLUGIN_HAS(rp, member)                                              \
-	((rp)->size >= offsetof(struct ringd_plugin, member) +              \
-			       sizeof((rp)->member) &&                     \
-	 (rp)->member != NULL)
+#define PLUGIN_HAS(rp, member) RINGD_HAS(rp, member)
 
 #endif

@@ -110,18 +110,24 @@ typedef void (*ringd_check_error_fn)(struct ringd_check *chk, const char *key,
 	__attribute__((format(printf, 3, 4)));
 
 /* Services the daemon offers a plugin. All functions must be called from
- * the thread that called the hook (each worker is one thread). */
+ * the thread that called the hook (each worker is one thread). Members
+ * are only ever appended: test RINGD_HAS(host, fn) before calling one
+ * newer than the oldest daemon the plugin supports. */
 struct ringd_host {
 	uint32_t size; /* sizeof(struct ringd_host) as the daemon knows it */
 
 	/* Queue len bytes for sending, copied. Output stays in order. Returns
-	 * 0, or -EPIPE when the connection is already closing. The daemon
-	 * bounds memory by pausing on_data() while the connection's queue is
-	 * over its limit, not by refusing sends. */
+	 * 0; -EPIPE when the connection is already closing or gone (also
+	 * from on_close()); -ENOMEM when no memory could be had for the
+	 * queue (nothing was queued; the plugin may close or abort). The
+	 * daemon bounds memory by pausing on_data() while the connection's
+	 * queue, or the daemon's max_buffered, is over its limit, not by
+	 * refusing sends. */
 	int (*send)(struct ringd_conn *c, const void *buf, size_t len);
 
 	/* As send(), without copying: buf must stay valid and unchanged
-	 * until the plugin's stop() (static data or per-instance data). */
+	 * until the plugin's stop() (static data or per-instance data).
+	 * Returns as send() does. */
 	int (*send_ref)(struct ringd_conn *c, const void *buf, size_t len);
 
 	/* Close once queued output is sent: FIN after the last byte. */
@@ -139,10 +145,12 @@ struct ringd_host {
 	 * well, whichever comes first. */
 	void (*set_timeout)(struct ringd_conn *c, int64_t ms);
 
-	/* Answer a datagram from the socket and address it arrived on. The
-	 * daemon's UDP guard may refuse: a reply must not exceed 512 bytes
-	 * unless it is no larger than the request (-EMSGSIZE), and replies
-	 * are rate-limited per source (-EAGAIN). */
+	/* Answer a datagram from the socket and address it arrived on, once:
+	 * the source was charged for one reply, so a second one for the
+	 * same datagram is refused (-EALREADY). The daemon's UDP guard may
+	 * also refuse: a reply must not exceed 512 bytes unless it is no
+	 * larger than the request (-EMSGSIZE), and replies are rate-limited
+	 * (-EAGAIN). */
 	int (*reply)(struct ringd_dgram *d, const void *buf, size_t len);
 
 	/* Log one line tagged with the instance's name. */
@@ -160,6 +168,13 @@ struct ringd_host {
 	 * 1 yes, 0 no, -errno when it cannot tell. */
 	int (*clock_synced)(void);
 };
+
+/* Whether s (a struct ringd_host or ringd_plugin the other side filled
+ * in) is large enough to have member m: its size field says which members
+ * the other side knew when it was built. */
+#define RINGD_HAS(s, m)                                                   \
+	((s)->size >= offsetof(__typeof__(*(s)), m) + sizeof((s)->m) &&   \
+	 (s)->m != NULL)
 
 /* The one object a plugin exports, named ringd_plugin. Hooks may be NULL. */
 struct ringd_plugin {
@@ -202,7 +217,9 @@ struct ringd_plugin {
 	 * queue non-empty. */
 	void (*on_writable)(struct ringd_conn *c);
 
-	/* The connection is gone; free c->data. No host call on c after. */
+	/* The connection is gone; free c->data. Host calls on c from here
+	 * are ignored (send() returns -EPIPE, close() and abort() do nothing)
+	 * and none is allowed after it returns. */
 	void (*on_close)(struct ringd_conn *c);
 
 	/* A datagram arrived (after the daemon's UDP guard admitted it). */

@@ -1,0 +1,419 @@
+/* Per-worker admission. Every connection this worker serves comes through
+ * here: from the loop's multishot accept, from the holding queue, or from
+ * a stop taking what the kernel had queued. The daemon-wide count of open
+ * connections is raised and lowered only in this file. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "accept.h"
+#include "conn.h"
+#include "daemon.h"
+#include "listen.h"
+#include "log.h"
+#include "loop.h"
+
+/* Pause lines: at most one per listener per interval, with a count. */
+#define ACCEPT_PAUSE_LOG_NS (10LL * 1000000000)
+
+struct accept_peer {
+	struct sockaddr_storage ss;
+	socklen_t len;
+};
+
+struct accept_held {
+	int fd;
+	const struct ringd_instance *inst;
+	struct accept_peer peer;
+};
+
+struct accept_listener {
+	struct loop_op op;
+	struct accept_set *a;
+	const struct ringd_instance *inst;
+	const struct listener *l;
+	int fd;
+	bool armed, paused;
+	struct loop_timer retry;
+	int64_t last_log;
+	unsigned long unlogged; /* pauses since the last line */
+};
+
+struct accept_set {
+	struct daemon *d;
+	size_t worker;
+	struct loop *loop;
+	struct conn_set *conns;
+	accept_idle_fn idle;
+	void *idle_arg;
+
+	struct accept_listener *ls;
+	size_t nls, capls;
+
+	struct accept_held waiting[ACCEPT_MAX_WAITING];
+	size_t nwaiting;
+	bool serving;   /* inside accept_serve_waiting() */
+	bool stopping;
+	bool in_grace;  /* stopping, listeners not yet shut down */
+	struct loop_timer grace_timer;
+};
+
+static void accept_pause(struct accept_listener *al, const char *why);
+
+static bool accept_full(const struct accept_set *a)
+{
+	return atomic_load_explicit(&a->d->nconns, memory_order_relaxed) >=
+	       (long)a->d->conf->max_connections;
+}
+
+static void accept_arm(struct accept_listener *al)
+{
+	struct accept_set *a = al->a;
+
+	/* The state check covers the moment between main shutting the
+	 * listeners down and this worker hearing of the stop. */
+	if (al->armed || al->paused || a->stopping ||
+	    daemon_state(a->d) != RINGD_RUNNING)
+		return;
+	/* At the limit, clients wait in the kernel's backlog instead of
+	 * being accepted only to be closed. */
+	if (accept_full(a)) {
+		accept_pause(al, "max_connections reached");
+		return;
+	}
+	al->armed = true;
+	loop_accept(a->loop, &al->op, al->fd);
+}
+
+static void accept_retry_fired(struct loop_timer *t)
+{
+	struct accept_listener *al = t->data;
+
+	al->paused = false;
+	accept_arm(al);
+}
+
+static void accept_pause(struct accept_listener *al, const char *why)
+{
+	struct accept_set *a = al->a;
+	int64_t now = loop_now(a->loop);
+	char text[160];
+
+	if (al->paused)
+		return;
+	al->paused = true;
+	if (al->armed)
+		loop_cancel(a->loop, &al->op);
+	loop_timer_set(a->loop, &al->retry, now + ACCEPT_RETRY_NS);
+	al->unlogged++;
+	if (al->last_log && now - al->last_log < ACCEPT_PAUSE_LOG_NS)
+		return;
+	listen_addr_format(&al->l->addr, text, sizeof(text));
+	log_warnx("%s: accept paused on %s: %s pauses=%lu", al->inst->sc->name,
+		  text, why, al->unlogged);
+	al->last_log = now;
+	al->unlogged = 0;
+}
+
+static void accept_resume(struct accept_set *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->nls; i++) {
+		if (!a->ls[i].paused)
+			continue;
+		loop_timer_stop(a->loop, &a->ls[i].retry);
+		a->ls[i].paused = false;
+		accept_arm(&a->ls[i]);
+	}
+}
+
+static bool accept_take_slot(struct accept_set *a)
+{
+	long max = (long)a->d->conf->max_connections;
+
+	if (atomic_fetch_add_explicit(&a->d->nconns, 1, memory_order_relaxed) <
+	    max)
+		return true;
+	atomic_fetch_sub_explicit(&a->d->nconns, 1, memory_order_relaxed);
+	return false;
+}
+
+/* What a connection held, given back when it is gone or never opened. */
+static void accept_release(struct accept_set *a,
+			   const struct ringd_instance *inst,
+			   const struct sockaddr *peer)
+{
+	atomic_fetch_sub_explicit(&a->d->nconns, 1, memory_order_relaxed);
+}
+
+/* The slot is taken: hand the fd to conns. */
+static void accept_open(struct accept_set *a, const struct ringd_instance *inst,
+			int fd, const struct accept_peer *p)
+{
+	if (conn_open(a->conns, inst, fd, (const struct sockaddr *)&p->ss,
+		      p->len) < 0)
+		accept_release(a, inst, (const struct sockaddr *)&p->ss);
+}
+
+/* On a stop, every connection the kernel completed is served, even past
+ * max_connections: its client may have sent a request, and closing it
+ * would reset it. The listen backlog and the holding queue bound how many
+ * there can be. */
+static void accept_open_in_flight(struct accept_set *a,
+				  const struct ringd_instance *inst, int fd,
+				  const struct accept_peer *p)
+{
+	atomic_fetch_add_explicit(&a->d->nconns, 1, memory_order_relaxed);
+	accept_open(a, inst, fd, p);
+}
+
+static void accept_peer_of(int fd, struct accept_peer *p)
+{
+	p->len = sizeof(p->ss);
+	if (getpeername(fd, (struct sockaddr *)&p->ss, &p->len) < 0)
+		p->len = 0;
+}
+
+static void accept_hold(struct accept_listener *al, int fd,
+			const struct accept_peer *p)
+{
+	struct accept_set *a = al->a;
+
+	if (a->nwaiting < ACCEPT_MAX_WAITING)
+		a->waiting[a->nwaiting++] = (struct accept_held){
+			.fd = fd, .inst = al->inst, .peer = *p };
+	else
+		close(fd);
+	accept_pause(al, "max_connections reached");
+}
+
+/* Held connections go first when a slot frees; all of them on a stop.
+ * Each leaves the queue before it is opened: a plugin that refuses it in
+ * on_open makes conn_open() call back into accept_conn_gone(), which
+ * comes here again. That inner call returns at once and this loop takes
+ * the slot it freed, so no fd is opened twice and nothing recurses. */
+static void accept_serve_waiting(struct accept_set *a, bool force)
+{
+	struct accept_held h;
+
+	if (a->serving)
+		return;
+	a->serving = true;
+	while (a->nwaiting && (force || accept_take_slot(a))) {
+		h = a->waiting[0];
+		memmove(&a->waiting[0], &a->waiting[1],
+			(a->nwaiting - 1) * sizeof(a->waiting[0]));
+		a->nwaiting--;
+		if (force)
+			accept_open_in_flight(a, h.inst, h.fd, &h.peer);
+		else
+			accept_open(a, h.inst, h.fd, &h.peer);
+	}
+	a->serving = false;
+}
+
+static void accept_new_fd(struct accept_listener *al, int fd)
+{
+	struct accept_set *a = al->a;
+	struct accept_peer p;
+
+	accept_peer_of(fd, &p);
+	if (a->stopping) {
+		/* Accepted as the stop began: in flight, then drained. */
+		accept_open_in_flight(a, al->inst, fd, &p);
+	} else if (!accept_take_slot(a)) {
+		accept_hold(al, fd, &p);
+	} else {
+		accept_open(a, al->inst, fd, &p);
+		if (accept_full(a))
+			accept_pause(al, "max_connections reached");
+	}
+}
+
+static void accept_check_idle(struct accept_set *a)
+{
+	if (a->stopping && accept_idle(a))
+		a->idle(a->idle_arg);
+}
+
+static void accept_done(struct loop_op *op, int res, unsigned flags,
+			void *buf)
+{
+	struct accept_listener *al = op->data;
+	struct accept_set *a = al->a;
+
+	if (!(flags & LOOP_F_MORE))
+		al->armed = false;
+	if (res >= 0) {
+		accept_new_fd(al, res);
+	} else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS ||
+		   res == -ENOMEM) {
+		accept_pause(al, strerror(-res));
+	} else if (!a->stopping && res != -ECANCELED &&
+		   !(flags & LOOP_F_MORE)) {
+		/* An error that ended the accept and that the loop does not
+		 * call transient could repeat at once: retry on the timer. */
+		accept_pause(al, strerror(-res));
+	}
+	if (a->stopping)
+		accept_check_idle(a);
+	else
+		accept_arm(al);
+}
+
+void accept_conn_gone(struct accept_set *a, const struct ringd_instance *inst,
+		      const struct sockaddr *peer)
+{
+	accept_release(a, inst, peer);
+	if (a->stopping)
+		return;
+	accept_serve_waiting(a, false);
+	accept_resume(a);
+}
+
+/* Takes everything queued on a stopping listener. */
+static void accept_drain_backlog(struct accept_listener *al)
+{
+	struct accept_set *a = al->a;
+	struct accept_peer p;
+	int fd;
+
+	for (;;) {
+		fd = accept4(al->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
+			continue;
+		if (fd < 0)
+			break;
+		accept_peer_of(fd, &p);
+		accept_open_in_flight(a, al->inst, fd, &p);
+	}
+	/* EINVAL: another worker already shut this shared listener down. */
+	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINVAL)
+		log_warn("%s: stop: clients still queued will be reset: accept",
+			 al->inst->sc->name);
+}
+
+/* No more accepts from the loop, new SYNs dropped, what is queued taken
+ * now. A TCP client whose SYN came in before the filter may finish its
+ * handshake up to a round trip later: the grace takes those. */
+static void accept_quiesce_listener(struct accept_listener *al)
+{
+	struct accept_set *a = al->a;
+	int err;
+
+	loop_timer_stop(a->loop, &al->retry);
+	if (al->armed)
+		loop_cancel(a->loop, &al->op);
+	if (al->l->addr.kind == LISTEN_TCP &&
+	    (err = listen_refuse_new(al->fd)) < 0)
+		log_warnx("%s: stop: cannot filter SYNs (%s); a client that "
+			  "connects now may be reset", al->inst->sc->name,
+			  strerror(-err));
+	accept_drain_backlog(al);
+}
+
+/* End of the grace: take the last handshakes, then stop listening, so
+ * later clients are refused at once instead of waiting in a backlog
+ * nobody accepts from. The listener may be shared: shutting it down is
+ * idempotent. */
+static void accept_grace_fired(struct loop_timer *t)
+{
+	struct accept_set *a = t->data;
+	size_t i;
+
+	for (i = 0; i < a->nls; i++) {
+		accept_drain_backlog(&a->ls[i]);
+		shutdown(a->ls[i].fd, SHUT_RDWR);
+	}
+	a->in_grace = false;
+	accept_check_idle(a);
+}
+
+void accept_quiesce(struct accept_set *a, int64_t grace_ns)
+{
+	size_t i;
+
+	a->stopping = true;
+	accept_serve_waiting(a, true);
+	for (i = 0; i < a->nls; i++)
+		accept_quiesce_listener(&a->ls[i]);
+	if (!a->nls)
+		return;
+	a->in_grace = true;
+	loop_timer_set(a->loop, &a->grace_timer, loop_now(a->loop) + grace_ns);
+}
+
+bool accept_idle(const struct accept_set *a)
+{
+	size_t i;
+
+	if (a->in_grace)
+		return false;
+	for (i = 0; i < a->nls; i++)
+		if (a->ls[i].armed)
+			return false;
+	return true;
+}
+
+int accept_add(struct accept_set *a, const struct listener *l)
+{
+	struct accept_listener *al;
+
+	/* Listeners are added before the loop runs, and ops and timers
+	 * point into the array, so it never moves afterwards. */
+	if (a->nls == a->capls)
+		return -ENOMEM;
+	al = &a->ls[a->nls++];
+	*al = (struct accept_listener){
+		.op = { .cb = accept_done, .data = al },
+		.a = a, .inst = &a->d->svc[l->svc], .l = l,
+		.fd = listen_fd_for(l, a->worker),
+		.retry = { .cb = accept_retry_fired, .data = al },
+	};
+	accept_arm(al);
+	return 0;
+}
+
+struct accept_set *accept_new(struct daemon *d, size_t worker, struct loop *l,
+			      struct conn_set *conns, accept_idle_fn idle,
+			      void *idle_arg)
+{
+	struct accept_set *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	a->ls = calloc(d->nlisteners + 1, sizeof(*a->ls));
+	if (!a->ls) {
+		free(a);
+		return NULL;
+	}
+	a->capls = d->nlisteners;
+	a->d = d;
+	a->worker = worker;
+	a->loop = l;
+	a->conns = conns;
+	a->idle = idle;
+	a->idle_arg = idle_arg;
+	a->grace_timer = (struct loop_timer){ .cb = accept_grace_fired,
+					      .data = a };
+	return a;
+}
+
+void accept_free(struct accept_set *a)
+{
+	size_t i;
+
+	if (!a)
+		return;
+	for (i = 0; i < a->nwaiting; i++)
+		close(a->waiting[i].fd);
+	for (i = 0; i < a->nls; i++)
+		loop_timer_stop(a->loop, &a->ls[i].retry);
+	loop_timer_stop(a->loop, &a->grace_timer);
+	free(a->ls);
+	free(a);
+}
