@@ -1,0 +1,436 @@
+/* conn.c against a real loop (the engine named by argv[1]) over unix
+ * socketpairs, with plugins defined here: close ordering, high and low
+ * water, the set's output budget, a plugin that refuses in on_open() and
+ * one that calls the host from on_close(). The peer end is driven from
+ * this thread between short runs of the loop. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/conf.h"
+#include "daemon/conn.h"
+#include "daemon/daemon.h"
+#include "daemon/host.h"
+#include "daemon/loop.h"
+
+#define MSEC 1000000LL
+
+static enum loop_backend test_backend;
+
+/* What the plugins and the gone callback saw. */
+struct seen {
+	int gone;
+	int opened, closed;
+	size_t received;
+	size_t max_queued;
+	int close_send_res;
+	size_t send_on_open; /* bytes on_open queues before close() */
+};
+
+static struct seen seen;
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void on_gone(void *arg, const struct ringd_instance *inst,
+		    const struct sockaddr *peer)
+{
+	seen.gone++;
+}
+
+static int p_refuse_open(struct ringd_conn *c)
+{
+	seen.opened++;
+	return -1;
+}
+
+static int p_count_open(struct ringd_conn *c)
+{
+	static char big[256 * 1024];
+
+	seen.opened++;
+	if (seen.send_on_open) {
+		memset(big, 'o', sizeof(big));
+		assert_true(seen.send_on_open <= sizeof(big));
+		assert_int_equal(host_api.send(c, big, seen.send_on_open), 0);
+		host_api.close(c);
+	}
+	return 0;
+}
+
+static void p_echo(struct ringd_conn *c, const void *buf, size_t len)
+{
+	size_t q;
+
+	seen.received += len;
+	assert_int_equal(host_api.send(c, buf, len), 0);
+	q = host_api.queued(c);
+	if (q > seen.max_queued)
+		seen.max_queued = q;
+}
+
+static void p_bad_close(struct ringd_conn *c)
+{
+	seen.closed++;
+	seen.close_send_res = host_api.send(c, "x", 1);
+	host_api.close(c);
+	host_api.abort(c);
+	host_api.set_timeout(c, 1);
+}
+
+static void p_count_close(struct ringd_conn *c)
+{
+	seen.closed++;
+}
+
+static struct ringd_plugin plugin = { .abi = RINGD_PLUGIN_ABI,
+				      .size = sizeof(struct ringd_plugin),
+				      .name = "test" };
+static struct service_conf sc = { .name = "test" };
+static struct ringd_instance inst = { .sc = &sc, .p = &plugin };
+static void *wstate[1];
+
+struct fixture {
+	struct loop *l;
+	struct conn_set set;
+};
+
+static struct fixture *fixture_new(size_t budget)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct loop_params p = { .backend = test_backend };
+
+	assert_non_null(f);
+	assert_int_equal(loop_new(&f->l, &p), 0);
+	conn_set_init(&f->set, f->l, wstate, budget, on_gone, NULL);
+	memset(&seen, 0, sizeof(seen));
+	return f;
+}
+
+static void fixture_free(struct fixture *f)
+{
+	assert_int_equal(conn_set_count(&f->set), 0);
+	conn_set_fini(&f->set);
+	loop_free(f->l);
+	free(f);
+}
+
+struct stopper {
+	struct loop_timer t;
+	struct loop *l;
+};
+
+static void stopper_fire(struct loop_timer *t)
+{
+	loop_stop(((struct stopper *)t->data)->l);
+}
+
+/* Let the loop work for ms milliseconds. */
+static void run_for(struct fixture *f, int64_t ms)
+{
+	struct stopper s = { .t = { .cb = stopper_fire }, .l = f->l };
+
+	s.t.data = &s;
+	loop_timer_set(f->l, &s.t, mono_ns() + ms * MSEC);
+	assert_int_equal(loop_run(f->l), 0);
+}
+
+/* Returns the peer end; the other end belongs to the set. */
+static int open_pair(struct fixture *f, int sndbuf)
+{
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+						     SOCK_CLOEXEC, 0, sv), 0);
+	if (sndbuf) {
+		setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+		setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	}
+	assert_int_equal(conn_open(&f->set, &inst, sv[0], NULL, 0), 0);
+	return sv[1];
+}
+
+/* Reads what is there; -1 once EOF was seen. */
+static ssize_t drain_peer(int fd, unsigned char *out, size_t *have,
+			  size_t cap)
+{
+	ssize_t n;
+
+	for (;;) {
+		n = read(fd, out ? out + *have : (unsigned char[65536]){ 0 },
+			 out ? cap - *have : 65536);
+		if (n == 0)
+			return -1;
+		if (n < 0)
+			return errno == EAGAIN ? 0 : -1;
+		*have += (size_t)n;
+	}
+}
+
+static void test_conn_on_open_refusal_calls_gone_once(void **state)
+{
+	struct fixture *f = fixture_new(0);
+	size_t have = 0;
+	int peer;
+
+	plugin.on_open = p_refuse_open;
+	plugin.on_close = p_count_close;
+	peer = open_pair(f, 0);
+	/* Refused inside conn_open(): gone before it returned. */
+	assert_int_equal(seen.gone, 1);
+	assert_int_equal(seen.opened, 1);
+	/* on_open failed, so on_close is not owed. */
+	assert_int_equal(seen.closed, 0);
+	run_for(f, 20);
+	assert_int_equal(seen.gone, 1);
+	assert_int_equal(drain_peer(peer, NULL, &have, 0), -1);
+	close(peer);
+	fixture_free(f);
+}
+
+static void test_conn_on_close_host_calls_are_ignored(void **state)
+{
+	struct fixture *f = fixture_new(0);
+	int peer;
+
+	plugin.on_open = p_count_open;
+	plugin.on_close = p_bad_close;
+	peer = open_pair(f, 0);
+	run_for(f, 10);
+	close(peer); /* EOF, then on_close calls the host */
+	run_for(f, 50);
+	assert_int_equal(seen.closed, 1);
+	assert_int_equal(seen.close_send_res, -EPIPE);
+	assert_int_equal(seen.gone, 1);
+	fixture_free(f);
+}
+
+/* Output queued before close() all arrives, then EOF. */
+static void test_conn_close_flushes_then_fin(void **state)
+{
+	struct fixture *f = fixture_new(0);
+	static unsigned char got[300 * 1024];
+	size_t have = 0;
+	int64_t end = mono_ns() + 5000 * MSEC;
+	int peer;
+
+	plugin.on_open = p_count_open;
+	plugin.on_close = p_count_close;
+	seen.send_on_open = 200 * 1024;
+	peer = open_pair(f, 8192);
+	while (mono_ns() < end) {
+		run_for(f, 5);
+		if (drain_peer(peer, got, &have, sizeof(got)) < 0)
+			break;
+	}
+	assert_int_equal(have, 200 * 1024);
+	for (size_t i = 0; i < have; i++)
+		if (got[i] != 'o')
+			fail_msg("byte %zu is %#x", i, got[i]);
+	shutdown(peer, SHUT_WR);
+	run_for(f, 20);
+	assert_int_equal(seen.gone, 1);
+	close(peer);
+	fixture_free(f);
+}
+
+/* Writes pattern bytes from *sent until the socket is full. */
+static void fill_peer(int fd, size_t *sent, size_t total)
+{
+	unsigned char buf[16384];
+	ssize_t n;
+
+	while (*sent < total) {
+		size_t len = total - *sent < sizeof(buf) ? total - *sent :
+							   sizeof(buf);
+
+		for (size_t i = 0; i < len; i++)
+			buf[i] = (unsigned char)((*sent + i) * 7 + 3);
+		n = write(fd, buf, len);
+		if (n <= 0)
+			return;
+		*sent += (size_t)n;
+	}
+}
+
+static void check_pattern(const unsigned char *got, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (got[i] != (unsigned char)(i * 7 + 3))
+			fail_msg("byte %zu is %#x", i, got[i]);
+}
+
+/* A peer that writes 2 MiB without reading: the connection stops reading
+ * near the high water mark, and once the peer reads, resumes below the
+ * low one until everything came back in order. */
+static void test_conn_high_and_low_water(void **state)
+{
+	struct fixture *f = fixture_new(0);
+	const size_t total = 2 * 1024 * 1024;
+	unsigned char *got = malloc(total);
+	size_t sent = 0, have = 0;
+	int64_t end;
+	int peer;
+
+	plugin.on_open = p_count_open;
+	plugin.on_close = p_count_close;
+	plugin.on_data = p_echo;
+	peer = open_pair(f, 16384);
+	for (int i = 0; i < 40; i++) {
+		fill_peer(peer, &sent, total);
+		run_for(f, 5);
+	}
+	/* Stopped: far from everything taken, the queue near high water. */
+	assert_true(seen.received < total);
+	assert_true(seen.max_queued >= CONN_HIGH_WATER);
+	assert_true(seen.max_queued <= CONN_HIGH_WATER + 8 * 16384);
+	end = mono_ns() + 10000 * MSEC;
+	while (have < total && mono_ns() < end) {
+		fill_peer(peer, &sent, total);
+		run_for(f, 2);
+		drain_peer(peer, got, &have, total);
+	}
+	assert_int_equal(have, total);
+	check_pattern(got, have);
+	close(peer);
+	run_for(f, 20);
+	assert_int_equal(seen.gone, 1);
+	free(got);
+	fixture_free(f);
+}
+
+#define BUDGET_PEERS 8
+
+/* Eight peers that write without reading against a 128 KiB budget: the
+ * set's output memory stays within budget plus one buffer per
+ * connection, the budget (not high water) is what stopped them, and
+ * everything comes back intact once they read. */
+static void test_conn_budget_bounds_the_set(void **state)
+{
+	const size_t budget = 128 * 1024, total = 1024 * 1024;
+	struct fixture *f = fixture_new(budget);
+	unsigned char *got[BUDGET_PEERS];
+	size_t sent[BUDGET_PEERS] = { 0 }, have[BUDGET_PEERS] = { 0 };
+	size_t max_held = 0, done = 0;
+	int peer[BUDGET_PEERS];
+	int64_t end;
+
+	plugin.on_open = p_count_open;
+	plugin.on_close = p_count_close;
+	plugin.on_data = p_echo;
+	for (int i = 0; i < BUDGET_PEERS; i++) {
+		peer[i] = open_pair(f, 16384);
+		got[i] = malloc(total);
+	}
+	for (int r = 0; r < 40; r++) {
+		for (int i = 0; i < BUDGET_PEERS; i++)
+			fill_peer(peer[i], &sent[i], total);
+		run_for(f, 5);
+		if (f->set.held > max_held)
+			max_held = f->set.held;
+	}
+	assert_true(f->set.stats.budget_pauses > 0);
+	assert_true(max_held >= budget);
+	/* Each may overshoot by what one buffer of input became. Without
+	 * the budget they would hold 8 x 256 KiB. */
+	assert_true(max_held <= budget + BUDGET_PEERS * 96 * 1024);
+	/* No single connection came near its own limit. */
+	assert_true(seen.max_queued < CONN_HIGH_WATER);
+	end = mono_ns() + 20000 * MSEC;
+	while (done < BUDGET_PEERS && mono_ns() < end) {
+		done = 0;
+		for (int i = 0; i < BUDGET_PEERS; i++) {
+			fill_peer(peer[i], &sent[i], total);
+			drain_peer(peer[i], got[i], &have[i], total);
+			done += have[i] == total;
+		}
+		run_for(f, 2);
+	}
+	for (int i = 0; i < BUDGET_PEERS; i++) {
+		assert_int_equal(have[i], total);
+		check_pattern(got[i], total);
+		close(peer[i]);
+		free(got[i]);
+	}
+	run_for(f, 20);
+	assert_int_equal(seen.gone, BUDGET_PEERS);
+	assert_int_equal(f->set.held, 0);
+	fixture_free(f);
+}
+
+/* conn_abort_all: every connection goes, each gone() once. */
+static void test_conn_abort_all(void **state)
+{
+	struct fixture *f = fixture_new(0);
+	int peer[3];
+
+	plugin.on_open = p_count_open;
+	plugin.on_close = p_count_close;
+	plugin.on_data = p_echo;
+	for (int i = 0; i < 3; i++)
+		peer[i] = open_pair(f, 0);
+	run_for(f, 5);
+	conn_abort_all(&f->set);
+	run_for(f, 20);
+	assert_int_equal(seen.gone, 3);
+	assert_int_equal(seen.closed, 3);
+	for (int i = 0; i < 3; i++)
+		close(peer[i]);
+	fixture_free(f);
+}
+
+static int reset_plugin(void **state)
+{
+	plugin.on_open = NULL;
+	plugin.on_data = NULL;
+	plugin.on_close = NULL;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_conn_on_open_refusal_calls_gone_once,
+				       reset_plugin),
+		cmocka_unit_test_setup(test_conn_on_close_host_calls_are_ignored,
+				       reset_plugin),
+		cmocka_unit_test_setup(test_conn_close_flushes_then_fin,
+				       reset_plugin),
+		cmocka_unit_test_setup(test_conn_high_and_low_water,
+				       reset_plugin),
+		cmocka_unit_test_setup(test_conn_budget_bounds_the_set,
+				       reset_plugin),
+		cmocka_unit_test_setup(test_conn_abort_all, reset_plugin),
+	};
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: test_conn epoll|io_uring\n");
+		return 2;
+	}
+	if (strcmp(argv[1], "io_uring") == 0) {
+		if (loop_uring_probe(NULL) < 0) {
+			printf("SKIP: io_uring unavailable\n");
+			return 77;
+		}
+		test_backend = LOOP_BACKEND_IO_URING;
+	} else {
+		test_backend = LOOP_BACKEND_EPOLL;
+	}
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
