@@ -49,7 +49,7 @@ struct dgram {
 	char data[DGRAM_MAX];
 };
 
-/* Slots of the per-source table: 128 KiB that bound memory whatever
+/* Slots of the per-source table: 192 KiB that bound memory whatever
  * the number of (spoofed) sources. */
 #define DGRAM_RATE_SLOTS 8192
 

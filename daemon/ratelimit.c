@@ -7,8 +7,15 @@
 
 #define RATE_NS 1000000000LL
 
+/* A source network. The family has a field of its own because an IPv6
+ * /64 needs all 64 bits of net: no bit is free for a tag. */
+struct rate_key {
+	uint64_t net;	    /* the IPv4 address, or the first 8 bytes of IPv6 */
+	sa_family_t family; /* AF_INET (also v4-mapped) or AF_INET6 */
+};
+
 struct rate_slot {
-	uint64_t key; /* family tag | IPv4 address, or an IPv6 /64 */
+	struct rate_key key; /* family AF_UNSPEC: never used */
 	struct rate_bucket b;
 };
 
@@ -49,25 +56,33 @@ bool rate_take(const struct rate_params *p, struct rate_bucket *b,
 }
 
 /* IPv4 (also when mapped into IPv6) keys on the whole address, IPv6 on
- * its /64: one host or one subscriber network, as the issue asks. The top
- * bit tells the families apart. */
-static uint64_t ratelimit_key(const struct sockaddr *sa)
+ * its /64: one host or one subscriber network, as the issue asks. */
+static struct rate_key ratelimit_key(const struct sockaddr *sa)
 {
 	const struct sockaddr_in6 *sin6 = (const void *)sa;
 	const uint8_t *a6 = sin6->sin6_addr.s6_addr;
-	uint64_t k = 0;
+	struct rate_key k = { .net = 0, .family = AF_INET };
 	uint32_t v4;
 
 	if (sa->sa_family == AF_INET) {
 		memcpy(&v4, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-		return (1ULL << 63) | v4;
+		k.net = v4;
+		return k;
 	}
 	if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
 		memcpy(&v4, a6 + 12, 4);
-		return (1ULL << 63) | v4;
+		k.net = v4;
+		return k;
 	}
-	memcpy(&k, a6, 8);
-	return k & ~(1ULL << 63);
+	k.family = AF_INET6;
+	memcpy(&k.net, a6, 8);
+	return k;
+}
+
+static bool ratelimit_key_equal(const struct rate_key *a,
+				const struct rate_key *b)
+{
+	return a->net == b->net && a->family == b->family;
 }
 
 static uint64_t ratelimit_mix(uint64_t x)
@@ -108,13 +123,17 @@ void ratelimit_free(struct ratelimit *rl)
 bool ratelimit_take(struct ratelimit *rl, const struct sockaddr *src,
 		    int64_t now_ns)
 {
-	uint64_t key = ratelimit_key(src);
+	struct rate_key key = ratelimit_key(src);
 	struct rate_slot *s;
+	uint64_t h;
 
 	if (rl->p.interval_ns == 0)
 		return true;
-	s = &rl->slot[ratelimit_mix(key ^ rl->seed) & rl->mask];
-	if (s->key != key && s->b.tat <= now_ns) {
+	/* Two rounds, so the family moves the slot as much as any bit of
+	 * the address does. */
+	h = ratelimit_mix(ratelimit_mix(key.net ^ rl->seed) ^ key.family);
+	s = &rl->slot[h & rl->mask];
+	if (!ratelimit_key_equal(&s->key, &key) && s->b.tat <= now_ns) {
 		s->key = key;
 		s->b.tat = 0;
 	}

@@ -344,6 +344,7 @@ class Context:
         self.no_uring_exe = os.path.abspath(opts.no_uring)
         self.daemons = []
         self.tmpdirs = []
+        self.namespaces = []
 
     def tempdir(self):
         t = tempfile.mkdtemp(prefix='ringd-it-')
@@ -387,13 +388,108 @@ class Context:
         return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
                               timeout=timeout, text=True)
 
+    def netns(self):
+        """A network namespace of this case's own (see NetNamespace)."""
+        ns = NetNamespace()
+        self.namespaces.append(ns)
+        return ns
+
     def cleanup(self):
         for d in self.daemons:
             d.close()
         self.daemons = []
+        # After the daemons: with its last process gone and its fd
+        # closed, the kernel frees the namespace.
+        for ns in self.namespaces:
+            ns.close()
+        self.namespaces = []
         for t in self.tmpdirs:
             shutil.rmtree(t, ignore_errors=True)
         self.tmpdirs = []
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def _libc():
+    import ctypes
+    return ctypes, ctypes.CDLL(None, use_errno=True)
+
+
+def _in_thread(fn, timeout=10.0):
+    """fn() on a thread of its own, its result or its exception passed
+    back. setns() and unshare() of a network namespace move only the
+    calling thread, so the main thread never leaves its namespace."""
+    import threading
+    out = {}
+
+    def run():
+        try:
+            out['result'] = fn()
+        except BaseException as e:  # handed to the caller, raised there
+            out['error'] = e
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        raise DaemonError('namespace helper thread did not finish in %.0f s' % timeout)
+    if 'error' in out:
+        raise out['error']
+    return out.get('result')
+
+
+class NetNamespace:
+    """A network namespace created for one test case. It has no name
+    under /run/netns: one file descriptor holds it, so the kernel frees it
+    once that descriptor is closed and the last process inside has exited,
+    even when the test process is killed before its cleanup runs. Threads
+    and child processes enter it with setns(); the main thread stays out.
+    Skip when not root, or when the kernel refuses a new namespace."""
+
+    def __init__(self):
+        if os.geteuid() != 0:
+            raise Skip('a network namespace of the test\'s own needs root')
+        if shutil.which('ip') is None:
+            raise Skip('no ip(8) to configure a network namespace')
+        self.fd = None
+        self.fd = _in_thread(self._create)
+
+    @staticmethod
+    def _create():
+        ctypes, libc = _libc()
+        if libc.unshare(CLONE_NEWNET) != 0:
+            raise Skip('network namespaces unavailable: unshare(CLONE_NEWNET): %s'
+                       % os.strerror(ctypes.get_errno()))
+        return os.open('/proc/thread-self/ns/net', os.O_RDONLY | os.O_CLOEXEC)
+
+    def enter(self):
+        """Move the calling thread (or a child before exec) into it."""
+        ctypes, libc = _libc()
+        if libc.setns(self.fd, CLONE_NEWNET) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, 'setns(CLONE_NEWNET): ' + os.strerror(e))
+
+    def run(self, args, timeout=10.0):
+        """Run a command inside (ip addr add, ...); raise if it fails."""
+        r = subprocess.run(args, preexec_fn=self.enter, stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise DaemonError('in the test namespace, %s exited %d: %s'
+                              % (' '.join(args), r.returncode, r.stderr.strip()))
+        return r.stdout
+
+    def socket(self, family, type_, src):
+        """client_socket(), created inside: a socket stays in the namespace
+        it was created in, whichever thread uses it later."""
+        def make():
+            self.enter()
+            return client_socket(family, type_, src)
+        return _in_thread(make)
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 # Under AddressSanitizer freed memory sits in a quarantine (256 MiB by

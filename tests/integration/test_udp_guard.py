@@ -2,8 +2,11 @@
 """The daemon's UDP guard with its defaults: a flood from one source gets at
 most burst + rate * time replies while other sources are still answered; a
 global cap bounds replies to many sources; drops are logged at most once
-per interval; reflection source ports get nothing."""
+per interval; reflection source ports get nothing; two IPv6 /64s that
+differ in one bit are two sources (in a network namespace of the test's
+own, where it may add their addresses)."""
 
+import os
 import socket
 import time
 
@@ -172,6 +175,90 @@ def test_reflection_ports_never_answered_even_within_limits(ctx):
     d.stop()
 
 
+# Two /64s that differ only in the top bit of the prefix's eighth byte
+# (0x02 against 0x82): the bit the limiter's key once spent on a family tag.
+NS_FLOODER = '2001:db8:1:2::1'
+NS_OTHER = '2001:db8:1:82::1'
+
+
+def test_ipv6_64s_apart_in_own_netns(ctx):
+    """In a network namespace of the test's own, with both /64s on its lo,
+    a flood from one /64 is limited and the other still gets every reply.
+    (The table's seed is random: one run in 8192 puts both /64s in one
+    slot, where they share a limit by design; see README.)"""
+    if not socket.has_ipv6 or not os.path.exists('/proc/net/if_inet6'):
+        raise harness.Skip('no IPv6 in this kernel')
+    rate, burst = 1, 5
+    ns = ctx.netns()
+    ns.run(['ip', 'link', 'set', 'lo', 'up'])
+    for a in (NS_FLOODER, NS_OTHER):
+        ns.run(['ip', '-6', 'addr', 'add', a + '/64', 'dev', 'lo', 'nodad'])
+    # READY=1 still arrives: NOTIFY_SOCKET is a path in the file system,
+    # which network namespaces do not separate.
+    d = ctx.daemon({'echo': {'listen': 'udp://[::]:0'}},
+                   ringd={'udp_global_rate': '0', 'udp_rate': str(rate),
+                          'udp_burst': str(burst)},
+                   preexec=ns.enter)
+    assert os.stat('/proc/%d/ns/net' % d.pid).st_ino == os.fstat(ns.fd).st_ino, \
+        'ringd is not in the test namespace'
+    assert os.readlink('/proc/%d/exe' % d.pid) == os.path.realpath(ctx.ringd), \
+        'PID %d, the one the harness signals, is not ringd' % d.pid
+    dst = ('::1', d.addr('udp', family=socket.AF_INET6).port)
+    f = o = None
+    try:
+        f = ns.socket(socket.AF_INET6, socket.SOCK_DGRAM, (NS_FLOODER, 0))
+        o = ns.socket(socket.AF_INET6, socket.SOCK_DGRAM, (NS_OTHER, 0))
+        t0 = time.monotonic()
+        # Lockstep until the first datagram goes unanswered: limited.
+        f.settimeout(0.3)
+        answered = sent = 0
+        for i in range(burst + 10):
+            f.sendto(b'flood %d' % i, dst)
+            sent += 1
+            try:
+                f.recvfrom(65536)
+                answered += 1
+            except socket.timeout:
+                break
+        assert burst <= answered < sent, \
+            'flooder: %d replies to %d datagrams, burst %d' % (answered, sent, burst)
+        # The flood goes on ahead of every try of every probe, so that a
+        # shared bucket would be empty whenever a probe reached it. The
+        # probes stay within the other /64's own burst.
+        f.setblocking(False)
+        for i in range(burst):
+            want = b'other /64 %d' % i
+            for _ in range(3):
+                for _ in range(20):
+                    try:
+                        f.sendto(b'flood', dst)
+                        sent += 1
+                    except BlockingIOError:
+                        pass
+                o.settimeout(0.5)
+                o.sendto(want, dst)
+                try:
+                    got, _ = o.recvfrom(65536)
+                    break
+                except socket.timeout:
+                    pass
+            else:
+                raise AssertionError('%s got no reply to probe %d during a flood from '
+                                     '%s (%d datagrams)' % (NS_OTHER, i, NS_FLOODER, sent))
+            assert got == want, (got, want)
+            answered += drain(f)
+        time.sleep(STRAGGLE)  # replies the daemon sent just before the end
+        answered += drain(f)
+        elapsed = time.monotonic() - t0
+        assert answered <= burst + rate * elapsed + 1, \
+            'flooder got %d replies to %d datagrams in %.2f s' % (answered, sent, elapsed)
+    finally:
+        for sock in (f, o):
+            if sock is not None:
+                sock.close()
+    d.stop()
+
+
 if __name__ == '__main__':
     harness.main([
         test_flood_limited_per_source,
@@ -179,4 +266,5 @@ if __name__ == '__main__':
         test_global_cap,
         test_drops_logged_once_per_interval,
         test_reflection_ports_never_answered_even_within_limits,
+        test_ipv6_64s_apart_in_own_netns,
     ])

@@ -24,9 +24,14 @@ static int fake_append(const void *buf, size_t len)
 
 static int fake_send(struct ringd_conn *c, const void *buf, size_t len)
 {
+	int rc;
+
 	(void)c;
 	fake.sends++;
-	return fake_append(buf, len);
+	rc = fake_append(buf, len);
+	if (rc == 0)
+		fake.queue += len;
+	return rc;
 }
 
 static void fake_close(struct ringd_conn *c)
@@ -44,7 +49,7 @@ static void fake_abort(struct ringd_conn *c)
 static size_t fake_queued(const struct ringd_conn *c)
 {
 	(void)c;
-	return fake.outlen;
+	return fake.queue;
 }
 
 static void fake_set_timeout(struct ringd_conn *c, int64_t ms)
@@ -109,6 +114,13 @@ void fake_host_reset(void)
 		.clock_synced = fake_clock_synced,
 	};
 	fake.clock_synced = 1;
+}
+
+void fake_host_drain(size_t n)
+{
+	if (n > fake.queue)
+		fail_msg("drain %zu bytes with %zu queued", n, fake.queue);
+	fake.queue -= n;
 }
 
 struct fake_host *fake_host_get(void)

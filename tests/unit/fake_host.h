@@ -1,5 +1,6 @@
 /* A fake struct ringd_host for plugin unit tests: records what a plugin
- * sends, closes and replies, with a clock the test sets. No sockets. */
+ * sends, closes and replies, keeps a connection's output queue that the
+ * test drains, with a clock the test sets. No sockets. */
 #ifndef RINGD_FAKE_HOST_H
 #define RINGD_FAKE_HOST_H
 
@@ -13,6 +14,9 @@ struct fake_host {
 	struct ringd_host host;
 	char out[1 << 20]; /* everything sent or replied, in order */
 	size_t outlen;
+	/* Bytes sent and not yet drained: what queued() answers. Replies
+	 * are not counted, datagrams have no queue. */
+	size_t queue;
 	int sends, replies, closes, aborts;
 	int64_t now_ns;
 	int64_t timeout_ms;
@@ -25,6 +29,11 @@ struct fake_host {
  * context pointer of their own. */
 struct fake_host *fake_host_get(void);
 void fake_host_reset(void);
+
+/* Takes n bytes off the queue, as the daemon's send completions would;
+ * n beyond what is queued fails the test. on_writable is left to the
+ * test to call, as the daemon's low-water mark would. */
+void fake_host_drain(size_t n);
 
 /* The plugin under test, linked into the same test executable. */
 extern const struct ringd_plugin ringd_plugin;

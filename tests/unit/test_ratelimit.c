@@ -95,6 +95,38 @@ static void test_ratelimit_ipv6_by_64(void **state)
 	ratelimit_free(rl);
 }
 
+/* The /64s differ only in the top bit of their eighth byte (0x02 against
+ * 0x82): the bit a family tag packed into the address would overwrite. */
+static void test_ratelimit_ipv6_64_top_bit(void **state)
+{
+	struct ratelimit *rl = ratelimit_new(4096, 1, 3, 9);
+	struct sockaddr_storage a = v6("2001:db8:1:2::1");
+	struct sockaddr_storage b = v6("2001:db8:1:82::1");
+	int64_t t = 5 * SEC;
+
+	(void)state;
+	assert_int_equal(take_n(rl, &a, 10, t), 3);
+	assert_int_equal(take_n(rl, &b, 10, t), 3);
+	ratelimit_free(rl);
+}
+
+/* An IPv4 source and an IPv6 /64 whose leading bytes spell the same
+ * address are different sources; a v4-mapped address is the IPv4 one. */
+static void test_ratelimit_families_apart(void **state)
+{
+	struct ratelimit *rl = ratelimit_new(4096, 1, 3, 9);
+	struct sockaddr_storage a = v4("10.0.0.1", 40000);
+	struct sockaddr_storage look_alike = v6("a00:1::");
+	struct sockaddr_storage mapped = v6("::ffff:10.0.0.1");
+	int64_t t = 5 * SEC;
+
+	(void)state;
+	assert_int_equal(take_n(rl, &a, 10, t), 3);
+	assert_int_equal(take_n(rl, &look_alike, 10, t), 3);
+	assert_int_equal(take_n(rl, &mapped, 10, t), 0);
+	ratelimit_free(rl);
+}
+
 static void test_ratelimit_recovers(void **state)
 {
 	struct ratelimit *rl = ratelimit_new(16, 10, 20, 3);
@@ -154,6 +186,8 @@ int main(void)
 		cmocka_unit_test(test_ratelimit_burst_then_rate),
 		cmocka_unit_test(test_ratelimit_sources_independent),
 		cmocka_unit_test(test_ratelimit_ipv6_by_64),
+		cmocka_unit_test(test_ratelimit_ipv6_64_top_bit),
+		cmocka_unit_test(test_ratelimit_families_apart),
 		cmocka_unit_test(test_ratelimit_recovers),
 		cmocka_unit_test(test_ratelimit_bounded_table),
 		cmocka_unit_test(test_ratelimit_zero_rate_unlimited),
