@@ -433,6 +433,10 @@ static int hostport_parse(const char *hp, const char *whole,
 	if (end == NULL)
 		end = h + strlen(h);
 	port = *end == ']' ? end + 1 : end;
+	if (v6 && *end == ']' && *port != ':' && *port != '\0') {
+		snprintf(err, errlen, "expected ':' after ']' in '%s'", whole);
+		return -1;
+	}
 	if ((v6 && *end != ']') || (*port != ':' && *port != '\0') ||
 	    (size_t)(end - h) >= sizeof(host))
 		goto bad;

@@ -363,6 +363,7 @@ static void test_conf_value_listen_refusals(void **state)
 		   "not a numeric address: '::1:7' (use 127.0.0.1 or [::1])");
 	listen_bad("tcp://[127.0.0.1]:7", "not a numeric address: "
 		   "'127.0.0.1' (use 127.0.0.1 or [::1])");
+	listen_bad("tcp://[::1]7", "expected ':' after ']' in 'tcp://[::1]7'");
 	listen_bad("tcp://127.0.0.1", "missing port in 'tcp://127.0.0.1'");
 	listen_bad("tcp://127.0.0.1:", "missing port in 'tcp://127.0.0.1:'");
 	listen_bad("udp://[::1]", "missing port in 'udp://[::1]'");
