@@ -9,15 +9,36 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "daemon/conf.h"
 
 #define DATA_DIR SOURCE_DIR "/tests/unit/data"
+
+/* The loader reads lines with getdelim(), which this executable links
+ * wrapped (-Wl,--wrap=getdelim in meson.build) so a test can make the
+ * n-th line read fail the way it does when memory runs out. Test-only
+ * state: 0 leaves getdelim() alone. */
+static unsigned getline_fail_at, getline_calls;
+
+ssize_t __real_getdelim(char **line, size_t *cap, int delim, FILE *f);
+ssize_t __wrap_getdelim(char **line, size_t *cap, int delim, FILE *f);
+
+ssize_t __wrap_getdelim(char **line, size_t *cap, int delim, FILE *f)
+{
+	if (delim == '\n' && getline_fail_at != 0 &&
+	    ++getline_calls == getline_fail_at) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return __real_getdelim(line, cap, delim, f);
+}
 
 /* Replaces every from in s with to; returns a new string. */
 static char *replace_all(const char *s, const char *from, const char *to)
@@ -386,6 +407,53 @@ static void test_conf_load_missing_file(void **state)
 	expect_errors("nosuch.ini", NULL, 0, "nosuch.txt");
 }
 
+/* A refused plugin line is its own error, not "out of memory", and the
+ * section's other keys are still checked. */
+static void test_conf_load_refused_plugin_line(void **state)
+{
+	expect_errors("refused_plugin.ini", NULL, 0, "refused_plugin.txt");
+}
+
+/* A getline() failure that is not the end of the file is an error at the
+ * line it could not read, never a shorter file that checks "ok". */
+static void test_conf_load_read_failure_is_an_error(void **state)
+{
+	getline_fail_at = 3;
+	getline_calls = 0;
+	expect_errors("good.ini", NULL, 0, "read_enomem.txt");
+	getline_fail_at = 0;
+}
+
+/* A FIFO would block open() and a device would never end: neither is a
+ * configuration file. */
+static void test_conf_load_refuses_what_is_not_a_regular_file(void **state)
+{
+	char dir[] = "/tmp/ringd-test-XXXXXX", fifo[64], want[128];
+	struct conf_errors errs = { 0 };
+	struct ringd_conf *c = NULL;
+
+	expect_errors("/dev/zero", NULL, 0, "not_regular.txt");
+	assert_non_null(mkdtemp(dir));
+	snprintf(fifo, sizeof(fifo), "%s/fifo.ini", dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	assert_int_equal(conf_load(fifo, NULL, 0, FIXTURE_DIR, &c, &errs), -1);
+	snprintf(want, sizeof(want), "%s: not a regular file", fifo);
+	assert_int_equal(errs.n, 1);
+	assert_string_equal(errs.msg[0], want);
+	conf_errors_free(&errs);
+	unlink(fifo);
+	rmdir(dir);
+}
+
+/* The -s text is quoted in the location: its control characters are
+ * escaped there as they are in the message. */
+static void test_conf_load_set_text_sanitized(void **state)
+{
+	static const char *const sets[] = { "good.count=\x1b[31m\x07" };
+
+	expect_errors("good.ini", sets, 1, "set_sanitized.txt");
+}
+
 static void test_conf_print_keys_aligned(void **state)
 {
 	struct plugin_set set = { 0 };
@@ -439,6 +507,10 @@ int main(void)
 		cmocka_unit_test(test_conf_load_check_errors),
 		cmocka_unit_test(test_conf_load_no_services),
 		cmocka_unit_test(test_conf_load_missing_file),
+		cmocka_unit_test(test_conf_load_refused_plugin_line),
+		cmocka_unit_test(test_conf_load_read_failure_is_an_error),
+		cmocka_unit_test(test_conf_load_refuses_what_is_not_a_regular_file),
+		cmocka_unit_test(test_conf_load_set_text_sanitized),
 		cmocka_unit_test(test_conf_print_keys_aligned),
 	};
 
