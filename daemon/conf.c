@@ -920,7 +920,7 @@ static void listen_list(struct loader *ld, size_t secidx,
 	for (tok = strtok_r(copy, ", \t\n", &save); tok != NULL;
 	     tok = strtok_r(NULL, ", \t\n", &save)) {
 		none = false;
-		if (conf_parse_listen(tok, &a, why, sizeof(why)) < 0) {
+		if (listen_addr_parse(tok, &a, why, sizeof(why)) < 0) {
 			err_at(ld, &e->loc, name, "listen", "%s", why);
 			continue;
 		}

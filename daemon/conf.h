@@ -14,6 +14,7 @@
 #include <ringd/plugin.h>
 
 #include "conf_value.h"
+#include "listen_addr.h"
 #include "plugin.h"
 
 struct conf_errors {

@@ -8,8 +8,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 
 #include <ringd/plugin.h>
 
@@ -41,23 +39,5 @@ void conf_key_bounds(const struct ringd_key *k, char *buf, size_t len);
 /* Bytes a value of type t occupies in a config struct; 0 for an unknown
  * type. */
 size_t conf_value_size(enum ringd_key_type t);
-
-enum listen_kind { LISTEN_TCP, LISTEN_UDP, LISTEN_UNIX };
-
-/* One parsed listen address. */
-struct listen_addr {
-	enum listen_kind kind;
-	bool any; /* "*": [::] with IPV6_V6ONLY off (0.0.0.0 without IPv6) */
-	struct sockaddr_storage ss; /* TCP/UDP; port 0 = ephemeral */
-	socklen_t sslen;
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* UNIX */
-};
-
-/* "tcp://127.0.0.1:7", "udp://[::1]:7", "unix:/run/x", and a host of
- * "*" (tcp:// then *:7007) for every address. */
-int conf_parse_listen(const char *s, struct listen_addr *out, char *err,
-		      size_t errlen);
-/* Back to the canonical text, with the real port once bound. */
-void listen_addr_format(const struct listen_addr *a, char *buf, size_t len);
 
 #endif
