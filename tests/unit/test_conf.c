@@ -196,7 +196,6 @@ static void test_conf_load_good_file_typed_values(void **state)
 
 	assert_string_equal(c->path, "good.ini");
 	assert_int_equal(c->backend, CONF_BACKEND_EPOLL);
-	assert_string_equal(c->workers, "3");
 	assert_int_equal(c->workers_n, 3);
 	assert_string_equal(c->plugin_dir, FIXTURE_DIR);
 	assert_int_equal(conf_log_level(c), RINGD_LOG_DEBUG);
@@ -257,7 +256,6 @@ static void test_conf_load_applies_defaults(void **state)
 							"b.count=1",
 							"b.mode=fast" }, 3);
 	assert_int_equal(c->backend, CONF_BACKEND_AUTO);
-	assert_string_equal(c->workers, "auto");
 	assert_true(c->workers_n >= 1);
 	assert_int_equal(conf_log_level(c), RINGD_LOG_INFO);
 	assert_int_equal(c->max_connections, 65536);
@@ -315,7 +313,6 @@ static void test_conf_load_set_overrides(void **state)
 	struct ringd_conf *c = load_ok("good.ini", sets, 7);
 	char buf[160];
 
-	assert_string_equal(c->workers, "auto");
 	assert_int_equal(c->workers_n, sysconf(_SC_NPROCESSORS_ONLN));
 	assert_int_equal(c->backend, CONF_BACKEND_IO_URING);
 	assert_int_equal(c->svc[0].nlisten, 2);
@@ -465,14 +462,15 @@ static void test_conf_print_keys_aligned(void **state)
 	assert_int_equal(plugin_load(&set, FIXTURE_DIR, "good", &pl, err,
 				     sizeof(err)), 0);
 	conf_print_keys(f, "good: test fixture", pl->p->keys);
-	conf_print_keys(f, "every service section:", conf_service_keys);
+	conf_print_daemon_keys(f, "every service section:",
+			       conf_service_keys);
 	fclose(f);
 	golden_compare(got, "keys.txt");
 	free(got);
 	plugin_set_free(&set);
 
 	f = open_memstream(&got, &len);
-	conf_print_keys(f, "[ringd]", conf_core_keys);
+	conf_print_daemon_keys(f, "[ringd]", conf_core_keys);
 	fclose(f);
 	assert_non_null(strstr(got, "\n  backend           enum      default "
 				    "auto"));
