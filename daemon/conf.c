@@ -88,6 +88,21 @@ static int conf_workers_set(struct conf_set *cs, const char *text,
 	return 0;
 }
 
+/* socket_mode: a file mode is octal, the only value that is. */
+static int conf_mode_set(struct conf_set *cs, const char *text, void *base)
+{
+	const struct ringd_key *k = &cs->key->k;
+	char why[128];
+	int64_t v;
+
+	if (conf_parse_mode(text, k->max, &v, why, sizeof(why)) < 0) {
+		set_error(cs, "%s", why);
+		return -1;
+	}
+	memcpy((char *)base + k->offset, &v, sizeof(v));
+	return 0;
+}
+
 static int conf_listen_set(struct conf_set *cs, const char *text,
 			   void *base);
 static void conf_listen_release(void *base);
@@ -167,7 +182,10 @@ const struct conf_key conf_service_keys[] = {
 	{ .k = { .name = "socket_mode", .type = RINGD_KEY_INT, .def = "0660",
 		 .min = 0, .max = 0777,
 		 .offset = offsetof(struct service_conf, socket_mode),
-		 .help = "file mode of unix: sockets" } },
+		 .help = "file mode of unix: sockets, octal as chmod reads it "
+			 "(660 is 0660); the only octal key, other numbers "
+			 "are decimal (010 is 10)" },
+	  .set = conf_mode_set, .type = "mode", .bounds = "0..0777" },
 	{ .k = { .name = NULL } },
 };
 

@@ -34,22 +34,22 @@ static bool bounded(int64_t min, int64_t max)
 	return min != 0 || max != 0;
 }
 
-/* An INT is decimal, or octal when written with a leading 0 (0660): the
- * only octal value operators write is a file mode, and they write it that
- * way in chmod. Bounds are echoed in the same base as the input. */
+/* An INT is decimal, a leading zero included (010 is ten): a count or a
+ * port written with a zero in front must not silently become octal. File
+ * modes, the one octal thing operators write, go through
+ * conf_parse_mode(). */
 int conf_parse_int(const char *s, int64_t min, int64_t max, int64_t *out,
 		   char *err, size_t errlen)
 {
 	const char *p = s;
-	bool neg = false, octal;
+	bool neg = false;
 	uint64_t u;
 	int64_t v;
 	int n;
 
 	if (*p == '-' || *p == '+')
 		neg = *p++ == '-';
-	octal = p[0] == '0' && p[1] != '\0';
-	n = digits_read(p, octal ? 8 : 10, &u);
+	n = digits_read(p, 10, &u);
 	if (*s == '\0' || n == 0 || (n > 0 && p[n] != '\0')) {
 		snprintf(err, errlen, "not a number: '%s'", s);
 		return -1;
@@ -64,13 +64,31 @@ int conf_parse_int(const char *s, int64_t min, int64_t max, int64_t *out,
 range:
 	if (!bounded(min, max))
 		snprintf(err, errlen, "out of range: %s", s);
-	else if (octal)
-		snprintf(err, errlen, "out of range: %s (%#" PRIo64 "..%#" PRIo64
-			 ")", s, (uint64_t)min, (uint64_t)max);
 	else
 		snprintf(err, errlen, "out of range: %s (%" PRId64 "..%" PRId64
 			 ")", s, min, max);
 	return -1;
+}
+
+/* Octal whether or not it starts with 0, as chmod reads it: 660 and 0660
+ * are the same mode. No sign. */
+int conf_parse_mode(const char *s, int64_t max, int64_t *out, char *err,
+		    size_t errlen)
+{
+	uint64_t u;
+	int n = digits_read(s, 8, &u);
+
+	if (n == 0 || (n > 0 && s[n] != '\0')) {
+		snprintf(err, errlen, "not an octal file mode: '%s'", s);
+		return -1;
+	}
+	if (n < 0 || u > (uint64_t)max) {
+		snprintf(err, errlen, "out of range: %s (0..%#" PRIo64 ")", s,
+			 (uint64_t)max);
+		return -1;
+	}
+	*out = (int64_t)u;
+	return 0;
 }
 
 int conf_parse_bool(const char *s, bool *out, char *err, size_t errlen)
@@ -334,8 +352,6 @@ void conf_key_default(const struct ringd_key *k, char *buf, size_t len)
 		snprintf(buf, len, "default %s", k->def);
 }
 
-/* An INT key whose default is written in octal (socket_mode = 0660) shows
- * its bounds in octal too. */
 void conf_key_bounds(const struct ringd_key *k, char *buf, size_t len)
 {
 	char lo[32], hi[32];
@@ -349,12 +365,7 @@ void conf_key_bounds(const struct ringd_key *k, char *buf, size_t len)
 		return;
 	switch (k->type) {
 	case RINGD_KEY_INT:
-		if (k->def != NULL && k->def[0] == '0' && k->def[1] != '\0')
-			snprintf(buf, len, "%#" PRIo64 "..%#" PRIo64,
-				 (uint64_t)k->min, (uint64_t)k->max);
-		else
-			snprintf(buf, len, "%" PRId64 "..%" PRId64, k->min,
-				 k->max);
+		snprintf(buf, len, "%" PRId64 "..%" PRId64, k->min, k->max);
 		return;
 	case RINGD_KEY_DURATION:
 		duration_format(k->min, lo, sizeof(lo));

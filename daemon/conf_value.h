@@ -11,8 +11,12 @@
 
 #include <ringd/plugin.h>
 
+/* Decimal, optionally signed; a leading zero does not make it octal. */
 int conf_parse_int(const char *s, int64_t min, int64_t max, int64_t *out,
 		   char *err, size_t errlen);
+/* A file mode: octal digits with or without a leading 0, 0..max. */
+int conf_parse_mode(const char *s, int64_t max, int64_t *out, char *err,
+		    size_t errlen);
 int conf_parse_bool(const char *s, bool *out, char *err, size_t errlen);
 /* "250ms", "10s", "5m", "1h"; a bare number is seconds. Result in ms. */
 int conf_parse_duration(const char *s, int64_t min, int64_t max,

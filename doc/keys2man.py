@@ -39,6 +39,8 @@ def main():
              '.B ringd \\-t',
              'checks a file without binding anything.',
              'Durations take ms, s, m, h (a bare number is seconds); sizes take k, m.',
+             'Numbers are decimal, a leading zero included (010 is ten);',
+             'only a file mode (socket_mode) is octal, as chmod reads it.',
              'This page is generated from the tables that validate the file;',
              '.B ringd \\-K',
              '.I NAME',

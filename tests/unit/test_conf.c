@@ -220,7 +220,8 @@ static void test_conf_load_good_file_typed_values(void **state)
 	assert_int_equal(g->socket_mode, 0600);
 	assert_string_equal(pstr(g, "token"), "abc");
 	assert_string_equal(pstr(g, "greeting"), "hi there");
-	assert_int_equal(pint(g, "count"), 8);
+	/* count = 010: a leading zero is decimal outside file modes. */
+	assert_int_equal(pint(g, "count"), 10);
 	assert_true(*(const bool *)pval(g, "loud"));
 	assert_int_equal(pint(g, "wait"), 60000);
 	assert_int_equal(pint(g, "buffer"), 65536);
@@ -309,12 +310,16 @@ static void test_conf_load_set_overrides(void **state)
 		"good.token=twice",
 		"newsvc.plugin=stream_only",
 		"newsvc.listen=unix:/tmp/ringd-new.sock",
+		"ringd.max_connections=010",
+		"plain.socket_mode=640",
 	};
-	struct ringd_conf *c = load_ok("good.ini", sets, 7);
+	struct ringd_conf *c = load_ok("good.ini", sets, 9);
 	char buf[160];
 
 	assert_int_equal(c->workers_n, sysconf(_SC_NPROCESSORS_ONLN));
 	assert_int_equal(c->backend, CONF_BACKEND_IO_URING);
+	assert_int_equal(c->max_connections, 10);
+	assert_int_equal(c->svc[1].socket_mode, 0640);
 	assert_int_equal(c->svc[0].nlisten, 2);
 	listen_addr_format(&c->svc[0].listen[1], buf, sizeof(buf));
 	assert_string_equal(buf, "udp://127.0.0.1:9");

@@ -45,14 +45,50 @@ static void test_conf_value_int_accepts_decimal_and_bounds(void **state)
 	assert_int_equal(int_ok("-9223372036854775808", 0, 0), INT64_MIN);
 }
 
-static void test_conf_value_int_reads_leading_zero_as_octal(void **state)
+static void test_conf_value_int_reads_leading_zero_as_decimal(void **state)
 {
-	assert_int_equal(int_ok("0660", 0, 0777), 0660);
-	assert_int_equal(int_ok("0777", 0, 0777), 0777);
-	assert_int_equal(int_ok("00", 0, 0777), 0);
-	int_bad("0778", 0, 0777, "not a number: '0778'");
-	int_bad("01000", 0, 0777, "out of range: 01000 (0..0777)");
+	assert_int_equal(int_ok("010", 0, 100), 10);
+	assert_int_equal(int_ok("0660", 0, 1000), 660);
+	assert_int_equal(int_ok("0099", 0, 100), 99);
+	assert_int_equal(int_ok("00", 0, 10), 0);
+	int_bad("0778", 0, 0777, "out of range: 0778 (0..511)");
 	int_bad("0x10", 0, 0, "not a number: '0x10'");
+}
+
+static int64_t mode_ok(const char *s)
+{
+	int64_t v = -1;
+
+	err[0] = '\0';
+	assert_int_equal(conf_parse_mode(s, 0777, &v, err, sizeof(err)), 0);
+	assert_string_equal(err, "");
+	return v;
+}
+
+static void mode_bad(const char *s, const char *msg)
+{
+	int64_t v = -12345;
+
+	assert_int_equal(conf_parse_mode(s, 0777, &v, err, sizeof(err)), -1);
+	assert_string_equal(err, msg);
+	assert_int_equal(v, -12345);
+}
+
+static void test_conf_value_mode_is_octal_with_or_without_zero(void **state)
+{
+	assert_int_equal(mode_ok("0660"), 0660);
+	assert_int_equal(mode_ok("660"), 0660);
+	assert_int_equal(mode_ok("0777"), 0777);
+	assert_int_equal(mode_ok("0"), 0);
+	assert_int_equal(mode_ok("00007"), 07);
+	mode_bad("0778", "not an octal file mode: '0778'");
+	mode_bad("01000", "out of range: 01000 (0..0777)");
+	mode_bad("", "not an octal file mode: ''");
+	mode_bad("-1", "not an octal file mode: '-1'");
+	mode_bad("+660", "not an octal file mode: '+660'");
+	mode_bad("0o660", "not an octal file mode: '0o660'");
+	mode_bad("77777777777777777777777", "out of range: "
+		 "77777777777777777777777 (0..0777)");
 }
 
 static void test_conf_value_int_refuses_junk_and_range(void **state)
@@ -255,9 +291,9 @@ static void test_conf_value_describe_keys(void **state)
 	describe(&k, "string, required");
 	k = (struct ringd_key){ .type = RINGD_KEY_STRING, .def = "" };
 	describe(&k, "string, default \"\"");
-	k = (struct ringd_key){ .type = RINGD_KEY_INT, .def = "0660",
+	k = (struct ringd_key){ .type = RINGD_KEY_INT, .def = "010",
 				.max = 0777 };
-	describe(&k, "int, default 0660, 0..0777");
+	describe(&k, "int, default 010, 0..511");
 	k = (struct ringd_key){ .type = RINGD_KEY_INT, .def = "65536", .min = 1,
 				.max = 1048576 };
 	describe(&k, "int, default 65536, 1..1048576");
@@ -272,7 +308,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_conf_value_int_accepts_decimal_and_bounds),
-		cmocka_unit_test(test_conf_value_int_reads_leading_zero_as_octal),
+		cmocka_unit_test(test_conf_value_int_reads_leading_zero_as_decimal),
+		cmocka_unit_test(test_conf_value_mode_is_octal_with_or_without_zero),
 		cmocka_unit_test(test_conf_value_int_refuses_junk_and_range),
 		cmocka_unit_test(test_conf_value_bool_forms),
 		cmocka_unit_test(test_conf_value_duration_units),
