@@ -119,9 +119,15 @@ static const struct unit duration_units[] = {
 	{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { NULL, 0 }
 };
 
+/* The lowercase spelling of each unit comes first: -K prints bounds
+ * with the first unit that fits. */
 static const struct unit size_units[] = {
-	{ "", 1 },	    { "k", 1024 },	  { "K", 1024 },
-	{ "m", 1048576 }, { "M", 1048576 }, { NULL, 0 }
+	{ "", 1 },
+	{ "k", 1024 },		  { "K", 1024 },
+	{ "m", 1048576 },	  { "M", 1048576 },
+	{ "g", 1073741824 },	  { "G", 1073741824 },
+	{ "t", 1099511627776 }, { "T", 1099511627776 },
+	{ NULL, 0 }
 };
 
 /* Writes v using the largest unit that divides it exactly. */
@@ -179,7 +185,8 @@ static int scaled_parse(const char *s, const struct unit *units,
 		if (u->name == NULL) {
 			snprintf(err, errlen, "unknown unit '%s' in '%s' (use %s)",
 				 s + nd, s,
-				 units == duration_units ? "ms, s, m, h" : "k, m");
+				 units == duration_units ? "ms, s, m, h" :
+							 "k, m, g, t");
 			return -1;
 		}
 		mult = u->mult;

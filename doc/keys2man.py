@@ -38,7 +38,7 @@ def main():
              'Errors are reported as FILE:LINE: [section] key: message, all at once;',
              '.B ringd \\-t',
              'checks a file without binding anything.',
-             'Durations take ms, s, m, h (a bare number is seconds); sizes take k, m.',
+             'Durations take ms, s, m, h (a bare number is seconds); sizes take k, m, g, t (1024-based).',
              'Numbers are decimal, a leading zero included (010 is ten);',
              'only a file mode (socket_mode) is octal, as chmod reads it.',
              'This page is generated from the tables that validate the file;',

@@ -189,10 +189,21 @@ static void test_conf_value_size_units(void **state)
 	assert_int_equal(v, 65536);
 	assert_int_equal(conf_parse_size("1m", 0, 0, &v, err, sizeof(err)), 0);
 	assert_int_equal(v, 1048576);
+	assert_int_equal(conf_parse_size("1g", 0, 0, &v, err, sizeof(err)), 0);
+	assert_int_equal(v, 1073741824);
+	assert_int_equal(conf_parse_size("3G", 0, 0, &v, err, sizeof(err)), 0);
+	assert_int_equal(v, 3221225472);
+	assert_int_equal(conf_parse_size("1t", 0, 0, &v, err, sizeof(err)), 0);
+	assert_int_equal(v, 1099511627776);
+	assert_int_equal(conf_parse_size("1p", 0, 0, &v, err, sizeof(err)), -1);
+	assert_string_equal(err, "unknown unit 'p' in '1p' (use k, m, g, t)");
+	assert_int_equal(conf_parse_size("5000000t", 0, 0, &v, err,
+					 sizeof(err)), 0);
+	assert_int_equal(conf_parse_size("9000000t", 0, 0, &v, err,
+					 sizeof(err)), -1);
+	assert_string_equal(err, "out of range: 9000000t");
 	assert_int_equal(conf_parse_size("2M", 0, 0, &v, err, sizeof(err)), 0);
 	assert_int_equal(v, 2097152);
-	assert_int_equal(conf_parse_size("1g", 0, 0, &v, err, sizeof(err)), -1);
-	assert_string_equal(err, "unknown unit 'g' in '1g' (use k, m)");
 	assert_int_equal(conf_parse_size("k", 0, 0, &v, err, sizeof(err)), -1);
 	assert_string_equal(err, "not a size: 'k'");
 	assert_int_equal(conf_parse_size("2m", 1024, 1048576, &v, err,
