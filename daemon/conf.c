@@ -103,9 +103,91 @@ static int conf_mode_set(struct conf_set *cs, const char *text, void *base)
 	return 0;
 }
 
+/* Appends one prefix to the list; 0 or -ENOMEM. */
+static int cidr_list_add(struct cidr_list *l, const struct cidr *c)
+{
+	struct cidr *v = reallocarray(l->v, l->n + 1, sizeof(*v));
+
+	if (v == NULL)
+		return -ENOMEM;
+	v[l->n++] = *c;
+	l->v = v;
+	return 0;
+}
+
+static void conf_cidr_item(struct conf_set *cs, struct cidr_list *l,
+			   const char *item, size_t len)
+{
+	char buf[128];
+	const char *why;
+	struct cidr c;
+
+	if (len >= sizeof(buf)) {
+		set_error(cs, "'%.*s...': not an IPv4 or IPv6 prefix", 40,
+			  item);
+		return;
+	}
+	memcpy(buf, item, len);
+	buf[len] = '\0';
+	if (cidr_parse(buf, &c, &why) < 0)
+		set_error(cs, "'%s': %s", buf, why);
+	else if (cidr_list_add(l, &c) < 0)
+		cs->ld->log.oom = true;
+}
+
+/* allow, deny: prefixes separated by commas, blanks or both (lines
+ * too, when continued). Every bad item is its own error; an empty item
+ * or a trailing comma is one too, since it most often hides a deleted
+ * entry. */
+static int conf_cidr_list_set(struct conf_set *cs, const char *text,
+			      void *base)
+{
+	struct cidr_list *l = (void *)((char *)base + cs->key->k.offset);
+	const char *p = text, *blank = " \t\n";
+	bool after_comma = false;
+	size_t len;
+
+	for (;;) {
+		p += strspn(p, blank);
+		if (*p == '\0') {
+			if (after_comma)
+				set_error(cs, "trailing comma");
+			break;
+		}
+		if (*p == ',') {
+			set_error(cs, "empty item in the list");
+			after_comma = true;
+			p++;
+			continue;
+		}
+		len = strcspn(p, ", \t\n");
+		conf_cidr_item(cs, l, p, len);
+		p += len;
+		p += strspn(p, blank);
+		after_comma = *p == ',';
+		p += after_comma;
+	}
+	return cs->nerr > 0 ? -1 : 0;
+}
+
+static void conf_cidr_list_release(const struct conf_key *ck, void *base)
+{
+	cidr_list_free((void *)((char *)base + ck->k.offset));
+}
+
 static int conf_listen_set(struct conf_set *cs, const char *text,
 			   void *base);
-static void conf_listen_release(void *base);
+static void conf_listen_release(const struct conf_key *ck, void *base);
+
+/* The help texts the [ringd] and service entries share. */
+#define ALLOW_HELP "sources admitted, CIDR prefixes (10.0.0.0/8, " \
+	"2001:db8::/32, a bare address) separated by commas or blanks, host " \
+	"bits zero; empty: everyone. deny wins over allow; unix: listeners " \
+	"are exempt"
+#define DENY_HELP "sources refused, CIDR prefixes as for allow; wins over " \
+	"allow; unix: listeners are exempt"
+#define PER_SOURCE_HELP "concurrent TCP connections from one source " \
+	"(IPv4 /32, IPv6 /64); 0: no limit"
 
 static const char *const backend_names[] = { "auto", "io_uring", "epoll",
 					      NULL };
@@ -162,6 +244,30 @@ const struct conf_key conf_core_keys[] = {
 		 .offset = offsetof(struct ringd_conf, udp_global_rate),
 		 .help = "UDP replies per second across all sources; 0: no "
 			 "cap" } },
+	{ .k = { .name = "allow", .type = RINGD_KEY_STRING, .def = "",
+		 .offset = offsetof(struct ringd_conf, allow),
+		 .help = ALLOW_HELP "; here: the default of every service "
+			 "that sets none" },
+	  .set = conf_cidr_list_set, .release = conf_cidr_list_release,
+	  .type = "CIDR list" },
+	{ .k = { .name = "deny", .type = RINGD_KEY_STRING, .def = "",
+		 .offset = offsetof(struct ringd_conf, deny),
+		 .help = DENY_HELP "; here: the default of every service "
+			 "that sets none" },
+	  .set = conf_cidr_list_set, .release = conf_cidr_list_release,
+	  .type = "CIDR list" },
+	{ .k = { .name = "max_connections_per_source", .type = RINGD_KEY_INT,
+		 .def = "0", .min = 0, .max = 1048576,
+		 .offset = offsetof(struct ringd_conf, max_per_source),
+		 .help = PER_SOURCE_HELP "; here: the default of every "
+			 "service" } },
+	{ .k = { .name = "max_buffered", .type = RINGD_KEY_SIZE, .def = "64m",
+		 .min = 65536, .max = 1099511627776,
+		 .offset = offsetof(struct ringd_conf, max_buffered),
+		 .help = "output queued across all connections, split evenly "
+			 "between workers; past it connections stop reading "
+			 "until it falls. 64m: a 1 GiB machine survives it "
+			 "with room for everything else" } },
 	{ .k = { .name = NULL } },
 };
 
@@ -186,6 +292,20 @@ const struct conf_key conf_service_keys[] = {
 			 "(660 is 0660); the only octal key, other numbers "
 			 "are decimal (010 is 10)" },
 	  .set = conf_mode_set, .type = "mode", .bounds = "0..0777" },
+	{ .k = { .name = "allow", .type = RINGD_KEY_STRING, .def = "",
+		 .offset = offsetof(struct service_conf, allow),
+		 .help = ALLOW_HELP },
+	  .set = conf_cidr_list_set, .release = conf_cidr_list_release,
+	  .type = "CIDR list", .inherit = true },
+	{ .k = { .name = "deny", .type = RINGD_KEY_STRING, .def = "",
+		 .offset = offsetof(struct service_conf, deny),
+		 .help = DENY_HELP },
+	  .set = conf_cidr_list_set, .release = conf_cidr_list_release,
+	  .type = "CIDR list", .inherit = true },
+	{ .k = { .name = "max_connections_per_source", .type = RINGD_KEY_INT,
+		 .def = "0", .min = 0, .max = 1048576,
+		 .offset = offsetof(struct service_conf, max_per_source),
+		 .help = PER_SOURCE_HELP }, .inherit = true },
 	{ .k = { .name = NULL } },
 };
 
@@ -324,6 +444,31 @@ static void daemon_key_store(struct loader *ld, const struct conf_key *ck,
 			  e != NULL && e->loc.set >= 0, base);
 }
 
+/* [ringd]'s entry for an inherited key, when it has a usable one. Its
+ * errors were reported when [ringd] was loaded (and fail the load), so
+ * the service's parse of the same text adds none of its own. */
+static const struct conf_entry *inherited_entry(struct loader *ld,
+						const struct conf_key *ck)
+{
+	const struct conf_section *core = conf_ini_section(&ld->ini, "ringd");
+	const struct conf_entry *e = conf_ini_entry(core, ck->k.name);
+
+	if (e == NULL || e->value == NULL)
+		return NULL;
+	return e;
+}
+
+static void daemon_key_inherit(struct loader *ld, const struct conf_key *ck,
+			       const struct conf_section *sec,
+			       const char *secname, void *base)
+{
+	const struct conf_entry *e = inherited_entry(ld, ck);
+
+	ld->log.mute++;
+	daemon_key_store(ld, ck, sec, secname, e, base);
+	ld->log.mute--;
+}
+
 /* Every key of a daemon table through one walk: found in sec, repeats
  * refused unless allowed, required ones reported at the section header,
  * each value (every one of a repeat key) set, defaults applied. */
@@ -337,6 +482,10 @@ static void daemon_keys_apply(struct loader *ld, struct conf_section *sec,
 
 		if (first == NULL && ck->k.def == NULL) {
 			key_missing(ld, sec, secname, ck->k.name);
+			continue;
+		}
+		if (first == NULL && ck->inherit) {
+			daemon_key_inherit(ld, ck, sec, secname, base);
 			continue;
 		}
 		if (first == NULL || !ck->repeat) {
@@ -357,7 +506,7 @@ static void daemon_keys_free(const struct conf_key *keys, void *base)
 {
 	for (const struct conf_key *ck = keys; ck->k.name != NULL; ck++) {
 		if (ck->release != NULL)
-			ck->release(base);
+			ck->release(ck, base);
 		else if (ck->set == NULL)
 			conf_value_free(&ck->k, base);
 	}
@@ -470,7 +619,7 @@ static int conf_listen_set(struct conf_set *cs, const char *text, void *base)
 	return cs->nerr > 0 ? -1 : 0;
 }
 
-static void conf_listen_release(void *base)
+static void conf_listen_release(const struct conf_key *ck, void *base)
 {
 	struct service_conf *svc = base;
 
@@ -789,6 +938,9 @@ void conf_print_daemon_keys(FILE *f, const char *title,
 		if (k[i].bounds != NULL)
 			snprintf(rows[i].bounds, sizeof(rows[i].bounds), "%s",
 				 k[i].bounds);
+		if (k[i].inherit)
+			snprintf(rows[i].def, sizeof(rows[i].def),
+				 "default [ringd]");
 	}
 	rows_print(f, title, rows, n);
 	free(rows);

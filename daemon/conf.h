@@ -12,6 +12,7 @@
 
 #include <ringd/plugin.h>
 
+#include "cidr.h"
 #include "conf_err.h"
 #include "conf_value.h"
 #include "listen_addr.h"
@@ -29,6 +30,11 @@ struct service_conf {
 	char *plugin_name;
 	int64_t idle_timeout_ms;
 	int64_t socket_mode;
+	/* Effective admission keys: the section's own when it sets them,
+	 * else [ringd]'s (a copy this service owns). Empty allow admits
+	 * everyone; deny wins over allow; unix: listeners are exempt. */
+	struct cidr_list allow, deny;
+	int64_t max_per_source; /* max_connections_per_source; 0: none */
 
 	void *pconf; /* plugin->p->config_size bytes, keys parsed, checked */
 	bool checked; /* release() is owed */
@@ -51,6 +57,11 @@ struct ringd_conf {
 	int64_t udp_rate;        /* replies per second per source */
 	int64_t udp_burst;
 	int64_t udp_global_rate; /* replies per second in all; 0: no cap */
+	/* The defaults of every service's allow, deny and
+	 * max_connections_per_source; services hold their effective copy. */
+	struct cidr_list allow, deny;
+	int64_t max_per_source;
+	int64_t max_buffered;    /* bytes of output queued in all workers */
 
 	struct service_conf *svc;
 	size_t nsvc;
@@ -75,10 +86,14 @@ struct conf_key {
 	int (*set)(struct conf_set *cs, const char *text, void *base);
 	/* Frees what set stored in base; NULL: nothing to free, or the
 	 * generic STRING/PATH free. */
-	void (*release)(void *base);
+	void (*release)(const struct conf_key *ck, void *base);
 	const char *type;   /* -K's type column; NULL: the generic name */
 	const char *bounds; /* -K's bounds column; NULL: from k */
 	bool repeat;        /* may appear more than once */
+	/* A service key that [ringd] sets for every service: absent from a
+	 * section, the value is [ringd]'s (its text, parsed again, so the
+	 * service owns what it holds), else k.def. */
+	bool inherit;
 };
 
 /* The key tables, also printed by -K. */

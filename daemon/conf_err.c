@@ -104,6 +104,8 @@ void conf_err_at(struct conf_errlog *log, const struct conf_loc *loc,
 	struct conf_lerr *le;
 	va_list ap;
 
+	if (log->mute > 0)
+		return;
 	err_where(log, loc, where, sizeof(where));
 	if (sec != NULL)
 		snprintf(what, sizeof(what), " [%s]%s%s", sec, key ? " " : "",

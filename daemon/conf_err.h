@@ -37,12 +37,15 @@ struct conf_lerr;
 
 /* The errors of one load. file and sets are borrowed for the log's
  * lifetime: messages name them. oom is set when anything, an error
- * included, could not be stored. */
+ * included, could not be stored. While mute is non-zero errors are
+ * dropped: for text parsed a second time whose errors are already
+ * recorded once. */
 struct conf_errlog {
 	const char *file;
 	const char *const *sets;
 	struct conf_lerr *err;
 	size_t n, cap;
+	unsigned mute;
 	bool oom;
 };
 

@@ -27,8 +27,10 @@ def test_check_good_file(ctx):
     hold.bind(('127.0.0.1', 0))
     hold.listen(1)
     port = hold.getsockname()[1]
-    path = _write(ctx, _core(ctx) + '\n[echo]\nlisten = tcp://127.0.0.1:%d, udp://127.0.0.1:0\n'
-                  'idle_timeout = 60s\n' % port)
+    path = _write(ctx, _core(ctx) + 'allow = 127.0.0.0/8, ::1\nmax_buffered = 1g\n'
+                  'max_connections_per_source = 4\n'
+                  '\n[echo]\nlisten = tcp://127.0.0.1:%d, udp://127.0.0.1:0\n'
+                  'idle_timeout = 60s\ndeny = 10.0.0.0/8 ::ffff:192.0.2.0/120\n' % port)
     r = ctx.run(['-c', path, '-t'])
     out = r.stdout + r.stderr
     assert r.returncode == 0, 'exit %d:\n%s' % (r.returncode, out)
@@ -84,6 +86,17 @@ BAD = [
     # the rest of the section is still checked.
     ('plugin line with a NUL byte', '[ringd]\n[echo]\nplugin = ec\0ho\n'
      'listen = tcp://127.0.0.1:99999\n', [(3, ['NUL byte']), (4, ['listen'])]),
+    # Every bad allow/deny item is its own error, in [ringd] and in a
+    # service; a service inheriting [ringd]'s does not repeat them.
+    ('bad allow and deny items', '[ringd]\nallow = 10.0.0.0/33, localhost,\n'
+     '[echo]\nlisten = tcp://127.0.0.1:0\ndeny = 10.0.0.1/8 , , ::/129\n'
+     'max_connections_per_source = -1\n',
+     [(2, ["'10.0.0.0/33'", 'past 32']), (2, ["'localhost'", 'host names']),
+      (2, ['trailing comma']), (5, ["'10.0.0.1/8'", 'host bits']),
+      (5, ['empty item']), (5, ["'::/129'", 'past 128']),
+      (6, ['max_connections_per_source'])]),
+    ('max_buffered below its bound', '[ringd]\nmax_buffered = 1k\n[echo]\n'
+     'listen = tcp://127.0.0.1:0\n', [(2, ['max_buffered', '64k..1t'])]),
     # A plugin's own check() runs even when another key of its section is
     # wrong, so the operator sees every error in one pass.
     ('plugin check beside a core key error', '[ringd]\n[qotd]\n'

@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,6 +270,70 @@ static void test_conf_load_applies_defaults(void **state)
 	conf_free(c);
 }
 
+static void assert_cidr(const struct cidr_list *l, size_t i, int family,
+			const char *text, unsigned len)
+{
+	char buf[INET6_ADDRSTRLEN];
+
+	assert_true(i < l->n);
+	assert_int_equal(l->v[i].family, family);
+	assert_non_null(inet_ntop(family, l->v[i].addr, buf, sizeof(buf)));
+	assert_string_equal(buf, text);
+	assert_int_equal(l->v[i].len, len);
+}
+
+static void test_conf_load_admission_keys_inherit_from_ringd(void **state)
+{
+	struct ringd_conf *c = load_ok("acl.ini", NULL, 0);
+	const struct service_conf *a = &c->svc[0], *b = &c->svc[1];
+
+	assert_int_equal(c->max_buffered, 1073741824);
+	assert_int_equal(c->max_per_source, 4);
+	assert_int_equal(c->allow.n, 2);
+	assert_cidr(&c->allow, 1, AF_INET6, "2001:db8::", 32);
+	/* A service that sets none holds its own copy of [ringd]'s. */
+	assert_int_equal(a->allow.n, 2);
+	assert_ptr_not_equal(a->allow.v, c->allow.v);
+	assert_cidr(&a->allow, 0, AF_INET, "10.0.0.0", 8);
+	assert_cidr(&a->allow, 1, AF_INET6, "2001:db8::", 32);
+	assert_int_equal(a->deny.n, 1);
+	assert_cidr(&a->deny, 0, AF_INET, "10.9.0.0", 16);
+	assert_int_equal(a->max_per_source, 4);
+	/* A section's own value, an empty one and 0 included, wins. */
+	assert_int_equal(b->allow.n, 3);
+	assert_cidr(&b->allow, 0, AF_INET, "192.0.2.0", 24);
+	assert_cidr(&b->allow, 1, AF_INET, "198.51.100.0", 24);
+	assert_cidr(&b->allow, 2, AF_INET6, "::1", 128);
+	assert_int_equal(b->deny.n, 0);
+	assert_int_equal(b->max_per_source, 0);
+	conf_free(c);
+
+	/* Without [ringd]: everyone admitted, no limit, 64 MiB. */
+	c = load_ok("check.ini", (const char *const[]){ "a.token=ok",
+							"b.count=1",
+							"b.mode=fast" }, 3);
+	assert_int_equal(c->max_buffered, 64 << 20);
+	assert_int_equal(c->allow.n + c->deny.n, 0);
+	assert_int_equal(c->svc[0].allow.n + c->svc[0].deny.n, 0);
+	assert_int_equal(c->svc[0].max_per_source, 0);
+	conf_free(c);
+
+	/* -s on [ringd] reaches the services that inherit. */
+	c = load_ok("acl.ini", (const char *const[]){
+			    "ringd.allow=192.0.2.0/25",
+			    "ringd.max_connections_per_source=9" }, 2);
+	assert_int_equal(c->svc[0].allow.n, 1);
+	assert_cidr(&c->svc[0].allow, 0, AF_INET, "192.0.2.0", 25);
+	assert_int_equal(c->svc[0].max_per_source, 9);
+	assert_int_equal(c->svc[1].allow.n, 3);
+	conf_free(c);
+}
+
+static void test_conf_load_admission_key_errors(void **state)
+{
+	expect_errors("acl_errors.ini", NULL, 0, "acl_errors.txt");
+}
+
 static void test_conf_load_resolves_paths_against_ini_dir(void **state)
 {
 	char cwd[512], want[600];
@@ -477,8 +542,8 @@ static void test_conf_print_keys_aligned(void **state)
 	f = open_memstream(&got, &len);
 	conf_print_daemon_keys(f, "[ringd]", conf_core_keys);
 	fclose(f);
-	assert_non_null(strstr(got, "\n  backend           enum      default "
-				    "auto"));
+	assert_non_null(strstr(got, "\n  backend                     enum       "
+				    "default auto"));
 	assert_non_null(strstr(got, "default " RINGD_PLUGIN_DIR));
 	assert_non_null(strstr(got, "per-worker SO_REUSEPORT listeners instead "
 				    "of one shared listener\n"));
@@ -495,6 +560,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_conf_load_good_file_typed_values),
 		cmocka_unit_test(test_conf_load_applies_defaults),
+		cmocka_unit_test(test_conf_load_admission_keys_inherit_from_ringd),
+		cmocka_unit_test(test_conf_load_admission_key_errors),
 		cmocka_unit_test(test_conf_load_resolves_paths_against_ini_dir),
 		cmocka_unit_test(test_conf_load_set_overrides),
 		cmocka_unit_test(test_conf_load_set_errors),
