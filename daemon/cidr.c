@@ -43,7 +43,8 @@ static int prefix_len_parse(const char *s, unsigned max, unsigned *out,
 static bool host_bits_clear(const uint8_t *addr, unsigned len, size_t size)
 {
 	for (size_t i = len / 8; i < size; i++) {
-		uint8_t keep = i == len / 8 ? (uint8_t)(0xff00 >> (len % 8)) : 0;
+		uint8_t keep =
+			i == len / 8 ? (uint8_t)(0xff00 >> (len % 8)) : 0;
 
 		if (addr[i] & ~keep)
 			return false;

@@ -36,18 +36,17 @@ struct loader {
 struct conf_set {
 	struct loader *ld;
 	const struct conf_key *key;
-	const struct conf_section *sec;
 	const char *secname;
 	const struct conf_loc *loc;
 	unsigned nerr; /* errors reported for this value */
 };
 
-static void set_error(struct conf_set *cs, const char *fmt, ...)
+static void conf_set_error(struct conf_set *cs, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /* Every error of a setter is located at its value and named after its
  * key: "FILE:LINE: [section] key: message". */
-static void set_error(struct conf_set *cs, const char *fmt, ...)
+static void conf_set_error(struct conf_set *cs, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -76,13 +75,15 @@ static int conf_workers_set(struct conf_set *cs, const char *text,
 		return 0;
 	}
 	if (!isdigit((unsigned char)text[0])) {
-		set_error(cs, "expected auto or a number %" PRId64 "..%" PRId64
-			  ": '%s'", k->min, k->max, text);
+		conf_set_error(cs,
+			       "expected auto or a number %" PRId64 "..%" PRId64
+			       ": '%s'",
+			       k->min, k->max, text);
 		return -1;
 	}
 	if (conf_parse_int(text, k->min, k->max, &c->workers_n, why,
 			   sizeof(why)) < 0) {
-		set_error(cs, "%s", why);
+		conf_set_error(cs, "%s", why);
 		return -1;
 	}
 	return 0;
@@ -96,7 +97,7 @@ static int conf_mode_set(struct conf_set *cs, const char *text, void *base)
 	int64_t v;
 
 	if (conf_parse_mode(text, k->max, &v, why, sizeof(why)) < 0) {
-		set_error(cs, "%s", why);
+		conf_set_error(cs, "%s", why);
 		return -1;
 	}
 	memcpy((char *)base + k->offset, &v, sizeof(v));
@@ -104,7 +105,7 @@ static int conf_mode_set(struct conf_set *cs, const char *text, void *base)
 }
 
 /* Appends one prefix to the list; 0 or -ENOMEM. */
-static int cidr_list_add(struct cidr_list *l, const struct cidr *c)
+static int conf_cidr_add(struct cidr_list *l, const struct cidr *c)
 {
 	struct cidr *v = reallocarray(l->v, l->n + 1, sizeof(*v));
 
@@ -123,15 +124,15 @@ static void conf_cidr_item(struct conf_set *cs, struct cidr_list *l,
 	struct cidr c;
 
 	if (len >= sizeof(buf)) {
-		set_error(cs, "'%.*s...': not an IPv4 or IPv6 prefix", 40,
-			  item);
+		conf_set_error(cs, "'%.*s...': not an IPv4 or IPv6 prefix", 40,
+			       item);
 		return;
 	}
 	memcpy(buf, item, len);
 	buf[len] = '\0';
 	if (cidr_parse(buf, &c, &why) < 0)
-		set_error(cs, "'%s': %s", buf, why);
-	else if (cidr_list_add(l, &c) < 0)
+		conf_set_error(cs, "'%s': %s", buf, why);
+	else if (conf_cidr_add(l, &c) < 0)
 		cs->ld->log.oom = true;
 }
 
@@ -151,11 +152,11 @@ static int conf_cidr_list_set(struct conf_set *cs, const char *text,
 		p += strspn(p, blank);
 		if (*p == '\0') {
 			if (after_comma)
-				set_error(cs, "trailing comma");
+				conf_set_error(cs, "trailing comma");
 			break;
 		}
 		if (*p == ',') {
-			set_error(cs, "empty item in the list");
+			conf_set_error(cs, "empty item in the list");
 			after_comma = true;
 			p++;
 			continue;
@@ -405,8 +406,8 @@ static void key_missing(struct loader *ld, const struct conf_section *sec,
 
 /* Parses every key of a plugin's table found in sec (or its default)
  * into base. */
-static void plugin_keys_apply(struct loader *ld, struct conf_section *sec,
-			      const struct ringd_key *keys, void *base)
+static void conf_plugin_keys_apply(struct loader *ld, struct conf_section *sec,
+				   const struct ringd_key *keys, void *base)
 {
 	for (const struct ringd_key *k = keys; k && k->name != NULL; k++) {
 		struct conf_entry *e = key_entries(ld, sec, sec->name,
@@ -426,16 +427,15 @@ static void plugin_keys_apply(struct loader *ld, struct conf_section *sec,
 }
 
 /* One value of a daemon key: its setter, or the generic parser. */
-static void daemon_key_store(struct loader *ld, const struct conf_key *ck,
-			     const struct conf_section *sec,
-			     const char *secname, const struct conf_entry *e,
-			     void *base)
+static void conf_key_store(struct loader *ld, const struct conf_key *ck,
+			   const struct conf_section *sec, const char *secname,
+			   const struct conf_entry *e, void *base)
 {
 	const struct conf_loc *loc = e != NULL ? &e->loc :
 				     sec != NULL ? &sec->loc : NULL;
 	const char *text = e != NULL ? e->value : ck->k.def;
-	struct conf_set cs = { .ld = ld, .key = ck, .sec = sec,
-			       .secname = secname, .loc = loc };
+	struct conf_set cs = { .ld = ld, .key = ck, .secname = secname,
+			       .loc = loc };
 
 	if (ck->set != NULL)
 		ck->set(&cs, text, base);
@@ -447,8 +447,8 @@ static void daemon_key_store(struct loader *ld, const struct conf_key *ck,
 /* [ringd]'s entry for an inherited key, when it has a usable one. Its
  * errors were reported when [ringd] was loaded (and fail the load), so
  * the service's parse of the same text adds none of its own. */
-static const struct conf_entry *inherited_entry(struct loader *ld,
-						const struct conf_key *ck)
+static const struct conf_entry *conf_inherited_entry(struct loader *ld,
+						     const struct conf_key *ck)
 {
 	const struct conf_section *core = conf_ini_section(&ld->ini, "ringd");
 	const struct conf_entry *e = conf_ini_entry(core, ck->k.name);
@@ -458,23 +458,23 @@ static const struct conf_entry *inherited_entry(struct loader *ld,
 	return e;
 }
 
-static void daemon_key_inherit(struct loader *ld, const struct conf_key *ck,
-			       const struct conf_section *sec,
-			       const char *secname, void *base)
+static void conf_key_inherit(struct loader *ld, const struct conf_key *ck,
+			     const struct conf_section *sec,
+			     const char *secname, void *base)
 {
-	const struct conf_entry *e = inherited_entry(ld, ck);
+	const struct conf_entry *e = conf_inherited_entry(ld, ck);
 
 	ld->log.mute++;
-	daemon_key_store(ld, ck, sec, secname, e, base);
+	conf_key_store(ld, ck, sec, secname, e, base);
 	ld->log.mute--;
 }
 
 /* Every key of a daemon table through one walk: found in sec, repeats
  * refused unless allowed, required ones reported at the section header,
  * each value (every one of a repeat key) set, defaults applied. */
-static void daemon_keys_apply(struct loader *ld, struct conf_section *sec,
-			      const char *secname,
-			      const struct conf_key *keys, void *base)
+static void conf_keys_apply(struct loader *ld, struct conf_section *sec,
+			    const char *secname, const struct conf_key *keys,
+			    void *base)
 {
 	for (const struct conf_key *ck = keys; ck->k.name != NULL; ck++) {
 		struct conf_entry *first = key_entries(ld, sec, secname,
@@ -485,24 +485,24 @@ static void daemon_keys_apply(struct loader *ld, struct conf_section *sec,
 			continue;
 		}
 		if (first == NULL && ck->inherit) {
-			daemon_key_inherit(ld, ck, sec, secname, base);
+			conf_key_inherit(ld, ck, sec, secname, base);
 			continue;
 		}
 		if (first == NULL || !ck->repeat) {
 			if (first == NULL || first->value != NULL)
-				daemon_key_store(ld, ck, sec, secname, first,
-						 base);
+				conf_key_store(ld, ck, sec, secname, first,
+					       base);
 			continue;
 		}
 		for (size_t i = first - sec->e; i < sec->n; i++)
 			if (strcmp(sec->e[i].key, ck->k.name) == 0 &&
 			    sec->e[i].value != NULL)
-				daemon_key_store(ld, ck, sec, secname,
-						 &sec->e[i], base);
+				conf_key_store(ld, ck, sec, secname, &sec->e[i],
+					       base);
 	}
 }
 
-static void daemon_keys_free(const struct conf_key *keys, void *base)
+static void conf_keys_free(const struct conf_key *keys, void *base)
 {
 	for (const struct conf_key *ck = keys; ck->k.name != NULL; ck++) {
 		if (ck->release != NULL)
@@ -529,7 +529,7 @@ static void conf_core_load(struct loader *ld, const char *default_plugin_dir)
 	struct ringd_conf *c = ld->conf;
 	struct conf_section *sec = conf_ini_section(&ld->ini, "ringd");
 
-	daemon_keys_apply(ld, sec, "ringd", conf_core_keys, c);
+	conf_keys_apply(ld, sec, "ringd", conf_core_keys, c);
 	if (default_plugin_dir != NULL &&
 	    conf_ini_entry(sec, "plugin_dir") == NULL) {
 		free(c->plugin_dir);
@@ -578,8 +578,8 @@ static void conf_addr_seen(struct conf_set *cs, const struct listen_addr *a)
 		else
 			snprintf(where, sizeof(where), "at line %u",
 				 o->loc.line);
-		set_error(cs, "%s: address already used by [%s] %s", s->text,
-			  o->sec, where);
+		conf_set_error(cs, "%s: address already used by [%s] %s",
+			       s->text, o->sec, where);
 		break;
 	}
 	ld->naddr++;
@@ -601,7 +601,7 @@ static int conf_listen_set(struct conf_set *cs, const char *text, void *base)
 	     tok = strtok_r(NULL, ", \t\n", &save)) {
 		none = false;
 		if (listen_addr_parse(tok, &a, why, sizeof(why)) < 0) {
-			set_error(cs, "%s", why);
+			conf_set_error(cs, "%s", why);
 			continue;
 		}
 		grown = reallocarray(svc->listen, svc->nlisten + 1, sizeof(a));
@@ -614,7 +614,7 @@ static int conf_listen_set(struct conf_set *cs, const char *text, void *base)
 		conf_addr_seen(cs, &a);
 	}
 	if (none)
-		set_error(cs, "no address given");
+		conf_set_error(cs, "no address given");
 	free(copy);
 	return cs->nerr > 0 ? -1 : 0;
 }
@@ -735,7 +735,7 @@ static void conf_service_load(struct loader *ld, struct conf_section *sec,
 	svc->file = ld->conf->path;
 	svc->line = sec->loc.line;
 	svc->name = strdup(sec->name);
-	daemon_keys_apply(ld, sec, sec->name, conf_service_keys, svc);
+	conf_keys_apply(ld, sec, sec->name, conf_service_keys, svc);
 	if (svc->plugin_name != NULL && svc->plugin_name[0] == '\0') {
 		free(svc->plugin_name);
 		svc->plugin_name = strdup(sec->name);
@@ -753,7 +753,7 @@ static void conf_service_load(struct loader *ld, struct conf_section *sec,
 	 * elsewhere in the section (a bad listen, say) does not touch its
 	 * config, so it still runs and the operator sees all errors at once. */
 	nerr = ld->log.n;
-	plugin_keys_apply(ld, sec, svc->plugin->p->keys, svc->pconf);
+	conf_plugin_keys_apply(ld, sec, svc->plugin->p->keys, svc->pconf);
 	if (ld->log.n == nerr && !sec->broken)
 		conf_plugin_check(ld, sec, svc);
 	conf_transports_check(ld, sec, svc, first);
@@ -816,7 +816,7 @@ int conf_load(const char *path, const char *const *sets, size_t nsets,
 	return 0;
 }
 
-static void service_free(struct service_conf *s)
+static void conf_service_free(struct service_conf *s)
 {
 	const struct ringd_plugin *p = s->plugin ? s->plugin->p : NULL;
 
@@ -828,7 +828,7 @@ static void service_free(struct service_conf *s)
 	}
 	free(s->pconf);
 	free(s->name);
-	daemon_keys_free(conf_service_keys, s);
+	conf_keys_free(conf_service_keys, s);
 }
 
 /* Plugins are closed last: release() and the key tables live in them. */
@@ -837,9 +837,9 @@ void conf_free(struct ringd_conf *c)
 	if (c == NULL)
 		return;
 	for (size_t i = 0; i < c->nsvc; i++)
-		service_free(&c->svc[i]);
+		conf_service_free(&c->svc[i]);
 	free(c->svc);
-	daemon_keys_free(conf_core_keys, c);
+	conf_keys_free(conf_core_keys, c);
 	plugin_set_free(&c->plugins);
 	free(c->path);
 	free(c);
@@ -883,9 +883,10 @@ static void rows_print(FILE *f, const char *title, const struct key_row *r,
 	fprintf(f, "%s\n", title);
 	for (size_t i = 0; i < n; i++) {
 		over = MAX(0, (int)strlen(r[i].def) - wdef);
-		len = snprintf(line, sizeof(line), "  %-*s  %-*s  %-*s  %-*s  %s",
-			       wname, r[i].name, wtype, r[i].type, wdef,
-			       r[i].def, MAX(0, wbounds - over), r[i].bounds,
+		len = snprintf(line, sizeof(line),
+			       "  %-*s  %-*s  %-*s  %-*s  %s", wname, r[i].name,
+			       wtype, r[i].type, wdef, r[i].def,
+			       MAX(0, wbounds - over), r[i].bounds,
 			       r[i].help ? r[i].help : "");
 		len = MIN(len, (int)sizeof(line) - 1);
 		/* Columns left empty at the end pad nothing. */

@@ -19,7 +19,7 @@ enum sec_state { SEC_NONE, SEC_OK, SEC_IGNORED };
 
 /* The reader's view of the current line, mirroring what inih will do
  * with it, so the handler knows where a value belongs. */
-struct ini_reader {
+struct reader {
 	struct conf_ini *ini;
 	struct conf_errlog *log;
 	FILE *f;
@@ -43,9 +43,8 @@ struct conf_section *conf_ini_section(const struct conf_ini *ini,
 	return NULL;
 }
 
-static struct conf_section *section_add(struct conf_ini *ini,
-					const char *name, size_t len,
-					struct conf_loc loc)
+static struct conf_section *section_add(struct conf_ini *ini, const char *name,
+					size_t len, struct conf_loc loc)
 {
 	struct conf_section *s;
 
@@ -140,7 +139,7 @@ static void comment_strip(char *s)
 	rstrip(s);
 }
 
-static int header_check(struct ini_reader *rd, char *s)
+static int header_check(struct reader *rd, char *s)
 {
 	struct conf_loc loc = conf_loc_line(rd->line);
 	char *end = strchr(s, ']');
@@ -150,15 +149,18 @@ static int header_check(struct ini_reader *rd, char *s)
 	rd->prev_ok = false;
 	rd->state = SEC_IGNORED;
 	if (end == NULL || end[1] != '\0') {
-		conf_err_at(rd->log, &loc, NULL, NULL, end == NULL ?
-		       "expected ']' at the end of the section header" :
-		       "unexpected text after ']'");
+		conf_err_at(rd->log, &loc, NULL, NULL,
+			    end == NULL ? "expected ']' at the end of the "
+					  "section header"
+					: "unexpected text after ']'");
 		return -1;
 	}
 	len = end - s - 1;
 	if (!word_valid(s + 1, len)) {
-		conf_err_at(rd->log, &loc, NULL, NULL, "invalid section name '%.*s' (use "
-		       "letters, digits, '_' and '-')", (int)len, s + 1);
+		conf_err_at(rd->log, &loc, NULL, NULL,
+			    "invalid section name '%.*s' (use "
+			    "letters, digits, '_' and '-')",
+			    (int)len, s + 1);
 		return -1;
 	}
 	*end = '\0';
@@ -167,7 +169,8 @@ static int header_check(struct ini_reader *rd, char *s)
 	rd->have_prev = false;
 	if (first != NULL) {
 		conf_err_at(rd->log, &loc, first->name, NULL,
-		       "duplicate section (first at line %u)", first->loc.line);
+			    "duplicate section (first at line %u)",
+			    first->loc.line);
 		return 0;
 	}
 	if (section_add(rd->ini, s + 1, len, loc) == NULL) {
@@ -179,7 +182,7 @@ static int header_check(struct ini_reader *rd, char *s)
 	return 0;
 }
 
-static int keyline_check(struct ini_reader *rd, char *s)
+static int keyline_check(struct reader *rd, char *s)
 {
 	struct conf_loc loc = conf_loc_line(rd->line);
 	char *eq = s + strcspn(s, "=:");
@@ -187,24 +190,28 @@ static int keyline_check(struct ini_reader *rd, char *s)
 
 	rd->prev_ok = false;
 	if (*eq != '=') {
-		conf_err_at(rd->log, &loc, NULL, NULL, "expected 'key = value', "
-		       "'[section]' or a comment");
+		conf_err_at(rd->log, &loc, NULL, NULL,
+			    "expected 'key = value', "
+			    "'[section]' or a comment");
 		return -1;
 	}
 	while (end > s && isspace((unsigned char)end[-1]))
 		end--;
 	if (end == s) {
-		conf_err_at(rd->log, &loc, NULL, NULL, "missing key name before '='");
+		conf_err_at(rd->log, &loc, NULL, NULL,
+			    "missing key name before '='");
 		return -1;
 	}
 	if (!word_valid(s, end - s)) {
-		conf_err_at(rd->log, &loc, NULL, NULL, "invalid key name '%.*s'",
-		       (int)(end - s), s);
+		conf_err_at(rd->log, &loc, NULL, NULL,
+			    "invalid key name '%.*s'", (int)(end - s), s);
 		return -1;
 	}
 	if (rd->state == SEC_NONE) {
-		conf_err_at(rd->log, &loc, NULL, NULL, "key '%.*s' outside any section "
-		       "(add a [section] header above it)", (int)(end - s), s);
+		conf_err_at(rd->log, &loc, NULL, NULL,
+			    "key '%.*s' outside any section "
+			    "(add a [section] header above it)",
+			    (int)(end - s), s);
 		return -1;
 	}
 	if (rd->state == SEC_IGNORED)
@@ -217,7 +224,7 @@ static int keyline_check(struct ini_reader *rd, char *s)
 /* A line inih cannot take (too long, or with a NUL byte) is refused
  * whole; a key on it still counts as present, so it is not reported
  * missing as well. */
-static void line_refuse(struct ini_reader *rd, char *s, const char *why)
+static void line_refuse(struct reader *rd, char *s, const char *why)
 {
 	struct conf_loc loc = conf_loc_line(rd->line);
 	size_t len;
@@ -239,7 +246,7 @@ static void line_refuse(struct ini_reader *rd, char *s, const char *why)
 }
 
 /* Returns 0 when inih may see the line, -1 when it gets a blank line. */
-static int line_check(struct ini_reader *rd, char *line)
+static int line_check(struct reader *rd, char *line)
 {
 	char *s = lskip(line);
 
@@ -258,9 +265,9 @@ static int line_check(struct ini_reader *rd, char *line)
 
 /* inih's reader: one whole line per call, so inih's line count and ours
  * agree, after our own syntax check. */
-static char *ini_line_read(char *buf, int num, void *stream)
+static char *conf_ini_reader(char *buf, int num, void *stream)
 {
-	struct ini_reader *rd = stream;
+	struct reader *rd = stream;
 	/* getdelim(), not getline(): the same call, but glibc may inline
 	 * getline() into __getdelim(), and test_conf wraps this symbol. */
 	ssize_t n = getdelim(&rd->raw, &rd->rawcap, '\n', rd->f);
@@ -275,7 +282,7 @@ static char *ini_line_read(char *buf, int num, void *stream)
 			rd->read_failed = true;
 			loc = conf_loc_line(rd->line + 1);
 			conf_err_at(rd->log, &loc, NULL, NULL, "read error: %s",
-			       strerror(errno));
+				    strerror(errno));
 		}
 		return NULL;
 	}
@@ -310,10 +317,10 @@ static int entry_append(struct conf_entry *e, const char *more)
 	return 0;
 }
 
-static int ini_value_store(void *user, const char *section, const char *name,
-			const char *value)
+static int conf_ini_store(void *user, const char *section, const char *name,
+			  const char *value)
 {
-	struct ini_reader *rd = user;
+	struct reader *rd = user;
 	struct conf_section *sec;
 	int rc;
 
@@ -338,7 +345,7 @@ static int ini_value_store(void *user, const char *section, const char *name,
 /* O_NONBLOCK so that a FIFO fails the regular-file check instead of
  * hanging ringd -t in open(); a device such as /dev/zero would otherwise
  * be read without end. */
-static FILE *ini_file_open(struct ini_reader *rd)
+static FILE *conf_ini_open(struct reader *rd)
 {
 	struct conf_loc loc = conf_loc_line(0);
 	int fd = open(rd->log->file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -346,11 +353,13 @@ static FILE *ini_file_open(struct ini_reader *rd)
 	FILE *f;
 
 	if (fd < 0) {
-		conf_err_at(rd->log, &loc, NULL, NULL, "cannot open: %s", strerror(errno));
+		conf_err_at(rd->log, &loc, NULL, NULL, "cannot open: %s",
+			    strerror(errno));
 		return NULL;
 	}
 	if (fstat(fd, &st) < 0) {
-		conf_err_at(rd->log, &loc, NULL, NULL, "cannot stat: %s", strerror(errno));
+		conf_err_at(rd->log, &loc, NULL, NULL, "cannot stat: %s",
+			    strerror(errno));
 		close(fd);
 		return NULL;
 	}
@@ -361,7 +370,8 @@ static FILE *ini_file_open(struct ini_reader *rd)
 	}
 	f = fdopen(fd, "r");
 	if (f == NULL) {
-		conf_err_at(rd->log, &loc, NULL, NULL, "cannot open: %s", strerror(errno));
+		conf_err_at(rd->log, &loc, NULL, NULL, "cannot open: %s",
+			    strerror(errno));
 		close(fd);
 	}
 	return f;
@@ -369,14 +379,14 @@ static FILE *ini_file_open(struct ini_reader *rd)
 
 int conf_ini_read(struct conf_ini *ini, struct conf_errlog *log)
 {
-	struct ini_reader rdv = { .ini = ini, .log = log }, *rd = &rdv;
+	struct reader rdv = { .ini = ini, .log = log }, *rd = &rdv;
 	struct conf_loc loc = conf_loc_line(0);
 	int rc;
 
-	rd->f = ini_file_open(rd);
+	rd->f = conf_ini_open(rd);
 	if (rd->f == NULL)
 		return -1;
-	rc = ini_parse_stream(ini_line_read, rd, ini_value_store, rd);
+	rc = ini_parse_stream(conf_ini_reader, rd, conf_ini_store, rd);
 	fclose(rd->f);
 	rd->f = NULL;
 	free(rd->raw);
@@ -424,7 +434,8 @@ void conf_ini_set(struct conf_ini *ini, struct conf_errlog *log, int idx)
 
 	if (dot == NULL || eq == NULL || dot > eq ||
 	    !word_valid(arg, dot - arg) || !word_valid(dot + 1, eq - dot - 1)) {
-		conf_err_at(log, &loc, NULL, NULL, "expected SECTION.KEY=VALUE");
+		conf_err_at(log, &loc, NULL, NULL,
+			    "expected SECTION.KEY=VALUE");
 		return;
 	}
 	memcpy(name, arg, dot - arg);
