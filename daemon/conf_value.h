@@ -11,17 +11,19 @@
 
 #include <ringd/plugin.h>
 
-/* Decimal, optionally signed; a leading zero does not make it octal. */
+/* Decimal, optionally signed; a leading zero does not make it octal.
+ * min == max == 0: unbounded. */
 int conf_parse_int(const char *s, int64_t min, int64_t max, int64_t *out,
 		   char *err, size_t errlen);
 /* A file mode: octal digits with or without a leading 0, 0..max. */
 int conf_parse_mode(const char *s, int64_t max, int64_t *out, char *err,
 		    size_t errlen);
+/* yes/no, true/false, on/off, 1/0, any case. */
 int conf_parse_bool(const char *s, bool *out, char *err, size_t errlen);
 /* "250ms", "10s", "5m", "1h"; a bare number is seconds. Result in ms. */
 int conf_parse_duration(const char *s, int64_t min, int64_t max,
 			int64_t *out_ms, char *err, size_t errlen);
-/* "512", "64k", "1m" (1024-based). */
+/* "512", "64k", "1m", "2g", "1t" (1024-based, either case). */
 int conf_parse_size(const char *s, int64_t min, int64_t max, int64_t *out,
 		    char *err, size_t errlen);
 /* Index of s in the NULL-terminated choices. */
@@ -32,6 +34,8 @@ int conf_parse_enum(const char *s, const char *const *choices, int *out,
  * store a strdup()ed copy the caller frees (conf_value_free). */
 int conf_value_parse(const struct ringd_key *k, const char *text, void *dst,
 		     char *err, size_t errlen);
+/* Frees what conf_value_parse() stored for a STRING or PATH key and sets
+ * the field to NULL; nothing for other types. */
 void conf_value_free(const struct ringd_key *k, void *dst);
 /* The default text, type, bounds of a key as -K prints them. */
 void conf_key_describe(const struct ringd_key *k, char *buf, size_t len);
