@@ -1,12 +1,10 @@
-/* Typed parsing of single configuration values and of listen addresses.
- * Nothing here knows files or lines: callers add the location. Numbers are
+/* Typed parsing of single configuration values. Nothing here knows files
+ * or lines: callers add the location. Numbers are
  * parsed by hand so that hex, leading blanks and trailing junk, which
  * strtoll() would let through, are refused. */
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,22 +34,22 @@ static bool bounded(int64_t min, int64_t max)
 	return min != 0 || max != 0;
 }
 
-/* An INT is decimal, or octal when written with a leading 0 (0660): the
- * only octal value operators write is a file mode, and they write it that
- * way in chmod. Bounds are echoed in the same base as the input. */
+/* An INT is decimal, a leading zero included (010 is ten): a count or a
+ * port written with a zero in front must not silently become octal. File
+ * modes, the one octal thing operators write, go through
+ * conf_parse_mode(). */
 int conf_parse_int(const char *s, int64_t min, int64_t max, int64_t *out,
 		   char *err, size_t errlen)
 {
 	const char *p = s;
-	bool neg = false, octal;
+	bool neg = false;
 	uint64_t u;
 	int64_t v;
 	int n;
 
 	if (*p == '-' || *p == '+')
 		neg = *p++ == '-';
-	octal = p[0] == '0' && p[1] != '\0';
-	n = digits_read(p, octal ? 8 : 10, &u);
+	n = digits_read(p, 10, &u);
 	if (*s == '\0' || n == 0 || (n > 0 && p[n] != '\0')) {
 		snprintf(err, errlen, "not a number: '%s'", s);
 		return -1;
@@ -66,13 +64,31 @@ int conf_parse_int(const char *s, int64_t min, int64_t max, int64_t *out,
 range:
 	if (!bounded(min, max))
 		snprintf(err, errlen, "out of range: %s", s);
-	else if (octal)
-		snprintf(err, errlen, "out of range: %s (%#" PRIo64 "..%#" PRIo64
-			 ")", s, (uint64_t)min, (uint64_t)max);
 	else
 		snprintf(err, errlen, "out of range: %s (%" PRId64 "..%" PRId64
 			 ")", s, min, max);
 	return -1;
+}
+
+/* Octal whether or not it starts with 0, as chmod reads it: 660 and 0660
+ * are the same mode. No sign. */
+int conf_parse_mode(const char *s, int64_t max, int64_t *out, char *err,
+		    size_t errlen)
+{
+	uint64_t u;
+	int n = digits_read(s, 8, &u);
+
+	if (n == 0 || (n > 0 && s[n] != '\0')) {
+		snprintf(err, errlen, "not an octal file mode: '%s'", s);
+		return -1;
+	}
+	if (n < 0 || u > (uint64_t)max) {
+		snprintf(err, errlen, "out of range: %s (0..%#" PRIo64 ")", s,
+			 (uint64_t)max);
+		return -1;
+	}
+	*out = (int64_t)u;
+	return 0;
 }
 
 int conf_parse_bool(const char *s, bool *out, char *err, size_t errlen)
@@ -103,9 +119,15 @@ static const struct unit duration_units[] = {
 	{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { NULL, 0 }
 };
 
+/* The lowercase spelling of each unit comes first: -K prints bounds
+ * with the first unit that fits. */
 static const struct unit size_units[] = {
-	{ "", 1 },	    { "k", 1024 },	  { "K", 1024 },
-	{ "m", 1048576 }, { "M", 1048576 }, { NULL, 0 }
+	{ "", 1 },
+	{ "k", 1024 },		  { "K", 1024 },
+	{ "m", 1048576 },	  { "M", 1048576 },
+	{ "g", 1073741824 },	  { "G", 1073741824 },
+	{ "t", 1099511627776 }, { "T", 1099511627776 },
+	{ NULL, 0 }
 };
 
 /* Writes v using the largest unit that divides it exactly. */
@@ -163,7 +185,8 @@ static int scaled_parse(const char *s, const struct unit *units,
 		if (u->name == NULL) {
 			snprintf(err, errlen, "unknown unit '%s' in '%s' (use %s)",
 				 s + nd, s,
-				 units == duration_units ? "ms, s, m, h" : "k, m");
+				 units == duration_units ? "ms, s, m, h" :
+							 "k, m, g, t");
 			return -1;
 		}
 		mult = u->mult;
@@ -336,8 +359,6 @@ void conf_key_default(const struct ringd_key *k, char *buf, size_t len)
 		snprintf(buf, len, "default %s", k->def);
 }
 
-/* An INT key whose default is written in octal (socket_mode = 0660) shows
- * its bounds in octal too. */
 void conf_key_bounds(const struct ringd_key *k, char *buf, size_t len)
 {
 	char lo[32], hi[32];
@@ -351,12 +372,7 @@ void conf_key_bounds(const struct ringd_key *k, char *buf, size_t len)
 		return;
 	switch (k->type) {
 	case RINGD_KEY_INT:
-		if (k->def != NULL && k->def[0] == '0' && k->def[1] != '\0')
-			snprintf(buf, len, "%#" PRIo64 "..%#" PRIo64,
-				 (uint64_t)k->min, (uint64_t)k->max);
-		else
-			snprintf(buf, len, "%" PRId64 "..%" PRId64, k->min,
-				 k->max);
+		snprintf(buf, len, "%" PRId64 "..%" PRId64, k->min, k->max);
 		return;
 	case RINGD_KEY_DURATION:
 		duration_format(k->min, lo, sizeof(lo));
@@ -385,132 +401,4 @@ void conf_key_describe(const struct ringd_key *k, char *buf, size_t len)
 			 bounds);
 	else
 		snprintf(buf, len, "%s, %s", conf_type_name(k->type), def);
-}
-
-static int port_parse(const char *s, const char *whole, struct listen_addr *a,
-		      char *err, size_t errlen)
-{
-	uint64_t port;
-	int n = digits_read(s, 10, &port);
-
-	if (*s == '\0') {
-		snprintf(err, errlen, "missing port in '%s'", whole);
-		return -1;
-	}
-	if (n <= 0 || s[n] != '\0' || port > 65535) {
-		snprintf(err, errlen, "bad port '%s' in '%s' (0..65535)", s,
-			 whole);
-		return -1;
-	}
-	if (a->ss.ss_family == AF_INET6)
-		((struct sockaddr_in6 *)&a->ss)->sin6_port = htons(port);
-	else
-		((struct sockaddr_in *)&a->ss)->sin_port = htons(port);
-	return 0;
-}
-
-static void addr_set6(struct listen_addr *a, const struct in6_addr *ip)
-{
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a->ss;
-
-	sin6->sin6_family = AF_INET6;
-	sin6->sin6_addr = *ip;
-	a->sslen = sizeof(*sin6);
-}
-
-/* HOST:PORT after the scheme. Only numeric hosts: resolving names would
- * make start-up depend on DNS and bind to whatever it answered. */
-static int hostport_parse(const char *hp, const char *whole,
-			  struct listen_addr *a, char *err, size_t errlen)
-{
-	struct sockaddr_in *sin = (struct sockaddr_in *)&a->ss;
-	bool v6 = hp[0] == '[';
-	const char *h = hp + v6, *end, *port;
-	char host[INET6_ADDRSTRLEN + 2];
-	struct in6_addr ip6;
-
-	end = v6 ? strchr(h, ']') : strrchr(h, ':');
-	if (end == NULL)
-		end = h + strlen(h);
-	port = *end == ']' ? end + 1 : end;
-	if ((v6 && *end != ']') || (*port != ':' && *port != '\0') ||
-	    (size_t)(end - h) >= sizeof(host))
-		goto bad;
-	memcpy(host, h, end - h);
-	host[end - h] = '\0';
-	port += *port == ':';
-	if (v6 && inet_pton(AF_INET6, host, &ip6) == 1) {
-		addr_set6(a, &ip6);
-	} else if (!v6 && strcmp(host, "*") == 0) {
-		a->any = true;
-		addr_set6(a, &in6addr_any);
-	} else if (!v6 && inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		a->sslen = sizeof(*sin);
-	} else if (!v6 && strchr(host, ':') != NULL) {
-		snprintf(err, errlen, "IPv6 address needs brackets: '%s' "
-			 "(e.g. tcp://[::1]:7)", host);
-		return -1;
-	} else {
-		goto bad;
-	}
-	return port_parse(port, whole, a, err, errlen);
-bad:
-	snprintf(err, errlen, "not a numeric address: '%.*s' "
-		 "(use 127.0.0.1 or [::1])", (int)(end - h), h);
-	return -1;
-}
-
-int conf_parse_listen(const char *s, struct listen_addr *out, char *err,
-		      size_t errlen)
-{
-	size_t len;
-
-	memset(out, 0, sizeof(*out));
-	if (strncmp(s, "tcp://", 6) == 0 || strncmp(s, "udp://", 6) == 0) {
-		out->kind = s[0] == 't' ? LISTEN_TCP : LISTEN_UDP;
-		return hostport_parse(s + 6, s, out, err, errlen);
-	}
-	if (strncmp(s, "unix:", 5) != 0) {
-		snprintf(err, errlen, "not a listen address: '%s' (use "
-			 "tcp://HOST:PORT, udp://HOST:PORT or unix:PATH)", s);
-		return -1;
-	}
-	out->kind = LISTEN_UNIX;
-	len = strlen(s + 5);
-	if (len == 0) {
-		snprintf(err, errlen, "missing path in '%s'", s);
-		return -1;
-	}
-	if (len >= sizeof(out->path)) {
-		snprintf(err, errlen, "unix socket path too long: %zu "
-			 "characters (max %zu)", len, sizeof(out->path) - 1);
-		return -1;
-	}
-	memcpy(out->path, s + 5, len + 1);
-	return 0;
-}
-
-void listen_addr_format(const struct listen_addr *a, char *buf, size_t len)
-{
-	const char *scheme = a->kind == LISTEN_TCP ? "tcp" : "udp";
-	const struct sockaddr_in6 *sin6 = (const void *)&a->ss;
-	const struct sockaddr_in *sin = (const void *)&a->ss;
-	char host[INET6_ADDRSTRLEN];
-
-	if (a->kind == LISTEN_UNIX) {
-		snprintf(buf, len, "unix:%s", a->path);
-	} else if (a->ss.ss_family == AF_INET6) {
-		if (a->any)
-			snprintf(host, sizeof(host), "*");
-		else
-			inet_ntop(AF_INET6, &sin6->sin6_addr, host,
-				  sizeof(host));
-		snprintf(buf, len, a->any ? "%s://%s:%u" : "%s://[%s]:%u",
-			 scheme, host, ntohs(sin6->sin6_port));
-	} else {
-		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
-		snprintf(buf, len, "%s://%s:%u", scheme, host,
-			 ntohs(sin->sin_port));
-	}
 }

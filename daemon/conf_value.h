@@ -8,18 +8,22 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 
 #include <ringd/plugin.h>
 
+/* Decimal, optionally signed; a leading zero does not make it octal.
+ * min == max == 0: unbounded. */
 int conf_parse_int(const char *s, int64_t min, int64_t max, int64_t *out,
 		   char *err, size_t errlen);
+/* A file mode: octal digits with or without a leading 0, 0..max. */
+int conf_parse_mode(const char *s, int64_t max, int64_t *out, char *err,
+		    size_t errlen);
+/* yes/no, true/false, on/off, 1/0, any case. */
 int conf_parse_bool(const char *s, bool *out, char *err, size_t errlen);
 /* "250ms", "10s", "5m", "1h"; a bare number is seconds. Result in ms. */
 int conf_parse_duration(const char *s, int64_t min, int64_t max,
 			int64_t *out_ms, char *err, size_t errlen);
-/* "512", "64k", "1m" (1024-based). */
+/* "512", "64k", "1m", "2g", "1t" (1024-based, either case). */
 int conf_parse_size(const char *s, int64_t min, int64_t max, int64_t *out,
 		    char *err, size_t errlen);
 /* Index of s in the NULL-terminated choices. */
@@ -30,6 +34,8 @@ int conf_parse_enum(const char *s, const char *const *choices, int *out,
  * store a strdup()ed copy the caller frees (conf_value_free). */
 int conf_value_parse(const struct ringd_key *k, const char *text, void *dst,
 		     char *err, size_t errlen);
+/* Frees what conf_value_parse() stored for a STRING or PATH key and sets
+ * the field to NULL; nothing for other types. */
 void conf_value_free(const struct ringd_key *k, void *dst);
 /* The default text, type, bounds of a key as -K prints them. */
 void conf_key_describe(const struct ringd_key *k, char *buf, size_t len);
@@ -41,23 +47,5 @@ void conf_key_bounds(const struct ringd_key *k, char *buf, size_t len);
 /* Bytes a value of type t occupies in a config struct; 0 for an unknown
  * type. */
 size_t conf_value_size(enum ringd_key_type t);
-
-enum listen_kind { LISTEN_TCP, LISTEN_UDP, LISTEN_UNIX };
-
-/* One parsed listen address. */
-struct listen_addr {
-	enum listen_kind kind;
-	bool any; /* "*": [::] with IPV6_V6ONLY off (0.0.0.0 without IPv6) */
-	struct sockaddr_storage ss; /* TCP/UDP; port 0 = ephemeral */
-	socklen_t sslen;
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* UNIX */
-};
-
-/* "tcp://127.0.0.1:7", "udp://[::1]:7", "unix:/run/x", and a host of
- * "*" (tcp:// then *:7007) for every address. */
-int conf_parse_listen(const char *s, struct listen_addr *out, char *err,
-		      size_t errlen);
-/* Back to the canonical text, with the real port once bound. */
-void listen_addr_format(const struct listen_addr *a, char *buf, size_t len);
 
 #endif

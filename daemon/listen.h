@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "conf_value.h"
+#include "listen_addr.h"
 
 struct daemon;
 

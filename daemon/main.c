@@ -122,10 +122,10 @@ static int main_keys(const char *name)
 	char err[512];
 
 	if (strcmp(name, "ringd") == 0) {
-		conf_print_keys(stdout, "[ringd]", conf_core_keys);
+		conf_print_daemon_keys(stdout, "[ringd]", conf_core_keys);
 		printf("\n");
-		conf_print_keys(stdout, "every service section",
-				conf_service_keys);
+		conf_print_daemon_keys(stdout, "every service section",
+				       conf_service_keys);
 		return 0;
 	}
 	if (plugin_load(&set, main_plugin_dir(), name, &pl, err,
@@ -140,8 +140,8 @@ static int main_keys(const char *name)
 	else
 		printf("its own keys: none\n");
 	printf("\n");
-	conf_print_keys(stdout, "and those of every service section",
-			conf_service_keys);
+	conf_print_daemon_keys(stdout, "and those of every service section",
+			       conf_service_keys);
 	plugin_set_free(&set);
 	return 0;
 }

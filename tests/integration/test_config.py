@@ -27,8 +27,10 @@ def test_check_good_file(ctx):
     hold.bind(('127.0.0.1', 0))
     hold.listen(1)
     port = hold.getsockname()[1]
-    path = _write(ctx, _core(ctx) + '\n[echo]\nlisten = tcp://127.0.0.1:%d, udp://127.0.0.1:0\n'
-                  'idle_timeout = 60s\n' % port)
+    path = _write(ctx, _core(ctx) + 'allow = 127.0.0.0/8, ::1\nmax_buffered = 1g\n'
+                  'max_connections_per_source = 4\n'
+                  '\n[echo]\nlisten = tcp://127.0.0.1:%d, udp://127.0.0.1:0\n'
+                  'idle_timeout = 60s\ndeny = 10.0.0.0/8 ::ffff:192.0.2.0/120\n' % port)
     r = ctx.run(['-c', path, '-t'])
     out = r.stdout + r.stderr
     assert r.returncode == 0, 'exit %d:\n%s' % (r.returncode, out)
@@ -78,6 +80,23 @@ BAD = [
     ('several errors all reported', '[ringd]\nbackend = nope\nworkers = -3\n[echo]\n'
      'listen = tcp://127.0.0.1:0\nwhat = ever\n', [(2, ['backend']), (3, ['workers']),
                                                 (6, ['what'])]),
+    ('no colon after the IPv6 brackets', '[ringd]\n[echo]\nlisten = tcp://[::1]7\n',
+     [(3, ["expected ':' after ']'"])]),
+    # A refused plugin line is its own error (not "out of memory") and
+    # the rest of the section is still checked.
+    ('plugin line with a NUL byte', '[ringd]\n[echo]\nplugin = ec\0ho\n'
+     'listen = tcp://127.0.0.1:99999\n', [(3, ['NUL byte']), (4, ['listen'])]),
+    # Every bad allow/deny item is its own error, in [ringd] and in a
+    # service; a service inheriting [ringd]'s does not repeat them.
+    ('bad allow and deny items', '[ringd]\nallow = 10.0.0.0/33, localhost,\n'
+     '[echo]\nlisten = tcp://127.0.0.1:0\ndeny = 10.0.0.1/8 , , ::/129\n'
+     'max_connections_per_source = -1\n',
+     [(2, ["'10.0.0.0/33'", 'past 32']), (2, ["'localhost'", 'host names']),
+      (2, ['trailing comma']), (5, ["'10.0.0.1/8'", 'host bits']),
+      (5, ['empty item']), (5, ["'::/129'", 'past 128']),
+      (6, ['max_connections_per_source'])]),
+    ('max_buffered below its bound', '[ringd]\nmax_buffered = 1k\n[echo]\n'
+     'listen = tcp://127.0.0.1:0\n', [(2, ['max_buffered', '64k..1t'])]),
     # A plugin's own check() runs even when another key of its section is
     # wrong, so the operator sees every error in one pass.
     ('plugin check beside a core key error', '[ringd]\n[qotd]\n'
@@ -105,6 +124,7 @@ def test_bad_configs_check_mode(ctx):
         assert r.returncode == 1, '%s: -t exit %d, expected 1:\n%s' % (what, r.returncode, out)
         _check_errors(path, out, expected, what)
         assert 'configuration ok' not in out, what
+        assert 'out of memory' not in out, what
 
 
 def test_bad_configs_at_start(ctx):
@@ -124,6 +144,25 @@ def test_missing_config_file(ctx):
     out = r.stdout + r.stderr
     assert r.returncode == 1, (r.returncode, out)
     assert path in out, out
+
+
+def test_config_not_a_regular_file(ctx):
+    # A FIFO must not block -t in open(), nor /dev/zero be read forever.
+    fifo = os.path.join(ctx.tempdir(), 'fifo.ini')
+    os.mkfifo(fifo)
+    for path in (fifo, '/dev/zero'):
+        r = ctx.run(['-c', path, '-t'], timeout=10)
+        out = r.stdout + r.stderr
+        assert r.returncode == 1, (path, r.returncode, out)
+        assert '%s: not a regular file' % path in out, out
+
+
+def test_set_control_characters_escaped(ctx):
+    path = _write(ctx, _core(ctx) + '[echo]\nlisten = tcp://127.0.0.1:0\n')
+    r = ctx.run(['-c', path, '-t', '-s', 'echo.idle_timeout=\x1b[2J'])
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, (r.returncode, out)
+    assert '\x1b' not in out and '-s echo.idle_timeout=?[2J' in out, repr(out)
 
 
 def test_usage_errors(ctx):
@@ -210,6 +249,8 @@ if __name__ == '__main__':
         test_bad_configs_check_mode,
         test_bad_configs_at_start,
         test_missing_config_file,
+        test_config_not_a_regular_file,
+        test_set_control_characters_escaped,
         test_usage_errors,
         test_set_bad_value_names_it,
         test_tcp_port_in_use,

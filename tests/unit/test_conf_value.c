@@ -1,5 +1,5 @@
 /* Unit tests for conf_value.c: each parser's accepted forms, refusals with
- * their exact messages, bounds, overflow, and listen address round trips. */
+ * their exact messages, bounds, overflow. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,14 +45,50 @@ static void test_conf_value_int_accepts_decimal_and_bounds(void **state)
 	assert_int_equal(int_ok("-9223372036854775808", 0, 0), INT64_MIN);
 }
 
-static void test_conf_value_int_reads_leading_zero_as_octal(void **state)
+static void test_conf_value_int_reads_leading_zero_as_decimal(void **state)
 {
-	assert_int_equal(int_ok("0660", 0, 0777), 0660);
-	assert_int_equal(int_ok("0777", 0, 0777), 0777);
-	assert_int_equal(int_ok("00", 0, 0777), 0);
-	int_bad("0778", 0, 0777, "not a number: '0778'");
-	int_bad("01000", 0, 0777, "out of range: 01000 (0..0777)");
+	assert_int_equal(int_ok("010", 0, 100), 10);
+	assert_int_equal(int_ok("0660", 0, 1000), 660);
+	assert_int_equal(int_ok("0099", 0, 100), 99);
+	assert_int_equal(int_ok("00", 0, 10), 0);
+	int_bad("0778", 0, 0777, "out of range: 0778 (0..511)");
 	int_bad("0x10", 0, 0, "not a number: '0x10'");
+}
+
+static int64_t mode_ok(const char *s)
+{
+	int64_t v = -1;
+
+	err[0] = '\0';
+	assert_int_equal(conf_parse_mode(s, 0777, &v, err, sizeof(err)), 0);
+	assert_string_equal(err, "");
+	return v;
+}
+
+static void mode_bad(const char *s, const char *msg)
+{
+	int64_t v = -12345;
+
+	assert_int_equal(conf_parse_mode(s, 0777, &v, err, sizeof(err)), -1);
+	assert_string_equal(err, msg);
+	assert_int_equal(v, -12345);
+}
+
+static void test_conf_value_mode_is_octal_with_or_without_zero(void **state)
+{
+	assert_int_equal(mode_ok("0660"), 0660);
+	assert_int_equal(mode_ok("660"), 0660);
+	assert_int_equal(mode_ok("0777"), 0777);
+	assert_int_equal(mode_ok("0"), 0);
+	assert_int_equal(mode_ok("00007"), 07);
+	mode_bad("0778", "not an octal file mode: '0778'");
+	mode_bad("01000", "out of range: 01000 (0..0777)");
+	mode_bad("", "not an octal file mode: ''");
+	mode_bad("-1", "not an octal file mode: '-1'");
+	mode_bad("+660", "not an octal file mode: '+660'");
+	mode_bad("0o660", "not an octal file mode: '0o660'");
+	mode_bad("77777777777777777777777", "out of range: "
+		 "77777777777777777777777 (0..0777)");
 }
 
 static void test_conf_value_int_refuses_junk_and_range(void **state)
@@ -153,10 +189,21 @@ static void test_conf_value_size_units(void **state)
 	assert_int_equal(v, 65536);
 	assert_int_equal(conf_parse_size("1m", 0, 0, &v, err, sizeof(err)), 0);
 	assert_int_equal(v, 1048576);
+	assert_int_equal(conf_parse_size("1g", 0, 0, &v, err, sizeof(err)), 0);
+	assert_int_equal(v, 1073741824);
+	assert_int_equal(conf_parse_size("3G", 0, 0, &v, err, sizeof(err)), 0);
+	assert_int_equal(v, 3221225472);
+	assert_int_equal(conf_parse_size("1t", 0, 0, &v, err, sizeof(err)), 0);
+	assert_int_equal(v, 1099511627776);
+	assert_int_equal(conf_parse_size("1p", 0, 0, &v, err, sizeof(err)), -1);
+	assert_string_equal(err, "unknown unit 'p' in '1p' (use k, m, g, t)");
+	assert_int_equal(conf_parse_size("5000000t", 0, 0, &v, err,
+					 sizeof(err)), 0);
+	assert_int_equal(conf_parse_size("9000000t", 0, 0, &v, err,
+					 sizeof(err)), -1);
+	assert_string_equal(err, "out of range: 9000000t");
 	assert_int_equal(conf_parse_size("2M", 0, 0, &v, err, sizeof(err)), 0);
 	assert_int_equal(v, 2097152);
-	assert_int_equal(conf_parse_size("1g", 0, 0, &v, err, sizeof(err)), -1);
-	assert_string_equal(err, "unknown unit 'g' in '1g' (use k, m)");
 	assert_int_equal(conf_parse_size("k", 0, 0, &v, err, sizeof(err)), -1);
 	assert_string_equal(err, "not a size: 'k'");
 	assert_int_equal(conf_parse_size("2m", 1024, 1048576, &v, err,
@@ -255,9 +302,9 @@ static void test_conf_value_describe_keys(void **state)
 	describe(&k, "string, required");
 	k = (struct ringd_key){ .type = RINGD_KEY_STRING, .def = "" };
 	describe(&k, "string, default \"\"");
-	k = (struct ringd_key){ .type = RINGD_KEY_INT, .def = "0660",
+	k = (struct ringd_key){ .type = RINGD_KEY_INT, .def = "010",
 				.max = 0777 };
-	describe(&k, "int, default 0660, 0..0777");
+	describe(&k, "int, default 010, 0..511");
 	k = (struct ringd_key){ .type = RINGD_KEY_INT, .def = "65536", .min = 1,
 				.max = 1048576 };
 	describe(&k, "int, default 65536, 1..1048576");
@@ -268,123 +315,12 @@ static void test_conf_value_describe_keys(void **state)
 	describe(&k, "bool, default no");
 }
 
-static struct listen_addr listen_ok(const char *s)
-{
-	struct listen_addr a;
-	char back[160];
-
-	err[0] = '\0';
-	assert_int_equal(conf_parse_listen(s, &a, err, sizeof(err)), 0);
-	assert_string_equal(err, "");
-	listen_addr_format(&a, back, sizeof(back));
-	assert_string_equal(back, s);
-	return a;
-}
-
-static void listen_bad(const char *s, const char *msg)
-{
-	struct listen_addr a;
-
-	assert_int_equal(conf_parse_listen(s, &a, err, sizeof(err)), -1);
-	assert_string_equal(err, msg);
-}
-
-static void test_conf_value_listen_ipv4(void **state)
-{
-	struct listen_addr a = listen_ok("tcp://127.0.0.1:7");
-	struct sockaddr_in *sin = (struct sockaddr_in *)&a.ss;
-
-	assert_int_equal(a.kind, LISTEN_TCP);
-	assert_false(a.any);
-	assert_int_equal(sin->sin_family, AF_INET);
-	assert_int_equal(ntohs(sin->sin_port), 7);
-	assert_int_equal(sin->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
-	assert_int_equal(a.sslen, sizeof(*sin));
-	a = listen_ok("udp://0.0.0.0:65535");
-	assert_int_equal(a.kind, LISTEN_UDP);
-}
-
-static void test_conf_value_listen_ipv6_and_any(void **state)
-{
-	struct listen_addr a = listen_ok("udp://[::1]:7007");
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a.ss;
-
-	assert_int_equal(a.kind, LISTEN_UDP);
-	assert_int_equal(sin6->sin6_family, AF_INET6);
-	assert_int_equal(ntohs(sin6->sin6_port), 7007);
-	assert_true(IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr));
-	assert_int_equal(a.sslen, sizeof(*sin6));
-	a = listen_ok("tcp://*:7007");
-	assert_true(a.any);
-	assert_int_equal(sin6->sin6_family, AF_INET6);
-	assert_true(IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr));
-	listen_ok("tcp://[fe80::1:2]:80");
-}
-
-static void test_conf_value_listen_port_zero_and_format_bound_port(void **state)
-{
-	struct listen_addr a = listen_ok("tcp://127.0.0.1:0");
-	char buf[160];
-
-	((struct sockaddr_in *)&a.ss)->sin_port = htons(40123);
-	listen_addr_format(&a, buf, sizeof(buf));
-	assert_string_equal(buf, "tcp://127.0.0.1:40123");
-	a = listen_ok("udp://*:0");
-	((struct sockaddr_in6 *)&a.ss)->sin6_port = htons(5);
-	listen_addr_format(&a, buf, sizeof(buf));
-	assert_string_equal(buf, "udp://*:5");
-}
-
-static void test_conf_value_listen_unix(void **state)
-{
-	char longp[200];
-	struct listen_addr a = listen_ok("unix:/run/ringd/echo.sock");
-
-	assert_int_equal(a.kind, LISTEN_UNIX);
-	assert_string_equal(a.path, "/run/ringd/echo.sock");
-	a = listen_ok("unix:rel/x.sock");
-	assert_string_equal(a.path, "rel/x.sock");
-	memset(longp, 0, sizeof(longp));
-	strcpy(longp, "unix:/");
-	memset(longp + 6, 'a', 106);
-	listen_ok(longp);
-	longp[6 + 106] = 'a';
-	listen_bad(longp, "unix socket path too long: 108 characters (max 107)");
-	listen_bad("unix:", "missing path in 'unix:'");
-}
-
-static void test_conf_value_listen_refusals(void **state)
-{
-	listen_bad("tcp://localhost:7",
-		   "not a numeric address: 'localhost' (use 127.0.0.1 or [::1])");
-	listen_bad("tcp://::1:7",
-		   "IPv6 address needs brackets: '::1' (e.g. tcp://[::1]:7)");
-	listen_bad("tcp://[::1:7",
-		   "not a numeric address: '::1:7' (use 127.0.0.1 or [::1])");
-	listen_bad("tcp://[127.0.0.1]:7", "not a numeric address: "
-		   "'127.0.0.1' (use 127.0.0.1 or [::1])");
-	listen_bad("tcp://127.0.0.1", "missing port in 'tcp://127.0.0.1'");
-	listen_bad("tcp://127.0.0.1:", "missing port in 'tcp://127.0.0.1:'");
-	listen_bad("udp://[::1]", "missing port in 'udp://[::1]'");
-	listen_bad("tcp://127.0.0.1:65536",
-		   "bad port '65536' in 'tcp://127.0.0.1:65536' (0..65535)");
-	listen_bad("tcp://127.0.0.1:7x",
-		   "bad port '7x' in 'tcp://127.0.0.1:7x' (0..65535)");
-	listen_bad("tcp://127.0.0.1:-1",
-		   "bad port '-1' in 'tcp://127.0.0.1:-1' (0..65535)");
-	listen_bad("tcp://1.2.3:7",
-		   "not a numeric address: '1.2.3' (use 127.0.0.1 or [::1])");
-	listen_bad("sctp://1.2.3.4:7", "not a listen address: 'sctp://1.2.3.4:7' "
-		   "(use tcp://HOST:PORT, udp://HOST:PORT or unix:PATH)");
-	listen_bad("127.0.0.1:7", "not a listen address: '127.0.0.1:7' (use "
-		   "tcp://HOST:PORT, udp://HOST:PORT or unix:PATH)");
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_conf_value_int_accepts_decimal_and_bounds),
-		cmocka_unit_test(test_conf_value_int_reads_leading_zero_as_octal),
+		cmocka_unit_test(test_conf_value_int_reads_leading_zero_as_decimal),
+		cmocka_unit_test(test_conf_value_mode_is_octal_with_or_without_zero),
 		cmocka_unit_test(test_conf_value_int_refuses_junk_and_range),
 		cmocka_unit_test(test_conf_value_bool_forms),
 		cmocka_unit_test(test_conf_value_duration_units),
@@ -393,12 +329,6 @@ int main(void)
 		cmocka_unit_test(test_conf_value_enum_choices),
 		cmocka_unit_test(test_conf_value_parse_stores_by_type),
 		cmocka_unit_test(test_conf_value_describe_keys),
-		cmocka_unit_test(test_conf_value_listen_ipv4),
-		cmocka_unit_test(test_conf_value_listen_ipv6_and_any),
-		cmocka_unit_test(
-			test_conf_value_listen_port_zero_and_format_bound_port),
-		cmocka_unit_test(test_conf_value_listen_unix),
-		cmocka_unit_test(test_conf_value_listen_refusals),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
