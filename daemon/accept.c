@@ -2,19 +2,23 @@
  * here: from the loop's multishot accept, from the holding queue, or from
  * a stop taking what the kernel had queued. The daemon-wide count of open
  * connections is raised and lowered only in this file. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "accept.h"
+#include "cidr.h"
 #include "conn.h"
 #include "daemon.h"
 #include "listen.h"
 #include "log.h"
 #include "loop.h"
+#include "srclimit.h"
 
 /* Pause lines: at most one per listener per interval, with a count. */
 #define ACCEPT_PAUSE_LOG_NS (10LL * 1000000000)
@@ -59,6 +63,16 @@ struct accept_set {
 	bool stopping;
 	bool in_grace;  /* stopping, listeners not yet shut down */
 	struct loop_timer grace_timer;
+
+	uint64_t *refused;  /* nsvc x ACCEPT_REFUSED_N, for metrics */
+	uint64_t unlogged[ACCEPT_REFUSED_N];
+	int64_t last_refusal_log;
+};
+
+static const char *const accept_refusal_names[ACCEPT_REFUSED_N] = {
+	[ACCEPT_REFUSED_DENY] = "deny",
+	[ACCEPT_REFUSED_NOT_ALLOWED] = "not_allowed",
+	[ACCEPT_REFUSED_PER_SOURCE] = "max_connections_per_source",
 };
 
 static void accept_pause(struct accept_listener *al, const char *why);
@@ -142,12 +156,21 @@ static bool accept_take_slot(struct accept_set *a)
 	return false;
 }
 
+static void accept_source_put(struct accept_set *a,
+			      const struct ringd_instance *inst,
+			      const struct sockaddr *peer)
+{
+	if (inst->sc->max_per_source > 0)
+		srclimit_put(a->d->srclimit, inst->idx, peer);
+}
+
 /* What a connection held, given back when it is gone or never opened. */
 static void accept_release(struct accept_set *a,
 			   const struct ringd_instance *inst,
 			   const struct sockaddr *peer)
 {
 	atomic_fetch_sub_explicit(&a->d->nconns, 1, memory_order_relaxed);
+	accept_source_put(a, inst, peer);
 }
 
 /* The slot is taken: hand the fd to conns. */
@@ -183,11 +206,14 @@ static void accept_hold(struct accept_listener *al, int fd,
 {
 	struct accept_set *a = al->a;
 
-	if (a->nwaiting < ACCEPT_MAX_WAITING)
+	if (a->nwaiting < ACCEPT_MAX_WAITING) {
 		a->waiting[a->nwaiting++] = (struct accept_held){
 			.fd = fd, .inst = al->inst, .peer = *p };
-	else
+	} else {
 		close(fd);
+		accept_source_put(a, al->inst,
+				  (const struct sockaddr *)&p->ss);
+	}
 	accept_pause(al, "max_connections reached");
 }
 
@@ -216,13 +242,111 @@ static void accept_serve_waiting(struct accept_set *a, bool force)
 	a->serving = false;
 }
 
+static bool accept_is_ip(const struct accept_peer *p)
+{
+	return p->len && (p->ss.ss_family == AF_INET ||
+			  p->ss.ss_family == AF_INET6);
+}
+
+/* -1 to admit, else why not. An admitted connection from a service with
+ * a per-source limit has been counted: accept_release() gives it back.
+ * unix: clients are governed by the socket file's mode instead. */
+static int accept_check(struct accept_set *a, const struct ringd_instance *inst,
+			const struct accept_peer *p)
+{
+	const struct service_conf *sc = inst->sc;
+	const struct sockaddr *sa = (const struct sockaddr *)&p->ss;
+
+	if (!accept_is_ip(p))
+		return -1;
+	if (cidr_list_match(&sc->deny, sa))
+		return ACCEPT_REFUSED_DENY;
+	if (sc->allow.n && !cidr_list_match(&sc->allow, sa))
+		return ACCEPT_REFUSED_NOT_ALLOWED;
+	if (sc->max_per_source > 0 &&
+	    !srclimit_take(a->d->srclimit, inst->idx, sa,
+			   (uint32_t)sc->max_per_source))
+		return ACCEPT_REFUSED_PER_SOURCE;
+	return -1;
+}
+
+static void accept_peer_text(const struct accept_peer *p, char *buf,
+			     size_t len)
+{
+	const struct sockaddr_in *sin = (const void *)&p->ss;
+	const struct sockaddr_in6 *sin6 = (const void *)&p->ss;
+	char addr[INET6_ADDRSTRLEN] = "?";
+
+	if (p->ss.ss_family == AF_INET) {
+		inet_ntop(AF_INET, &sin->sin_addr, addr, sizeof(addr));
+		snprintf(buf, len, "%s:%u", addr, ntohs(sin->sin_port));
+	} else {
+		inet_ntop(AF_INET6, &sin6->sin6_addr, addr, sizeof(addr));
+		snprintf(buf, len, "[%s]:%u", addr, ntohs(sin6->sin6_port));
+	}
+}
+
+/* A scan from many addresses must not become a flood of log lines. */
+static void accept_log_refusal(struct accept_set *a,
+			       const struct ringd_instance *inst,
+			       const struct accept_peer *p)
+{
+	int64_t now = loop_now(a->loop);
+	char counts[160], peer[64];
+	size_t off = 0;
+	int i, n;
+
+	if (a->last_refusal_log && now - a->last_refusal_log <
+					   ACCEPT_REFUSAL_LOG_NS)
+		return;
+	a->last_refusal_log = now;
+	counts[0] = '\0';
+	for (i = 0; i < ACCEPT_REFUSED_N; i++) {
+		if (!a->unlogged[i])
+			continue;
+		n = snprintf(counts + off, sizeof(counts) - off, " %s=%llu",
+			     accept_refusal_names[i],
+			     (unsigned long long)a->unlogged[i]);
+		if (n > 0 && (size_t)n < sizeof(counts) - off)
+			off += (size_t)n;
+		a->unlogged[i] = 0;
+	}
+	accept_peer_text(p, peer, sizeof(peer));
+	log_notice("%s: refused connections%s svc=%s peer=%s worker=%zu",
+		   inst->sc->name, counts, inst->sc->name, peer, a->worker);
+}
+
+/* Closed with a reset: the client learns at once that it was refused, and
+ * no TIME_WAIT is left on our side for a connection nobody served. */
+static void accept_refuse(struct accept_set *a,
+			  const struct ringd_instance *inst, int fd,
+			  const struct accept_peer *p, int why)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+	a->refused[inst->idx * ACCEPT_REFUSED_N + (size_t)why]++;
+	a->unlogged[why]++;
+	accept_log_refusal(a, inst, p);
+}
+
+const uint64_t *accept_refusals(const struct accept_set *a)
+{
+	return a->refused;
+}
+
 static void accept_new_fd(struct accept_listener *al, int fd)
 {
 	struct accept_set *a = al->a;
 	struct accept_peer p;
+	int why;
 
 	accept_peer_of(fd, &p);
-	if (a->stopping) {
+	why = accept_check(a, al->inst, &p);
+	if (why >= 0) {
+		accept_refuse(a, al->inst, fd, &p, why);
+	} else if (a->stopping) {
 		/* Accepted as the stop began: in flight, then drained. */
 		accept_open_in_flight(a, al->inst, fd, &p);
 	} else if (!accept_take_slot(a)) {
@@ -280,7 +404,7 @@ static void accept_drain_backlog(struct accept_listener *al)
 {
 	struct accept_set *a = al->a;
 	struct accept_peer p;
-	int fd;
+	int fd, why;
 
 	for (;;) {
 		fd = accept4(al->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -289,7 +413,11 @@ static void accept_drain_backlog(struct accept_listener *al)
 		if (fd < 0)
 			break;
 		accept_peer_of(fd, &p);
-		accept_open_in_flight(a, al->inst, fd, &p);
+		why = accept_check(a, al->inst, &p);
+		if (why >= 0)
+			accept_refuse(a, al->inst, fd, &p, why);
+		else
+			accept_open_in_flight(a, al->inst, fd, &p);
 	}
 	/* EINVAL: another worker already shut this shared listener down. */
 	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINVAL)
@@ -387,7 +515,11 @@ struct accept_set *accept_new(struct daemon *d, size_t worker, struct loop *l,
 	if (!a)
 		return NULL;
 	a->ls = calloc(d->nlisteners + 1, sizeof(*a->ls));
-	if (!a->ls) {
+	a->refused = calloc(d->conf->nsvc + 1,
+			    ACCEPT_REFUSED_N * sizeof(*a->refused));
+	if (!a->ls || !a->refused) {
+		free(a->ls);
+		free(a->refused);
 		free(a);
 		return NULL;
 	}
@@ -415,5 +547,6 @@ void accept_free(struct accept_set *a)
 		loop_timer_stop(a->loop, &a->ls[i].retry);
 	loop_timer_stop(a->loop, &a->grace_timer);
 	free(a->ls);
+	free(a->refused);
 	free(a);
 }

@@ -30,6 +30,23 @@ struct ringd_instance;
  * SYN again and should find the listener gone and be refused. */
 #define ACCEPT_STOP_GRACE_NS (250LL * 1000000)
 
+/* Why a TCP connection was closed at accept, before any plugin saw it. */
+enum accept_refusal {
+	ACCEPT_REFUSED_DENY,        /* its address is in deny */
+	ACCEPT_REFUSED_NOT_ALLOWED, /* allow is set and does not have it */
+	ACCEPT_REFUSED_PER_SOURCE,  /* its source is at
+				       max_connections_per_source */
+	ACCEPT_REFUSED_N,
+};
+
+/* Refusals per service and reason, written by the worker's thread only:
+ * counts[svc * ACCEPT_REFUSED_N + reason]. */
+const uint64_t *accept_refusals(const struct accept_set *a);
+
+/* Refusal lines: at most one per worker per interval, with the counts
+ * since the last one and the last refused peer. */
+#define ACCEPT_REFUSAL_LOG_NS (10LL * 1000000000)
+
 /* Called during a stop when the last accept in flight has ended and the
  * grace is over, so the owner may finish; never from inside a call into
  * this module that the owner made. */

@@ -14,6 +14,7 @@
 #include "loop.h"
 
 struct listener;
+struct srclimit;
 struct worker;
 
 /* One configured service instance, as plugins see it through the host. */
@@ -40,6 +41,10 @@ struct daemon {
 
 	struct worker *workers;
 	size_t nworkers;
+
+	/* Connections per source, for max_connections_per_source; NULL
+	 * when no service sets it. Shared by the workers (it locks). */
+	struct srclimit *srclimit;
 
 	_Atomic int state;      /* enum ringd_state */
 	_Atomic int failed;     /* a worker's loop died: exit 1 */

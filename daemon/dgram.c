@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cidr.h"
 #include "daemon.h"
 #include "dgram.h"
 #include "log.h"
@@ -70,6 +71,7 @@ static const char *const dgram_drop_names[DGRAM_DROP_NREASONS] = {
 	[DGRAM_DROP_RATE] = "rate",
 	[DGRAM_DROP_GLOBAL] = "global_rate",
 	[DGRAM_DROP_REPEAT] = "repeat_reply",
+	[DGRAM_DROP_ACCESS] = "access",
 };
 
 static uint16_t dgram_port(const struct sockaddr *sa)
@@ -237,6 +239,15 @@ static void dgram_read_pktinfo(struct dgram *g)
 	}
 }
 
+/* allow and deny, as for TCP: deny wins, an empty allow admits all. */
+static bool dgram_admitted(const struct service_conf *sc,
+			   const struct sockaddr *src)
+{
+	if (cidr_list_match(&sc->deny, src))
+		return false;
+	return !sc->allow.n || cidr_list_match(&sc->allow, src);
+}
+
 static void dgram_deliver(struct dgram *g, size_t len)
 {
 	const struct ringd_plugin *p = g->inst->p;
@@ -249,6 +260,8 @@ static void dgram_deliver(struct dgram *g, size_t len)
 		return;
 	}
 	why = dgram_check_source(src, d->own_ports, d->nown_ports);
+	if (why < 0 && !dgram_admitted(g->inst->sc, src))
+		why = DGRAM_DROP_ACCESS;
 	if (why < 0 && !ratelimit_take(g->guard->per_source, src,
 				       loop_now(g->loop)))
 		why = DGRAM_DROP_RATE;

@@ -31,6 +31,7 @@ enum dgram_drop {
 	DGRAM_DROP_RATE,       /* this source over udp_rate/udp_burst */
 	DGRAM_DROP_GLOBAL,     /* all sources over udp_global_rate */
 	DGRAM_DROP_REPEAT,     /* a second reply to the same datagram */
+	DGRAM_DROP_ACCESS,     /* in the service's deny, or not in its allow */
 	DGRAM_DROP_NREASONS,
 };
 

@@ -13,12 +13,14 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "accept.h"
 #include "conf.h"
 #include "daemon.h"
 #include "listen.h"
 #include "log.h"
 #include "loop.h"
 #include "notify.h"
+#include "srclimit.h"
 #include "worker.h"
 
 #define MAIN_MAX_SETS 64
@@ -195,6 +197,24 @@ static int main_drop_privileges(const char *user)
 	return 0;
 }
 
+/* The per-source table exists only when a service sets a limit. Every
+ * entry stands for an open connection: max_connections, plus what each
+ * worker may hold or take on a stop past it, bounds how many there are. */
+static int main_srclimit(struct daemon *d)
+{
+	size_t i, room;
+
+	for (i = 0; i < d->conf->nsvc; i++)
+		if (d->conf->svc[i].max_per_source > 0)
+			break;
+	if (i == d->conf->nsvc)
+		return 0;
+	room = (size_t)d->conf->max_connections +
+	       d->nworkers * (ACCEPT_MAX_WAITING + 1024);
+	d->srclimit = srclimit_new(room);
+	return d->srclimit ? 0 : -1;
+}
+
 static int main_instances(struct daemon *d)
 {
 	size_t i;
@@ -210,7 +230,7 @@ static int main_instances(struct daemon *d)
 			.idx = i,
 		};
 	d->nworkers = (size_t)d->conf->workers_n;
-	return 0;
+	return main_srclimit(d);
 }
 
 static void main_announce(struct daemon *d)
@@ -314,6 +334,7 @@ int main(int argc, char **argv)
 	}
 	log_set_level(conf_log_level(d.conf));
 	r = main_run(&d);
+	srclimit_free(d.srclimit);
 	free(d.svc);
 	conf_free(d.conf);
 	return r;

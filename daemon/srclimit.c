@@ -2,7 +2,9 @@
  * one mutex. Taken once per accepted and per closed connection, never per
  * byte, and only for services that set a limit, so one lock is cheaper
  * than the shards that would let an unlucky shard fill up and refuse a
- * source that is under its limit. */
+ * source that is under its limit. The table doubles when half full, so
+ * its memory follows the most sources connected at once, not the most
+ * that could be. */
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -29,15 +31,15 @@ struct srclimit {
 	uint64_t seed;
 };
 
+#define SRCLIMIT_MIN_SLOTS 256
+
 struct srclimit *srclimit_new(size_t max_open)
 {
 	struct srclimit *t = calloc(1, sizeof(*t));
-	size_t n = 16;
+	size_t n = SRCLIMIT_MIN_SLOTS;
 
 	if (!t)
 		return NULL;
-	while (n < 2 * max_open)
-		n *= 2;
 	t->slot = calloc(n, sizeof(*t->slot));
 	if (!t->slot) {
 		free(t);
@@ -113,6 +115,28 @@ static size_t srclimit_find(const struct srclimit *t,
 	return i;
 }
 
+/* Rehash into twice the slots. On failure the table stays as it was
+ * and only new sources are refused. */
+static int srclimit_grow(struct srclimit *t)
+{
+	size_t n = (t->mask + 1) * 2, i, j;
+	struct srclimit_slot *old = t->slot, *slot = calloc(n, sizeof(*slot));
+	size_t oldn = t->mask + 1;
+
+	if (!slot)
+		return -1;
+	t->slot = slot;
+	t->mask = n - 1;
+	for (i = 0; i < oldn; i++) {
+		if (!old[i].count)
+			continue;
+		j = srclimit_find(t, &old[i].k);
+		t->slot[j] = old[i];
+	}
+	free(old);
+	return 0;
+}
+
 bool srclimit_take(struct srclimit *t, size_t svc, const struct sockaddr *sa,
 		   uint32_t limit)
 {
@@ -128,10 +152,16 @@ bool srclimit_take(struct srclimit *t, size_t svc, const struct sockaddr *sa,
 		s->count++;
 		ok = true;
 	} else if (!s->count && limit && t->used < t->max_used) {
+		if (2 * (t->used + 1) > t->mask + 1) {
+			if (srclimit_grow(t) < 0)
+				goto out;
+			s = &t->slot[srclimit_find(t, &k)];
+		}
 		*s = (struct srclimit_slot){ .k = k, .count = 1 };
 		t->used++;
 		ok = true;
 	}
+out:
 	pthread_mutex_unlock(&t->mu);
 	return ok;
 }

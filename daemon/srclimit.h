@@ -13,9 +13,9 @@
 
 struct srclimit;
 
-/* Room for max_open connections counted at once (the table is twice
- * that, rounded up to a power of two, and allocated lazily by the
- * kernel). NULL when out of memory. */
+/* Room for at most max_open connections counted at once; the table
+ * starts small and grows with the sources connected at once. NULL when
+ * out of memory. */
 struct srclimit *srclimit_new(size_t max_open);
 void srclimit_free(struct srclimit *t);
 

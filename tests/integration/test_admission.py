@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Admission: what happens to a connection before and around a plugin's
 on_open(): plugins that refuse connections while others are held at
-max_connections, plugins that misbehave in on_close()."""
+max_connections, plugins that misbehave in on_close(), allow/deny and
+max_connections_per_source."""
 
 import errno
 import os
@@ -120,9 +121,171 @@ def test_host_calls_from_on_close_are_ignored(ctx):
     d.stop()
 
 
+# -- allow / deny -------------------------------------------------------------
+
+def client_from(src, addr, timeout=5.0):
+    s = socket.socket(addr.family, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.bind((src, 0))
+        s.connect(addr.sockaddr)
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def served(src, addr, data=b'hello'):
+    """True when a client from src gets its echo; False when the daemon
+    closed or reset it without a byte."""
+    try:
+        # A refusal can come before connect() has returned.
+        s = client_from(src, addr)
+    except ConnectionResetError:
+        return False
+    try:
+        s.sendall(data)
+        got = b''
+        while len(got) < len(data):
+            b = s.recv(64)
+            if not b:
+                return False
+            got += b
+        assert got == data, got
+        return True
+    except (ConnectionResetError, BrokenPipeError):
+        return False
+    finally:
+        s.close()
+
+
+def udp_answered(src, addr, data=b'ping'):
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind((src, 0))
+    u.settimeout(0.3)
+    try:
+        for _ in range(3):
+            u.sendto(data, addr.sockaddr)
+            try:
+                return u.recv(64) == data
+            except socket.timeout:
+                continue
+        return False
+    finally:
+        u.close()
+
+
+def test_deny_in_ringd_applies_to_every_service(ctx):
+    d = ctx.daemon(ringd={'deny': '127.0.0.2'},
+                   services={'echo': {'listen': 'tcp://127.0.0.1:0, udp://127.0.0.1:0'},
+                             'echo2': {'plugin': 'echo', 'listen': 'tcp://127.0.0.1:0'}})
+    for svc in ('echo', 'echo2'):
+        a = d.addr('tcp', svc=svc)
+        assert served('127.0.0.1', a), svc
+        assert not served('127.0.0.2', a), svc
+    u = d.addr('udp')
+    assert udp_answered('127.0.0.1', u)
+    assert not udp_answered('127.0.0.2', u)
+    err = d.stop()
+    assert 'refused' in err and 'peer=127.0.0.2' in err, err
+
+
+def test_allow_in_service_overrides_ringd(ctx):
+    """The service's own allow replaces [ringd]'s; deny wins over allow;
+    an empty allow admits everyone."""
+    d = ctx.daemon(ringd={'allow': '10.0.0.0/8'},
+                   services={'open': {'plugin': 'echo', 'listen': 'tcp://127.0.0.1:0',
+                                      'allow': '127.0.0.0/8', 'deny': '127.0.0.3/32'},
+                             'closed': {'plugin': 'echo', 'listen': 'tcp://127.0.0.1:0'}})
+    o, c = d.addr('tcp', svc='open'), d.addr('tcp', svc='closed')
+    assert served('127.0.0.1', o)
+    assert served('127.0.0.2', o)
+    assert not served('127.0.0.3', o)
+    assert not served('127.0.0.1', c)
+    d.stop()
+
+
+def test_v4_mapped_peer_matches_ipv4_prefix(ctx):
+    """On a dual-stack listener an IPv4 client is ::ffff:a.b.c.d; it is
+    matched against IPv4 prefixes."""
+    d = ctx.daemon({'echo': {'listen': 'tcp://*:0', 'allow': '127.0.0.1'}})
+    a = d.addr('tcp')
+    v4 = harness.Addr('tcp', '127.0.0.1', a.port, url='tcp://127.0.0.1:%d' % a.port)
+    assert served('127.0.0.1', v4)
+    assert not served('127.0.0.2', v4)
+    v6 = harness.Addr('tcp', '::1', a.port, url='tcp://[::1]:%d' % a.port)
+    assert not served('::1', v6)
+    d.stop()
+
+
+def test_unix_listener_exempt(ctx):
+    path = os.path.join(ctx.tempdir(), 'echo.sock')
+    d = ctx.daemon({'echo': {'listen': 'unix:' + path, 'allow': '10.0.0.0/8'}})
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(path)
+    s.sendall(b'unix')
+    assert harness.recv_exact(s, 4) == b'unix'
+    s.close()
+    d.stop()
+
+
+# -- max_connections_per_source ----------------------------------------------
+
+def test_max_connections_per_source(ctx):
+    d = ctx.daemon({'echo': {'listen': 'tcp://127.0.0.1:0',
+                             'max_connections_per_source': '2'}})
+    a = d.addr('tcp')
+    held = [client_from('127.0.0.1', a) for _ in range(2)]
+    for s in held:
+        s.sendall(b'x')
+        assert harness.recv_exact(s, 1) == b'x'
+    # A third from the same source is closed at accept...
+    assert not served('127.0.0.1', a)
+    # ...while another source is not affected.
+    others = [client_from('127.0.0.2', a) for _ in range(2)]
+    for s in others:
+        s.sendall(b'y')
+        assert harness.recv_exact(s, 1) == b'y'
+    # A slot of its own frees when one of its connections closes.
+    held.pop().close()
+    deadline = time.monotonic() + 5
+    while not served('127.0.0.1', a):
+        assert time.monotonic() < deadline, 'slot never freed'
+        time.sleep(0.05)
+    for s in held + others:
+        s.close()
+    err = d.stop()
+    assert 'max_connections_per_source' in err, err
+
+
+def test_per_source_many_sources_bounded_memory(ctx):
+    """Connections from 2,000 sources (127.1.x.y), each closed at once,
+    against a per-source limit: the table keeps no entry for a source
+    without a connection, so RSS stays flat."""
+    d = ctx.daemon({'echo': {'listen': 'tcp://127.0.0.1:0',
+                             'max_connections_per_source': '1'}},
+                   env=harness.MEMORY_TEST_ENV)
+    a = d.addr('tcp')
+    for i in range(200):
+        assert served('127.1.0.%d' % (i % 250 + 1), a)
+    before = d.rss_kib()
+    for i in range(2000):
+        assert served('127.1.%d.%d' % (i // 250 + 1, i % 250 + 1), a)
+    after = d.rss_kib()
+    assert after - before < 2048, (before, after)
+    d.stop()
+
+
 if __name__ == '__main__':
     harness.main([
         test_refusing_plugin_behind_max_connections,
         test_refusing_plugin_without_limit,
         test_host_calls_from_on_close_are_ignored,
+        test_deny_in_ringd_applies_to_every_service,
+        test_allow_in_service_overrides_ringd,
+        test_v4_mapped_peer_matches_ipv4_prefix,
+        test_unix_listener_exempt,
+        test_max_connections_per_source,
+        test_per_source_many_sources_bounded_memory,
     ])
