@@ -83,6 +83,9 @@ static void conn_kill(struct conn *c);
 static void conn_release(struct conn *c);
 static void conn_drain_soon(struct conn_set *s);
 static void conn_drain_check(struct loop_timer *t);
+static bool conn_over_budget(const struct conn *c);
+static void conn_budget_wait(struct conn *c);
+static void conn_budget_cross(struct conn_set *set);
 
 static struct conn *conn_of(const struct ringd_conn *pc)
 {
@@ -174,6 +177,12 @@ static void conn_read_start(struct conn *c)
 {
 	if (c->flags & (C_READING | C_DEAD | C_EOF))
 		return;
+	/* Draining after our FIN turns no input into output. */
+	if (!(c->flags & C_SHUT) && conn_over_budget(c)) {
+		c->flags |= C_PAUSED;
+		conn_budget_wait(c);
+		return;
+	}
 	c->flags &= ~C_PAUSED;
 	c->flags |= C_READING;
 	loop_recv(c->set->loop, &c->rop, c->fd);
@@ -229,6 +238,8 @@ void conn_set_init(struct conn_set *set, struct loop *l, void *const *wstate,
 {
 	*set = (struct conn_set){ .loop = l, .wstate = wstate, .gone = gone,
 				  .gone_arg = gone_arg, .budget = budget };
+	set->slack = budget / 8 < CONN_BUDGET_SLACK_MAX ? budget / 8 :
+							   CONN_BUDGET_SLACK_MAX;
 	set->drain_timer = (struct loop_timer){ .cb = conn_drain_check,
 						.data = set };
 }
@@ -404,7 +415,7 @@ static bool conn_over_budget(const struct conn *c)
 
 	if (!set->budget)
 		return false;
-	if (set->held >= set->budget + CONN_BUDGET_SLACK)
+	if (set->held >= set->budget + set->slack)
 		return true;
 	return c->head && set->held >= set->budget;
 }
@@ -436,6 +447,31 @@ static void conn_pause(struct conn *c)
 	loop_cancel(c->set->loop, &c->rop);
 }
 
+/* Stopping each connection only after its next read would let every one
+ * of them add a buffer past the budget, so when the set's memory crosses
+ * a line, every connection the line stops is stopped at once: at the
+ * budget those holding output, past the slack all of them. Once per
+ * crossing; the level falls back when conn_budget_resume() lets go. */
+static void conn_budget_cross(struct conn_set *set)
+{
+	int level = set->held >= set->budget + set->slack ? 2 :
+		    set->held >= set->budget			 ? 1 :
+									   0;
+	struct conn *c;
+
+	if (level <= set->budget_level)
+		return;
+	set->budget_level = level;
+	for (c = set->head; c; c = c->next) {
+		if (!(c->flags & C_READING) ||
+		    (c->flags & (C_PAUSED | C_DEAD | C_SHUT)) ||
+		    (level == 1 && !c->head))
+			continue;
+		conn_budget_wait(c);
+		conn_pause(c);
+	}
+}
+
 static bool conn_may_read(const struct conn *c)
 {
 	return c->queued < CONN_LOW_WATER && !(c->flags & C_BUDGET);
@@ -453,6 +489,7 @@ static void conn_budget_resume(struct conn_set *set)
 
 	if (set->held >= low)
 		return;
+	set->budget_level = 0;
 	room = set->budget - set->held;
 	do {
 		c = set->budget_wait;
@@ -529,7 +566,7 @@ static void conn_drained(struct conn *c)
 	if (c->queued >= CONN_LOW_WATER)
 		return;
 	if ((c->flags & C_BUDGET) && !c->head &&
-	    set->held < set->budget + CONN_BUDGET_SLACK / 2)
+	    set->held < set->budget + set->slack / 2)
 		conn_budget_unwait(c);
 	if ((c->flags & C_PAUSED) && !(c->flags & C_READING) &&
 	    conn_may_read(c))
@@ -593,6 +630,8 @@ static struct outseg *conn_new_seg(struct conn_set *set, size_t need,
 static void conn_append(struct conn *c, struct outseg *s)
 {
 	c->set->held += conn_seg_mem(s);
+	if (c->set->budget)
+		conn_budget_cross(c->set);
 	if (c->tail)
 		c->tail->next = s;
 	else

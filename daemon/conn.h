@@ -64,10 +64,12 @@ struct conn_set {
 
 	/* Memory held by the output queues of the set's connections, and
 	 * the most it may hold before connections with output of their own
-	 * stop reading (0: no budget). Past budget + CONN_BUDGET_SLACK every
-	 * connection stops. Reading resumes below 7/8 of the budget. */
+	 * stop reading (0: no budget). Past budget + slack every connection
+	 * stops. Reading resumes below 7/8 of the budget. */
 	size_t held;
 	size_t budget;
+	size_t slack;
+	int budget_level; /* 1: held crossed budget, 2: and the slack */
 	struct conn *budget_wait; /* stopped by the budget, oldest first */
 	struct conn *budget_wait_tail;
 	struct conn_stats stats;
@@ -76,8 +78,9 @@ struct conn_set {
 /* Input a connection with an empty queue may still turn into output once
  * the set is over its budget: enough to keep serving clients that read
  * their replies while others hold the budget, small enough that the set
- * stays within budget plus a constant whatever the number of connections. */
-#define CONN_BUDGET_SLACK (1024 * 1024)
+ * stays within budget plus a constant whatever the number of connections.
+ * An eighth of the budget, at most 1 MiB. */
+#define CONN_BUDGET_SLACK_MAX (1024 * 1024)
 
 void conn_set_init(struct conn_set *s, struct loop *l, void *const *wstate,
 		   size_t budget, conn_gone_fn gone, void *gone_arg);

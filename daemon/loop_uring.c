@@ -33,6 +33,10 @@ struct uring_state {
 	unsigned nbufs;
 	unsigned buf_size;
 	unsigned nrecycled; /* buffers added since the last ring advance */
+	/* Buffers held back from the ring, per buffer id: the op that got
+	 * data in them after its cancel was asked for. See uring_complete. */
+	struct loop_op **parked;
+	unsigned nparked;
 	/* Ops to (re)submit, to finish, or whose cancel found no SQE;
 	 * flagged LOOP_OPF_REARM, linked by op->next, run after each CQE
 	 * batch once the batch's buffers are back in the ring. */
@@ -159,7 +163,8 @@ static int uring_bufs_init(struct uring_state *us)
 	us->br = uring_map(us->br_size);
 	us->bufs_size = (size_t)us->nbufs * us->buf_size;
 	us->bufs = uring_map(us->bufs_size);
-	if (!us->br || !us->bufs)
+	us->parked = calloc(us->nbufs, sizeof(*us->parked));
+	if (!us->br || !us->bufs || !us->parked)
 		return -ENOMEM;
 	reg.ring_addr = (uintptr_t)us->br;
 	err = io_uring_register_buf_ring(&us->ring, &reg, 0);
@@ -370,16 +375,51 @@ static void uring_recycle(struct uring_state *us, unsigned bid)
 			      (int)us->nrecycled++);
 }
 
+/* The buffers op held back go back to the ring: its last completion. */
+static void uring_unpark(struct uring_state *us, const struct loop_op *op)
+{
+	for (unsigned bid = 0; us->nparked && bid < us->nbufs; bid++) {
+		if (us->parked[bid] != op)
+			continue;
+		us->parked[bid] = NULL;
+		us->nparked--;
+		uring_recycle(us, bid);
+	}
+}
+
+/* A multishot op still delivering after its cancel was asked for: its
+ * CQEs were already queued, or the cancel missed it (a multishot recv the
+ * kernel runs from task work is not found, and the cancel ends in
+ * -ENOENT). Ask again; and hold its buffers back from the ring, so that
+ * what it can still deliver is bounded by the pool: once the pool runs
+ * dry the kernel ends it with -ENOBUFS, which a cancelled op is not
+ * re-armed from. */
+static void uring_late(struct uring_state *us, struct loop_op *op,
+		       bool buffered, unsigned bid)
+{
+	/* On the later list already: its cancel is parked there. */
+	if (!(op->flags & LOOP_OPF_REARM))
+		uring_cancel_sqe(us, op);
+	if (buffered) {
+		us->parked[bid] = op;
+		us->nparked++;
+	}
+}
+
 static void uring_complete(struct uring_state *us, struct io_uring_cqe *cqe)
 {
 	struct loop_op *op = io_uring_cqe_get_data(cqe);
 	bool buffered = cqe->flags & IORING_CQE_F_BUFFER;
 	unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 	bool more = cqe->flags & IORING_CQE_F_MORE;
+	bool late = op && more && (op->flags & LOOP_OPF_CANCEL);
 	int res = cqe->res;
 	void *buf = NULL;
 
 	if (op && !more) {
+		/* Compared, never followed: the callback may free op. */
+		if (us->nparked)
+			uring_unpark(us, op);
 		op->flags &= ~LOOP_OPF_ARMED;
 		if (op->flags & LOOP_OPF_REARM)
 			uring_later_remove(us, op);
@@ -399,7 +439,9 @@ static void uring_complete(struct uring_state *us, struct io_uring_cqe *cqe)
 		       (more ? LOOP_F_MORE : 0) | (buf ? LOOP_F_BUFFER : 0),
 		       buf);
 	}
-	if (buffered)
+	if (late)
+		uring_late(us, op, buffered, bid);
+	else if (buffered)
 		uring_recycle(us, bid);
 }
 
@@ -486,6 +528,7 @@ static void uring_destroy(void *state)
 		munmap(us->br, us->br_size);
 	if (us->bufs)
 		munmap(us->bufs, us->bufs_size);
+	free(us->parked);
 	free(us);
 }
 

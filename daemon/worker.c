@@ -124,7 +124,7 @@ static void worker_stop_plugins(struct worker *w)
  * nothing on the hot path, and reuseport spreads connections evenly. */
 static size_t worker_budget(const struct worker *w)
 {
-	return 0 * w->d->nworkers;
+	return (size_t)(w->d->conf->max_buffered / (int64_t)w->d->nworkers);
 }
 
 static int worker_open_dgram(struct worker *w, const struct listener *l)
@@ -175,10 +175,29 @@ static int worker_open_listeners(struct worker *w)
 /* With backend = auto main's probe already chose io_uring, but a worker
  * whose own ring fails (a memory limit reached by the n-th ring, say)
  * still falls back rather than failing the start. */
+/* The receive pool is memory the budget does not see, and on io_uring
+ * it bounds what a receive still delivers after its cancel: keep it
+ * within a quarter of the worker's share of max_buffered, from 32 to 256
+ * buffers. */
+#define WORKER_POOL_BUF 16384u
+#define WORKER_POOL_MIN 32u
+#define WORKER_POOL_MAX 256u
+
+static unsigned worker_pool_bufs(size_t budget)
+{
+	unsigned n = WORKER_POOL_MAX;
+
+	while (n > WORKER_POOL_MIN && (size_t)n * WORKER_POOL_BUF > budget / 4)
+		n /= 2;
+	return n;
+}
+
 static int worker_new_loop(struct worker *w)
 {
 	struct daemon *d = w->d;
-	struct loop_params lp = { .backend = d->backend };
+	struct loop_params lp = { .backend = d->backend,
+				  .nbufs = worker_pool_bufs(worker_budget(w)),
+				  .buf_size = WORKER_POOL_BUF };
 	int r;
 
 	if (d->conf->backend == CONF_BACKEND_AUTO)

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Admission: what happens to a connection before and around a plugin's
 on_open(): plugins that refuse connections while others are held at
-max_connections, plugins that misbehave in on_close(), allow/deny and
-max_connections_per_source."""
+max_connections, plugins that misbehave in on_close(), allow/deny,
+max_connections_per_source, and the daemon's max_buffered budget."""
 
 import errno
 import os
+import resource
 import selectors
 import socket
+import threading
 import time
 
 import harness
@@ -277,6 +279,105 @@ def test_per_source_many_sources_bounded_memory(ctx):
     d.stop()
 
 
+# -- max_buffered ---------------------------------------------------------------
+
+def test_max_buffered_bounds_rss(ctx):
+    """1,000 echo clients each send 1 MiB without reading, with receive
+    buffers of 4 KiB so the kernel cannot absorb the stream. With
+    max_buffered = 8m the daemon's RSS grows by at most the budget plus a
+    few MiB; then every client reads its stream back intact."""
+    n, size = 1000, 1 << 20
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < n + 200:
+        raise harness.Skip('RLIMIT_NOFILE hard limit %d < %d' % (hard, n + 200))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, n + 200), hard))
+    d = ctx.daemon({'echo': {'listen': 'tcp://127.0.0.1:0', 'idle_timeout': '5m'}},
+                   ringd={'max_buffered': '8m', 'max_connections': '4096'},
+                   nofile=n + 200, env=harness.MEMORY_TEST_ENV)
+    a = d.addr('tcp')
+    # Warm-up: every pool buffer of both workers touched, in parallel so
+    # that both workers get connections.
+    errors = []
+
+    def roundtrip(i):
+        data = harness.payload(4 << 20, seed=i)
+        if harness.echo_roundtrip(a, data) != data:
+            errors.append(i)
+    for _ in range(2):
+        ts = [threading.Thread(target=roundtrip, args=(i,)) for i in range(8)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+    assert not errors, errors
+    base = d.rss_kib()
+    pattern = memoryview(harness.payload(2 * size, seed=99))
+    clients = []
+    for i in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(a.sockaddr)
+        s.setblocking(False)
+        clients.append(s)
+    off = [(i * 4099) % size for i in range(n)]
+    sent, got = [0] * n, [0] * n
+    peak = base
+    deadline = time.monotonic() + 60
+    # Phase 1: send until nobody can send more.
+    stalled_since = None
+    while time.monotonic() < deadline:
+        progress = 0
+        for i, s in enumerate(clients):
+            while sent[i] < size:
+                try:
+                    k = s.send(pattern[off[i] + sent[i]:off[i] + min(size, sent[i] + 65536)])
+                except BlockingIOError:
+                    break
+                sent[i] += k
+                progress += k
+        peak = max(peak, d.rss_kib())
+        if progress:
+            stalled_since = None
+        elif stalled_since is None:
+            stalled_since = time.monotonic()
+        elif time.monotonic() - stalled_since > 1.0:
+            break
+        time.sleep(0.02)
+    peak = max(peak, d.rss_kib())
+    growth = peak - base
+    assert sum(sent) > 8 * size, 'clients sent only %d bytes' % sum(sent)
+    assert growth <= (8 + 6) * 1024, 'RSS grew by %d KiB (base %d KiB)' % (growth, base)
+    # Phase 2: read everything back, sending the rest.
+    sel = selectors.DefaultSelector()
+    for i, s in enumerate(clients):
+        sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE, i)
+    left = n
+    while left:
+        assert time.monotonic() < deadline + 120, '%d clients unfinished' % left
+        for key, ev in sel.select(0.5):
+            i, s = key.data, clients[key.data]
+            if ev & selectors.EVENT_WRITE and sent[i] < size:
+                try:
+                    sent[i] += s.send(pattern[off[i] + sent[i]:off[i] + min(size, sent[i] + 65536)])
+                except BlockingIOError:
+                    pass
+            if ev & selectors.EVENT_READ:
+                b = s.recv(65536)
+                assert b, 'client %d: EOF after %d bytes' % (i, got[i])
+                want = pattern[off[i] + got[i]:off[i] + got[i] + len(b)]
+                assert b == want, 'client %d: wrong bytes at %d' % (i, got[i])
+                got[i] += len(b)
+            if got[i] == size:
+                sel.unregister(s)
+                s.close()
+                left -= 1
+            elif sent[i] == size:
+                sel.modify(s, selectors.EVENT_READ, i)
+    sel.close()
+    print('max_buffered: base %d KiB, growth %d KiB' % (base, growth))
+    d.stop()
+
+
 if __name__ == '__main__':
     harness.main([
         test_refusing_plugin_behind_max_connections,
@@ -288,4 +389,5 @@ if __name__ == '__main__':
         test_unix_listener_exempt,
         test_max_connections_per_source,
         test_per_source_many_sources_bounded_memory,
+        test_max_buffered_bounds_rss,
     ])
