@@ -498,6 +498,13 @@ class NetNamespace:
 MEMORY_TEST_ENV = {'ASAN_OPTIONS': 'quarantine_size_mb=4'}
 
 
+def sanitized(ringd):
+    """Whether ringd was built with AddressSanitizer, whose redzones and
+    quarantine add to RSS what a memory bound must allow for."""
+    with open(ringd, 'rb') as f:
+        return b'__asan_init' in f.read()
+
+
 def random_loopback():
     """A random 127.x.y.z source address, so parallel test runs that bind
     the same low source port do not collide."""

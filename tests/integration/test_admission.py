@@ -15,6 +15,9 @@ import time
 import harness
 
 FIXTURES = os.environ.get('RINGD_FIXTURE_DIR', '')
+# Under ASan: freed memory is reused at once, so RSS measures what the
+# daemon holds. These cases check memory bounds, not use after free.
+NO_QUARANTINE = {'ASAN_OPTIONS': 'quarantine_size_mb=0:thread_local_quarantine_size_kb=0'}
 
 
 def fixture_daemon(ctx, ringd=None, refuse=None):
@@ -262,20 +265,26 @@ def test_max_connections_per_source(ctx):
 
 
 def test_per_source_many_sources_bounded_memory(ctx):
-    """Connections from 2,000 sources (127.1.x.y), each closed at once,
+    """Connections from 4,000 sources (127.x.y.z), each closed at once,
     against a per-source limit: the table keeps no entry for a source
-    without a connection, so RSS stays flat."""
+    without a connection, so every source is served and RSS stays flat."""
+    # The table has room for max_connections plus what the workers may
+    # hold past it (3,176 here): fewer than the sources, so one that kept
+    # closed sources would fill up and refuse the later ones.
     d = ctx.daemon({'echo': {'listen': 'tcp://127.0.0.1:0',
                              'max_connections_per_source': '1'}},
-                   env=harness.MEMORY_TEST_ENV)
+                   ringd={'max_connections': '1000'}, env=NO_QUARANTINE)
     a = d.addr('tcp')
-    for i in range(200):
-        assert served('127.1.0.%d' % (i % 250 + 1), a)
-    before = d.rss_kib()
-    for i in range(2000):
-        assert served('127.1.%d.%d' % (i // 250 + 1, i % 250 + 1), a)
-    after = d.rss_kib()
-    assert after - before < 2048, (before, after)
+    rss = []
+    # Two rounds of 2,000 new sources each: whatever the first round
+    # settles (allocator, ASan's quarantine), a table that kept sources
+    # would grow again in the second.
+    for r in range(2):
+        for i in range(2000):
+            src = '127.%d.%d.%d' % (r + 1, i // 250 + 1, i % 250 + 1)
+            assert served(src, a), src
+        rss.append(d.rss_kib())
+    assert rss[1] - rss[0] < 1024, rss
     d.stop()
 
 
@@ -293,7 +302,7 @@ def test_max_buffered_bounds_rss(ctx):
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, n + 200), hard))
     d = ctx.daemon({'echo': {'listen': 'tcp://127.0.0.1:0', 'idle_timeout': '5m'}},
                    ringd={'max_buffered': '8m', 'max_connections': '4096'},
-                   nofile=n + 200, env=harness.MEMORY_TEST_ENV)
+                   nofile=n + 200, env=NO_QUARANTINE)
     a = d.addr('tcp')
     # Warm-up: every pool buffer of both workers touched, in parallel so
     # that both workers get connections.
@@ -346,7 +355,10 @@ def test_max_buffered_bounds_rss(ctx):
     peak = max(peak, d.rss_kib())
     growth = peak - base
     assert sum(sent) > 8 * size, 'clients sent only %d bytes' % sum(sent)
-    assert growth <= (8 + 6) * 1024, 'RSS grew by %d KiB (base %d KiB)' % (growth, base)
+    # A few MiB over the budget: the slack and the receive pool (see the
+    # README's Memory section). ASan's redzones need more.
+    allow = 8 + (10 if harness.sanitized(ctx.ringd) else 6)
+    assert growth <= allow * 1024, 'RSS grew by %d KiB (base %d KiB)' % (growth, base)
     # Phase 2: read everything back, sending the rest.
     sel = selectors.DefaultSelector()
     for i, s in enumerate(clients):
