@@ -24,6 +24,40 @@ def troff_block(text):
     return '.nf\n.ft CR\n' + '\n'.join(lines) + '\n.ft R\n.fi\n'
 
 
+# Prose the key tables cannot carry: what allow/deny mean together and how
+# xinetd's access keys translate.
+ACCESS = [
+    '.SH ACCESS CONTROL',
+    '.B deny',
+    'wins over',
+    '.BR allow ;',
+    'an empty',
+    '.B allow',
+    'admits everyone. A service that sets either list replaces the',
+    '.B [ringd]',
+    'default instead of adding to it. An IPv4 client of a dual-stack listener',
+    'is matched as IPv4. A refused TCP client is reset at accept, before any',
+    'plugin sees it; a refused UDP datagram is dropped by the UDP guard.',
+    '.B unix:',
+    'listeners are governed by',
+    '.B socket_mode',
+    'instead.',
+    '.B max_connections_per_source',
+    'counts open connections per service and IPv4 address or IPv6 /64.',
+    'Refusals are logged at most once per 10 s per worker, with counts by',
+    'reason and the last peer.',
+    '.SS From xinetd',
+    '.TS',
+    'l l.',
+    'only_from = 10.0.0.0/8 192.0.2.7\tallow = 10.0.0.0/8, 192.0.2.7',
+    'no_access = 10.1.0.0/16\tdeny = 10.1.0.0/16',
+    'per_source = 8\tmax_connections_per_source = 8',
+    'instances = 100\tmax_connections = 100 ([ringd], all services)',
+    '.TE',
+    'Host names are not accepted; give their addresses.',
+]
+
+
 def main():
     ringd, version, out, plugins = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
     parts = ['.TH RINGD.INI 5 2026-11-22 "ringd %s" "File Formats"' % version,
@@ -48,6 +82,7 @@ def main():
              '.SH THE DAEMON AND EVERY SERVICE', troff_block(keys(ringd, 'ringd'))]
     for p in plugins:
         parts += ['.SH PLUGIN %s' % p.upper(), troff_block(keys(ringd, p))]
+    parts += ACCESS
     parts += ['.SH SEE ALSO', '.BR ringd (8)']
     with open(out, 'w') as f:
         f.write('\n'.join(parts) + '\n')
