@@ -86,6 +86,8 @@ static void conn_drain_check(struct loop_timer *t);
 static bool conn_over_budget(const struct conn *c);
 static void conn_budget_wait(struct conn *c);
 static void conn_budget_cross(struct conn_set *set);
+static void conn_budget_resume(struct conn_set *set);
+static void conn_budget_timer_fired(struct loop_timer *t);
 
 static struct conn *conn_of(const struct ringd_conn *pc)
 {
@@ -161,6 +163,14 @@ static void conn_timer_fired(struct loop_timer *t)
 
 	if (loop_now(c->set->loop) < e) {
 		loop_timer_set(c->set->loop, t, e);
+		return;
+	}
+	/* Stopped by the budget with nothing of its own queued, it waits on
+	 * us, not on its client: not idle (the deadline still applies). */
+	if ((c->flags & C_BUDGET) && !c->head &&
+	    (c->deadline <= 0 || loop_now(c->set->loop) < c->deadline)) {
+		c->last_active = loop_now(c->set->loop);
+		conn_arm_timer(c);
 		return;
 	}
 	conn_debug(c, "%s", c->flags & C_SHUT ? "linger timeout" : "timeout");
@@ -242,6 +252,8 @@ void conn_set_init(struct conn_set *set, struct loop *l, void *const *wstate,
 							   CONN_BUDGET_SLACK_MAX;
 	set->drain_timer = (struct loop_timer){ .cb = conn_drain_check,
 						.data = set };
+	set->budget_timer = (struct loop_timer){ .cb = conn_budget_timer_fired,
+						 .data = set };
 }
 
 void conn_set_fini(struct conn_set *set)
@@ -257,14 +269,20 @@ void conn_set_fini(struct conn_set *set)
 	}
 	if (loop_timer_armed(&set->drain_timer))
 		loop_timer_stop(set->loop, &set->drain_timer);
+	if (loop_timer_armed(&set->budget_timer))
+		loop_timer_stop(set->loop, &set->budget_timer);
+}
+
+/* Below this a set that crossed its budget takes input again. */
+static size_t conn_budget_low(const struct conn_set *set)
+{
+	return set->budget - set->budget / 8;
 }
 
 static size_t conn_seg_mem(const struct outseg *s)
 {
 	return sizeof(*s) + s->cap;
 }
-
-static void conn_budget_resume(struct conn_set *set);
 
 /* A segment leaves c's queue: sent, or dropped on close. The set's budget
  * counts segment memory, not bytes, since 1,000 connections with a few
@@ -275,6 +293,8 @@ static void conn_seg_done(struct conn *c, struct outseg *s)
 
 	set->held -= conn_seg_mem(s);
 	conn_put_seg(set, s);
+	if (set->budget_level && set->held < conn_budget_low(set))
+		set->budget_level = 0;
 	if (set->budget_wait)
 		conn_budget_resume(set);
 }
@@ -479,17 +499,19 @@ static bool conn_may_read(const struct conn *c)
 
 /* Each connection let go may turn a buffer of input into output before
  * it is checked again, so only as many go as the room below the budget
- * holds (at least one, or a small budget would never resume). */
+ * holds (at least one, or a small budget would never resume). The rest
+ * go in later batches: the next freed segment, or the next iteration,
+ * whichever comes first, so waiters never depend on output still queued
+ * somewhere. */
 #define CONN_RESUME_COST 16384
 
 static void conn_budget_resume(struct conn_set *set)
 {
-	size_t low = set->budget - set->budget / 8, room;
+	size_t room;
 	struct conn *c;
 
-	if (set->held >= low)
+	if (!set->budget_wait || set->held >= conn_budget_low(set))
 		return;
-	set->budget_level = 0;
 	room = set->budget - set->held;
 	do {
 		c = set->budget_wait;
@@ -499,6 +521,14 @@ static void conn_budget_resume(struct conn_set *set)
 			conn_read_start(c);
 		room = room > CONN_RESUME_COST ? room - CONN_RESUME_COST : 0;
 	} while (set->budget_wait && room >= CONN_RESUME_COST);
+	if (set->budget_wait && !loop_timer_armed(&set->budget_timer))
+		loop_timer_set(set->loop, &set->budget_timer,
+			       loop_now(set->loop));
+}
+
+static void conn_budget_timer_fired(struct loop_timer *t)
+{
+	conn_budget_resume(t->data);
 }
 
 static void conn_recv_done(struct loop_op *op, int res, unsigned flags,
@@ -703,6 +733,10 @@ void conn_abort(struct ringd_conn *pc)
 {
 	struct conn *c = conn_of(pc);
 
+	/* Already going (an abort from on_close, say): it closes as it
+	 * was going to. */
+	if (c->flags & C_DEAD)
+		return;
 	c->flags |= C_RESET;
 	conn_kill(c);
 	conn_release(c);

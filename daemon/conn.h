@@ -71,6 +71,7 @@ struct conn_set {
 	size_t slack;
 	int budget_level; /* 1: held crossed budget, 2: and the slack */
 	struct conn *budget_wait; /* stopped by the budget, oldest first */
+	struct loop_timer budget_timer; /* lets the next batch of them go */
 	struct conn *budget_wait_tail;
 	struct conn_stats stats;
 };

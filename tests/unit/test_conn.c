@@ -374,6 +374,100 @@ static void test_conn_budget_bounds_the_set(void **state)
 	fixture_free(f);
 }
 
+#define IDLE_PEERS 24
+
+/* A peer that writes without reading pushes a 64 KiB set past its slack,
+ * which stops 24 idle connections too. Once the hog has read everything
+ * and nothing is queued anywhere, all 24 must take input again: no freed
+ * segment is left to let them go. */
+static void test_conn_budget_waiters_resume_when_drained(void **state)
+{
+	const size_t budget = 64 * 1024, total = 1024 * 1024;
+	struct fixture *f = fixture_new(budget);
+	unsigned char *got = malloc(total);
+	size_t sent = 0, have = 0;
+	int idle[IDLE_PEERS], hog, answered = 0;
+	char b[4];
+
+	plugin.on_open = p_count_open;
+	plugin.on_close = p_count_close;
+	plugin.on_data = p_echo;
+	for (int i = 0; i < IDLE_PEERS; i++)
+		idle[i] = open_pair(f, 0);
+	hog = open_pair(f, 16384);
+	for (int r = 0; r < 40; r++) {
+		fill_peer(hog, &sent, total);
+		run_for(f, 5);
+	}
+	assert_true(f->set.stats.budget_pauses > 0);
+	for (int r = 0; r < 400 && (f->set.held || r < 50); r++) {
+		drain_peer(hog, got, &have, total);
+		run_for(f, 2);
+	}
+	assert_int_equal(f->set.held, 0);
+	for (int i = 0; i < IDLE_PEERS; i++)
+		assert_int_equal(write(idle[i], "x", 1), 1);
+	run_for(f, 100);
+	for (int i = 0; i < IDLE_PEERS; i++)
+		answered += read(idle[i], b, sizeof(b)) == 1;
+	assert_int_equal(answered, IDLE_PEERS);
+	/* The level that stops everyone at once is down again. */
+	assert_int_equal(f->set.budget_level, 0);
+	for (int i = 0; i < IDLE_PEERS; i++)
+		close(idle[i]);
+	close(hog);
+	run_for(f, 50);
+	assert_int_equal(seen.gone, IDLE_PEERS + 1);
+	free(got);
+	fixture_free(f);
+}
+
+/* Three peers at their own high water hold most of a 900 KiB budget; a
+ * fourth crosses it and is then drained by its reader, which empties the
+ * wait list while the set is still above the low line. When everything
+ * is read, the level must fall back, so the next crossing stops everyone
+ * at once again. */
+static void test_conn_budget_level_falls_back(void **state)
+{
+	const size_t budget = 900 * 1024, total = 4 * 1024 * 1024;
+	struct fixture *f = fixture_new(budget);
+	size_t sent[4] = { 0 }, have = 0;
+	int peer[4];
+
+	plugin.on_open = p_count_open;
+	plugin.on_close = p_count_close;
+	plugin.on_data = p_echo;
+	for (int i = 0; i < 4; i++)
+		peer[i] = open_pair(f, 16384);
+	for (int i = 0; i < 4; i++) {
+		for (int r = 0; r < 40; r++) {
+			fill_peer(peer[i], &sent[i], total);
+			run_for(f, 3);
+		}
+	}
+	assert_true(f->set.budget_level > 0);
+	/* The fourth first, then the rest. */
+	for (int r = 0; r < 200; r++) {
+		have = 0;
+		drain_peer(peer[3], NULL, &have, 0);
+		run_for(f, 2);
+	}
+	for (int r = 0; r < 500 && (f->set.held || r < 100); r++) {
+		for (int i = 0; i < 3; i++) {
+			have = 0;
+			drain_peer(peer[i], NULL, &have, 0);
+		}
+		run_for(f, 2);
+	}
+	assert_int_equal(f->set.held, 0);
+	assert_int_equal(f->set.budget_level, 0);
+	for (int i = 0; i < 4; i++)
+		close(peer[i]);
+	run_for(f, 50);
+	assert_int_equal(seen.gone, 4);
+	fixture_free(f);
+}
+
 /* conn_abort_all: every connection goes, each gone() once. */
 static void test_conn_abort_all(void **state)
 {
@@ -415,6 +509,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_conn_high_and_low_water,
 				       reset_plugin),
 		cmocka_unit_test_setup(test_conn_budget_bounds_the_set,
+				       reset_plugin),
+		cmocka_unit_test_setup(test_conn_budget_waiters_resume_when_drained,
+				       reset_plugin),
+		cmocka_unit_test_setup(test_conn_budget_level_falls_back,
 				       reset_plugin),
 		cmocka_unit_test_setup(test_conn_abort_all, reset_plugin),
 	};
