@@ -64,9 +64,11 @@ struct accept_set {
 	bool in_grace;  /* stopping, listeners not yet shut down */
 	struct loop_timer grace_timer;
 
-	uint64_t *refused;  /* nsvc x ACCEPT_REFUSED_N, for metrics */
-	uint64_t unlogged[ACCEPT_REFUSED_N];
-	int64_t last_refusal_log;
+	/* Per service: refusals by reason (for metrics), those not yet in
+	 * a log line, and when the last line went out. */
+	uint64_t *refused;
+	uint64_t *unlogged;
+	int64_t *last_refusal_log;
 };
 
 static const char *const accept_refusal_names[ACCEPT_REFUSED_N] = {
@@ -102,10 +104,15 @@ static void accept_arm(struct accept_listener *al)
 	loop_accept(a->loop, &al->op, al->fd);
 }
 
+static void accept_serve_waiting(struct accept_set *a, bool force);
+
+/* A slot another worker freed is seen only here: this worker's held
+ * connections are served first, or later clients would overtake them. */
 static void accept_retry_fired(struct loop_timer *t)
 {
 	struct accept_listener *al = t->data;
 
+	accept_serve_waiting(al->a, false);
 	al->paused = false;
 	accept_arm(al);
 }
@@ -194,11 +201,16 @@ static void accept_open_in_flight(struct accept_set *a,
 	accept_open(a, inst, fd, p);
 }
 
-static void accept_peer_of(int fd, struct accept_peer *p)
+/* -errno when the peer is unknown: on TCP, a client that reset right
+ * after its handshake (ENOTCONN). Nothing could be checked or served. */
+static int accept_peer_of(int fd, struct accept_peer *p)
 {
 	p->len = sizeof(p->ss);
-	if (getpeername(fd, (struct sockaddr *)&p->ss, &p->len) < 0)
-		p->len = 0;
+	if (getpeername(fd, (struct sockaddr *)&p->ss, &p->len) == 0)
+		return 0;
+	p->len = 0;
+	p->ss.ss_family = AF_UNSPEC;
+	return -errno;
 }
 
 static void accept_hold(struct accept_listener *al, int fd,
@@ -270,50 +282,39 @@ static int accept_check(struct accept_set *a, const struct ringd_instance *inst,
 	return -1;
 }
 
-static void accept_peer_text(const struct accept_peer *p, char *buf,
-			     size_t len)
-{
-	const struct sockaddr_in *sin = (const void *)&p->ss;
-	const struct sockaddr_in6 *sin6 = (const void *)&p->ss;
-	char addr[INET6_ADDRSTRLEN] = "?";
-
-	if (p->ss.ss_family == AF_INET) {
-		inet_ntop(AF_INET, &sin->sin_addr, addr, sizeof(addr));
-		snprintf(buf, len, "%s:%u", addr, ntohs(sin->sin_port));
-	} else {
-		inet_ntop(AF_INET6, &sin6->sin6_addr, addr, sizeof(addr));
-		snprintf(buf, len, "[%s]:%u", addr, ntohs(sin6->sin6_port));
-	}
-}
-
-/* A scan from many addresses must not become a flood of log lines. */
+/* A scan from many addresses must not become a flood of log lines: one
+ * line per service per interval, with what was refused since the last
+ * one and the peer that brought the line about. */
 static void accept_log_refusal(struct accept_set *a,
 			       const struct ringd_instance *inst,
 			       const struct accept_peer *p)
 {
+	uint64_t *unlogged = &a->unlogged[inst->idx * ACCEPT_REFUSED_N];
+	int64_t *last = &a->last_refusal_log[inst->idx];
 	int64_t now = loop_now(a->loop);
-	char counts[160], peer[64];
+	char counts[160], peer[LOG_ADDR_MAX];
 	size_t off = 0;
 	int i, n;
 
-	if (a->last_refusal_log && now - a->last_refusal_log <
-					   ACCEPT_REFUSAL_LOG_NS)
+	if (*last && now - *last < ACCEPT_REFUSAL_LOG_NS)
 		return;
-	a->last_refusal_log = now;
+	*last = now;
 	counts[0] = '\0';
 	for (i = 0; i < ACCEPT_REFUSED_N; i++) {
-		if (!a->unlogged[i])
+		if (!unlogged[i])
 			continue;
 		n = snprintf(counts + off, sizeof(counts) - off, " %s=%llu",
 			     accept_refusal_names[i],
-			     (unsigned long long)a->unlogged[i]);
+			     (unsigned long long)unlogged[i]);
 		if (n > 0 && (size_t)n < sizeof(counts) - off)
 			off += (size_t)n;
-		a->unlogged[i] = 0;
+		unlogged[i] = 0;
 	}
-	accept_peer_text(p, peer, sizeof(peer));
 	log_notice("%s: refused connections%s svc=%s peer=%s worker=%zu",
-		   inst->sc->name, counts, inst->sc->name, peer, a->worker);
+		   inst->sc->name, counts, inst->sc->name,
+		   log_addr((const struct sockaddr *)&p->ss, peer,
+			    sizeof(peer)),
+		   a->worker);
 }
 
 /* Closed with a reset: the client learns at once that it was refused, and
@@ -323,11 +324,12 @@ static void accept_refuse(struct accept_set *a,
 			  const struct accept_peer *p, int why)
 {
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	size_t k = inst->idx * ACCEPT_REFUSED_N + (size_t)why;
 
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	close(fd);
-	a->refused[inst->idx * ACCEPT_REFUSED_N + (size_t)why]++;
-	a->unlogged[why]++;
+	a->refused[k]++;
+	a->unlogged[k]++;
 	accept_log_refusal(a, inst, p);
 }
 
@@ -342,7 +344,10 @@ static void accept_new_fd(struct accept_listener *al, int fd)
 	struct accept_peer p;
 	int why;
 
-	accept_peer_of(fd, &p);
+	if (accept_peer_of(fd, &p) < 0) {
+		close(fd);
+		return;
+	}
 	why = accept_check(a, al->inst, &p);
 	if (why >= 0) {
 		accept_refuse(a, al->inst, fd, &p, why);
@@ -412,7 +417,10 @@ static void accept_drain_backlog(struct accept_listener *al)
 			continue;
 		if (fd < 0)
 			break;
-		accept_peer_of(fd, &p);
+		if (accept_peer_of(fd, &p) < 0) {
+			close(fd);
+			continue;
+		}
 		why = accept_check(a, al->inst, &p);
 		if (why >= 0)
 			accept_refuse(a, al->inst, fd, &p, why);
@@ -465,13 +473,17 @@ void accept_quiesce(struct accept_set *a, int64_t grace_ns)
 {
 	size_t i;
 
+	/* Busy from here: a held connection refused in on_open makes the
+	 * owner ask accept_idle() before the listeners are even filtered. */
 	a->stopping = true;
+	a->in_grace = true;
 	accept_serve_waiting(a, true);
 	for (i = 0; i < a->nls; i++)
 		accept_quiesce_listener(&a->ls[i]);
-	if (!a->nls)
+	if (!a->nls) {
+		a->in_grace = false;
 		return;
-	a->in_grace = true;
+	}
 	loop_timer_set(a->loop, &a->grace_timer, loop_now(a->loop) + grace_ns);
 }
 
@@ -517,10 +529,12 @@ struct accept_set *accept_new(struct daemon *d, size_t worker, struct loop *l,
 	a->ls = calloc(d->nlisteners + 1, sizeof(*a->ls));
 	a->refused = calloc(d->conf->nsvc + 1,
 			    ACCEPT_REFUSED_N * sizeof(*a->refused));
-	if (!a->ls || !a->refused) {
-		free(a->ls);
-		free(a->refused);
-		free(a);
+	a->unlogged = calloc(d->conf->nsvc + 1,
+			     ACCEPT_REFUSED_N * sizeof(*a->unlogged));
+	a->last_refusal_log = calloc(d->conf->nsvc + 1,
+				     sizeof(*a->last_refusal_log));
+	if (!a->ls || !a->refused || !a->unlogged || !a->last_refusal_log) {
+		accept_free(a);
 		return NULL;
 	}
 	a->capls = d->nlisteners;
@@ -541,12 +555,17 @@ void accept_free(struct accept_set *a)
 
 	if (!a)
 		return;
-	for (i = 0; i < a->nwaiting; i++)
+	for (i = 0; i < a->nwaiting; i++) {
 		close(a->waiting[i].fd);
+		accept_source_put(a, a->waiting[i].inst,
+				  (const struct sockaddr *)&a->waiting[i].peer.ss);
+	}
 	for (i = 0; i < a->nls; i++)
 		loop_timer_stop(a->loop, &a->ls[i].retry);
 	loop_timer_stop(a->loop, &a->grace_timer);
 	free(a->ls);
 	free(a->refused);
+	free(a->unlogged);
+	free(a->last_refusal_log);
 	free(a);
 }

@@ -99,35 +99,15 @@ static const struct ringd_plugin *conn_plugin(const struct conn *c)
 	return c->inst->p;
 }
 
-/* "127.0.0.1:5131", "[::1]:5131" or "unix" for key=value log fields. */
-static const char *conn_peer_text(const struct conn *c, char *buf,
-				  size_t len)
-{
-	const struct sockaddr_in *sin = (const void *)&c->peer;
-	const struct sockaddr_in6 *sin6 = (const void *)&c->peer;
-	char addr[INET6_ADDRSTRLEN];
-
-	if (c->peer.ss_family == AF_INET) {
-		inet_ntop(AF_INET, &sin->sin_addr, addr, sizeof(addr));
-		snprintf(buf, len, "%s:%u", addr, ntohs(sin->sin_port));
-	} else if (c->peer.ss_family == AF_INET6) {
-		inet_ntop(AF_INET6, &sin6->sin6_addr, addr, sizeof(addr));
-		snprintf(buf, len, "[%s]:%u", addr, ntohs(sin6->sin6_port));
-	} else {
-		snprintf(buf, len, "unix");
-	}
-	return buf;
-}
-
 /* Per-connection lines are debug: formatting them is skipped unless an
  * operator asked for them. */
 #define conn_debug(c, fmt, ...)                                             \
 	do {                                                                \
-		char peer_[64];                                             \
+		char peer_[LOG_ADDR_MAX];                                   \
 		if (log_level() >= RINGD_LOG_DEBUG)                         \
 			log_debug("conn: " fmt " svc=%s peer=%s",           \
 				  ##__VA_ARGS__, (c)->inst->sc->name,       \
-				  conn_peer_text((c), peer_, sizeof(peer_))); \
+				  log_addr((c)->pub.peer, peer_, sizeof(peer_))); \
 	} while (0)
 
 static int64_t conn_expiry(const struct conn *c)

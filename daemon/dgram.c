@@ -276,6 +276,9 @@ static void dgram_deliver(struct dgram *g, size_t len)
 	g->replied = false;
 	if (PLUGIN_HAS(p, on_datagram))
 		p->on_datagram(&g->pub, g->data, len);
+	/* A reply after the hook returned would go to whatever source the
+	 * next datagram, admitted or not, leaves in g->peer. */
+	g->replied = true;
 }
 
 static void dgram_retry_fired(struct loop_timer *t)

@@ -1,6 +1,7 @@
 /* Logging to stderr, one write(2) per line so lines from worker threads
  * never interleave. The level and the prefix style are the only mutable
  * globals of the daemon: they are process-wide by nature. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -133,4 +134,22 @@ void log_warn(const char *fmt, ...)
 		 ap);
 	va_end(ap);
 	errno = saved;
+}
+
+const char *log_addr(const struct sockaddr *sa, char *buf, size_t len)
+{
+	const struct sockaddr_in *sin = (const void *)sa;
+	const struct sockaddr_in6 *sin6 = (const void *)sa;
+	char addr[INET6_ADDRSTRLEN];
+
+	if (sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &sin->sin_addr, addr, sizeof(addr));
+		snprintf(buf, len, "%s:%u", addr, ntohs(sin->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &sin6->sin6_addr, addr, sizeof(addr));
+		snprintf(buf, len, "[%s]:%u", addr, ntohs(sin6->sin6_port));
+	} else {
+		snprintf(buf, len, "unix");
+	}
+	return buf;
 }

@@ -7,6 +7,7 @@
 #define RINGD_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 #include <ringd/plugin.h>
 
@@ -27,5 +28,11 @@ void log_msg(enum ringd_log_level lvl, const char *fmt, ...)
 #define log_info(...) log_msg(RINGD_LOG_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(RINGD_LOG_DEBUG, __VA_ARGS__)
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+struct sockaddr;
+/* A peer address as a key=value field value: "127.0.0.1:5131",
+ * "[::1]:5131", or "unix" for any other family. Returns buf. */
+#define LOG_ADDR_MAX 64
+const char *log_addr(const struct sockaddr *sa, char *buf, size_t len);
 
 #endif

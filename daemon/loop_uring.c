@@ -376,8 +376,9 @@ static void uring_recycle(struct uring_state *us, unsigned bid)
 }
 
 /* The buffers op held back go back to the ring: its last completion. */
-static void uring_unpark(struct uring_state *us, const struct loop_op *op)
+static void uring_unpark(struct uring_state *us, struct loop_op *op)
 {
+	op->flags &= ~LOOP_OPF_PARKED;
 	for (unsigned bid = 0; us->nparked && bid < us->nbufs; bid++) {
 		if (us->parked[bid] != op)
 			continue;
@@ -403,6 +404,7 @@ static void uring_late(struct uring_state *us, struct loop_op *op,
 	if (buffered) {
 		us->parked[bid] = op;
 		us->nparked++;
+		op->flags |= LOOP_OPF_PARKED;
 	}
 }
 
@@ -417,8 +419,8 @@ static void uring_complete(struct uring_state *us, struct io_uring_cqe *cqe)
 	void *buf = NULL;
 
 	if (op && !more) {
-		/* Compared, never followed: the callback may free op. */
-		if (us->nparked)
+		/* Before the callback, which may free op. */
+		if (op->flags & LOOP_OPF_PARKED)
 			uring_unpark(us, op);
 		op->flags &= ~LOOP_OPF_ARMED;
 		if (op->flags & LOOP_OPF_REARM)

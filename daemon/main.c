@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -199,7 +200,8 @@ static int main_drop_privileges(const char *user)
 
 /* The per-source table exists only when a service sets a limit. Every
  * entry stands for an open connection: max_connections, plus what each
- * worker may hold or take on a stop past it, bounds how many there are. */
+ * worker may hold, plus what a stop may take from a full backlog past it,
+ * bounds how many there are. It grows only as far as it is used. */
 static int main_srclimit(struct daemon *d)
 {
 	size_t i, room;
@@ -210,7 +212,7 @@ static int main_srclimit(struct daemon *d)
 	if (i == d->conf->nsvc)
 		return 0;
 	room = (size_t)d->conf->max_connections +
-	       d->nworkers * (ACCEPT_MAX_WAITING + 1024);
+	       d->nworkers * (ACCEPT_MAX_WAITING + SOMAXCONN);
 	d->srclimit = srclimit_new(room);
 	return d->srclimit ? 0 : -1;
 }

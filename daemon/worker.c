@@ -172,9 +172,6 @@ static int worker_open_listeners(struct worker *w)
 	return 0;
 }
 
-/* With backend = auto main's probe already chose io_uring, but a worker
- * whose own ring fails (a memory limit reached by the n-th ring, say)
- * still falls back rather than failing the start. */
 /* The receive pool is memory the budget does not see, and on io_uring
  * it bounds what a receive still delivers after its cancel: keep it
  * within a quarter of the worker's share of max_buffered, from 32 to 256
@@ -192,6 +189,9 @@ static unsigned worker_pool_bufs(size_t budget)
 	return n;
 }
 
+/* With backend = auto main's probe already chose io_uring, but a worker
+ * whose own ring fails (a memory limit reached by the n-th ring, say)
+ * still falls back rather than failing the start. */
 static int worker_new_loop(struct worker *w)
 {
 	struct daemon *d = w->d;

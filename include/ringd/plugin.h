@@ -203,23 +203,30 @@ struct ringd_plugin {
 		       const struct ringd_instance *inst, const void *config);
 	void (*stop)(void *wstate);
 
-	/* A stream connection opened. Return 0, or -1 to close it. */
+	/* A stream connection opened. Return 0, or -1 to close it. Every
+	 * host call on c is allowed here (a greeting may be sent). After a
+	 * -1 on_close() is not called: free c->data here. */
 	int (*on_open)(struct ringd_conn *c);
 
-	/* Bytes arrived. buf is valid only during the call. */
+	/* Bytes arrived. buf is valid only during the call. Every host
+	 * call on c is allowed; c stays valid until the hook returns, even
+	 * after close() or abort(). */
 	void (*on_data)(struct ringd_conn *c, const void *buf, size_t len);
 
-	/* The peer half-closed (sent FIN). NULL: close after flushing. */
+	/* The peer half-closed (sent FIN). NULL: close after flushing.
+	 * Every host call on c is allowed; no more on_data() follows. */
 	void (*on_eof)(struct ringd_conn *c);
 
 	/* The output queue drained below the low-water mark; a streaming
 	 * service queues more here. Called only after a send made the
-	 * queue non-empty. */
+	 * queue non-empty. Every host call on c is allowed. */
 	void (*on_writable)(struct ringd_conn *c);
 
 	/* The connection is gone; free c->data. Host calls on c from here
 	 * are ignored (send() returns -EPIPE, close() and abort() do nothing)
-	 * and none is allowed after it returns. */
+	 * and none is allowed after it returns. Host calls on any other
+	 * connection are not allowed here either: the daemon may be walking
+	 * its connections when this runs. */
 	void (*on_close)(struct ringd_conn *c);
 
 	/* A datagram arrived (after the daemon's UDP guard admitted it). */

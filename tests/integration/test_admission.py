@@ -126,6 +126,30 @@ def test_host_calls_from_on_close_are_ignored(ctx):
     d.stop()
 
 
+def test_held_connection_served_when_another_worker_frees_the_slot(ctx):
+    """Two workers, max_connections = 1: client B is taken by one
+    worker's accept and held while A, on the other worker or the same,
+    holds the only slot. When A closes, B must be served within the
+    retry interval, whichever worker A was on."""
+    d = ctx.daemon({'echo': {'listen': 'tcp://127.0.0.1:0', 'idle_timeout': '0'}},
+                   ringd={'workers': '2', 'max_connections': '1'})
+    addr = d.addr('tcp')
+    for trial in range(8):
+        a = harness.connect(addr)
+        a.sendall(b'a')
+        assert harness.recv_exact(a, 1) == b'a'
+        b = harness.connect(addr)
+        b.sendall(b'b')
+        time.sleep(0.1)  # B reaches a worker's accept, or the backlog
+        a.close()
+        try:
+            # The retry runs once a second; allow two.
+            assert harness.recv_exact(b, 1, timeout=2.5) == b'b', trial
+        finally:
+            b.close()
+    d.stop()
+
+
 # -- allow / deny -------------------------------------------------------------
 
 def client_from(src, addr, timeout=5.0):
@@ -395,6 +419,7 @@ if __name__ == '__main__':
         test_refusing_plugin_behind_max_connections,
         test_refusing_plugin_without_limit,
         test_host_calls_from_on_close_are_ignored,
+        test_held_connection_served_when_another_worker_frees_the_slot,
         test_deny_in_ringd_applies_to_every_service,
         test_allow_in_service_overrides_ringd,
         test_v4_mapped_peer_matches_ipv4_prefix,
