@@ -114,12 +114,14 @@ struct dg_seen {
 };
 
 static struct dg_seen dg_seen;
+static struct ringd_dgram *dg_last; /* kept past the hook, wrongly */
 
 static void p_datagram(struct ringd_dgram *d, const void *buf, size_t len)
 {
 	static char out[2048];
 
 	dg_seen.datagrams++;
+	dg_last = d;
 	memset(out, 'r', sizeof(out));
 	for (int i = 0; i < dg_seen.nreplies && i < 3; i++)
 		dg_seen.reply_res[i] = host_api.reply(
@@ -258,6 +260,21 @@ static void test_dgram_one_reply_per_datagram(void **state)
 	dg_free(f);
 }
 
+/* A plugin that keeps the datagram and replies after its hook returned
+ * is refused: the address it would answer is no longer its source. */
+static void test_dgram_no_reply_after_the_hook(void **state)
+{
+	struct dg_fixture *f = dg_new(0, 0, -1);
+
+	dg_seen.nreplies = 0;
+	assert_int_equal(send(f->client, "ping", 4, 0), 4);
+	dg_run_for(f, 20);
+	assert_int_equal(dg_seen.datagrams, 1);
+	assert_int_equal(host_api.reply(dg_last, "late", 4), -EALREADY);
+	assert_int_equal(dg_replies(f), 0);
+	dg_free(f);
+}
+
 static void test_dgram_reply_size_rule(void **state)
 {
 	struct dg_fixture *f = dg_new(0, 0, -1);
@@ -322,6 +339,7 @@ int main(void)
 		cmocka_unit_test(test_dgram_admits_clients),
 		cmocka_unit_test(test_dgram_refuses_non_ip),
 		cmocka_unit_test(test_dgram_one_reply_per_datagram),
+		cmocka_unit_test(test_dgram_no_reply_after_the_hook),
 		cmocka_unit_test(test_dgram_reply_size_rule),
 		cmocka_unit_test(test_dgram_rate_limit_drops_before_plugin),
 		cmocka_unit_test(test_dgram_recv_error_backs_off),
