@@ -70,6 +70,7 @@ struct loop_timer {
 	void *data;
 	/* private */
 	int64_t when; /* CLOCK_MONOTONIC ns */
+	uint64_t seq; /* arming order: ties on when, and the pass limit */
 	uint32_t idx; /* heap slot + 1; 0 when not armed */
 };
 
@@ -124,7 +125,13 @@ void loop_close(struct loop *l, int fd);
  * overflow), so a caller sees a final completion only for EOF (RECV res
  * 0), a real error, or a cancel. */
 
-/* Timers, on CLOCK_MONOTONIC nanoseconds. */
+/* Timers, on CLOCK_MONOTONIC nanoseconds. A timer fires once, from
+ * loop_run(), no earlier than when; timers due at the same time fire in
+ * the order they were set. One pass over the heap fires only timers set
+ * before the pass began: a timer set (or re-set) from a callback, even
+ * for a time already past, waits for the next iteration, so the loop
+ * reaches I/O in between and a timer re-arming itself for "now" cannot
+ * starve it. */
 int64_t loop_now(const struct loop *l); /* cached per iteration */
 void loop_timer_set(struct loop *l, struct loop_timer *t, int64_t when);
 void loop_timer_stop(struct loop *l, struct loop_timer *t);

@@ -1153,6 +1153,76 @@ static void test_loop_timer_callbacks_rearm(void **state)
 	loop_free(l);
 }
 
+/* A timer that re-arms itself for "now" from its callback, with a send
+ * it starts each time: a pass fires at most the timers armed on entry,
+ * so the send completes before the timer fires again. */
+struct spinner {
+	struct loop *l;
+	struct loop_timer t;
+	struct loop_op op;
+	int fd;
+	int fires;
+	int sends;
+	bool sending;
+	bool twice; /* fired again with no I/O in between */
+};
+
+static void spinner_fire(struct loop_timer *t)
+{
+	struct spinner *s = t->data;
+
+	s->fires++;
+	if (s->sending) {
+		s->twice = true;
+		loop_stop(s->l);
+		return;
+	}
+	s->sending = true;
+	loop_send(s->l, &s->op, s->fd, "s", 1);
+	loop_timer_set(s->l, t, loop_now(s->l));
+}
+
+static void spinner_sent(struct loop_op *op, int res, unsigned flags,
+			 void *buf)
+{
+	struct spinner *s = op->data;
+
+	s->sending = false;
+	if (res != 1 || ++s->sends == 20) {
+		loop_timer_stop(s->l, &s->t);
+		loop_stop(s->l);
+	}
+}
+
+static void test_loop_timer_rearm_now_once_per_pass(void **state)
+{
+	struct loop *l = new_loop(0, 0);
+	struct spinner s = { .l = l };
+	struct loop_timer far[3];
+	int sv[2];
+
+	unix_pair(sv);
+	s.fd = sv[0];
+	s.t = (struct loop_timer){ .cb = spinner_fire, .data = &s };
+	s.op = (struct loop_op){ .cb = spinner_sent, .data = &s };
+	/* More timers in the heap than the spinner: a pass that counted
+	 * the heap's size on entry would let the spinner run again. */
+	for (int i = 0; i < 3; i++) {
+		far[i] = (struct loop_timer){ .cb = chain_victim };
+		loop_timer_set(l, &far[i], mono_ns() + 1000 * MSEC);
+	}
+	loop_timer_set(l, &s.t, mono_ns());
+	run_guarded(l);
+	assert_false(s.twice);
+	assert_int_equal(s.sends, 20);
+	assert_int_equal(s.fires, 20);
+	for (int i = 0; i < 3; i++)
+		loop_timer_stop(l, &far[i]);
+	loop_close(l, sv[0]);
+	close(sv[1]);
+	loop_free(l);
+}
+
 static void test_loop_timer_alone_wakes(void **state)
 {
 	struct loop *l = new_loop(0, 0);
@@ -1258,6 +1328,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_loop_read_eventfd),
 		cmocka_unit_test(test_loop_timers_order),
 		cmocka_unit_test(test_loop_timer_callbacks_rearm),
+		cmocka_unit_test(test_loop_timer_rearm_now_once_per_pass),
 		cmocka_unit_test(test_loop_timer_alone_wakes),
 		cmocka_unit_test(test_loop_wake_from_thread),
 		cmocka_unit_test(test_loop_stop_from_callback),
