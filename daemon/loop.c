@@ -22,6 +22,7 @@ struct loop {
 	int64_t now;
 	bool stop;
 	int fatal; /* an error loop_run() returns: the loop cannot go on */
+	struct loop_counters counters;
 
 	struct loop_timer **heap;
 	uint32_t nheap;
@@ -72,6 +73,7 @@ static int loop_config_get(struct loop_config *cfg, const struct loop_params *p)
 	cfg->entries = p->entries ? p->entries : LOOP_DEFAULT_ENTRIES;
 	cfg->nbufs = p->nbufs ? p->nbufs : LOOP_DEFAULT_NBUFS;
 	cfg->buf_size = p->buf_size ? p->buf_size : LOOP_DEFAULT_BUF_SIZE;
+	cfg->counters = NULL; /* loop_new() points it into the loop */
 	if (cfg->nbufs > LOOP_MAX_NBUFS || (cfg->nbufs & (cfg->nbufs - 1)))
 		return -EINVAL;
 	if (cfg->buf_size > INT_MAX || cfg->entries > INT_MAX)
@@ -136,6 +138,9 @@ int loop_new(struct loop **out, const struct loop_params *p)
 	if (!l)
 		return -ENOMEM;
 	atomic_init(&l->wake_pending, false);
+	for (int i = 0; i < LOOP_STAT_N; i++)
+		atomic_init(&l->counters.n[i], 0);
+	cfg.counters = &l->counters;
 	loop_update_now(l);
 	l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (l->wake_fd < 0) {
@@ -385,6 +390,26 @@ int loop_run(struct loop *l)
 		err = l->engine->poll(l->state, loop_timeout(l));
 	}
 	return err ? err : l->fatal;
+}
+
+void loop_stats(const struct loop *l, struct loop_stats *out)
+{
+	const _Atomic uint64_t *n = l->counters.n;
+
+	out->rearm_nobufs = atomic_load_explicit(
+		&n[LOOP_STAT_REARM_NOBUFS], memory_order_relaxed);
+	out->rearm_overflow = atomic_load_explicit(
+		&n[LOOP_STAT_REARM_OVERFLOW], memory_order_relaxed);
+	out->rearm_accept = atomic_load_explicit(
+		&n[LOOP_STAT_REARM_ACCEPT], memory_order_relaxed);
+	out->sq_full = atomic_load_explicit(&n[LOOP_STAT_SQ_FULL],
+					    memory_order_relaxed);
+	out->eagain_reads = atomic_load_explicit(
+		&n[LOOP_STAT_EAGAIN_READS], memory_order_relaxed);
+	out->eagain_writes = atomic_load_explicit(
+		&n[LOOP_STAT_EAGAIN_WRITES], memory_order_relaxed);
+	out->waits = atomic_load_explicit(&n[LOOP_STAT_WAITS],
+					  memory_order_relaxed);
 }
 
 void loop_stop(struct loop *l)

@@ -34,6 +34,7 @@ struct epoll_fd {
 
 struct epoll_state {
 	struct loop *loop;
+	struct loop_counters *counters;
 	int epfd;
 	struct epoll_fd *fds;
 	unsigned nfds;
@@ -236,6 +237,7 @@ static void epoll_submit(void *state, struct loop_op *op)
 			epoll_finish_later(es, op, res);
 			return;
 		}
+		loop_count(es->counters, LOOP_STAT_EAGAIN_WRITES);
 		st->writable = false;
 	}
 	epoll_queue_push(&st->wq, op);
@@ -299,8 +301,10 @@ static void epoll_deliver(struct epoll_state *es, struct epoll_queue *q,
 	unsigned flags;
 
 	if (op->opcode == LOOP_OP_ACCEPT) {
-		if (res < 0 && loop_accept_transient(res))
+		if (res < 0 && loop_accept_transient(res)) {
+			loop_count(es->counters, LOOP_STAT_REARM_ACCEPT);
 			return;
+		}
 		more = res >= 0;
 	} else if (op->opcode == LOOP_OP_RECV && res > 0) {
 		more = true;
@@ -332,6 +336,8 @@ static void epoll_run_side(struct epoll_state *es, int fd, bool write)
 			return;
 		res = epoll_syscall(es, op);
 		if (res == -EAGAIN) {
+			loop_count(es->counters, write ? LOOP_STAT_EAGAIN_WRITES
+						       : LOOP_STAT_EAGAIN_READS);
 			*ready = false;
 			return;
 		}
@@ -407,6 +413,7 @@ static int epoll_poll(void *state, int64_t timeout_ns)
 		ms = 0;
 	else if (timeout_ns >= 0 && timeout_ns / 1000000 < INT_MAX - 1)
 		ms = (int)((timeout_ns + 999999) / 1000000);
+	loop_count(es->counters, LOOP_STAT_WAITS);
 	n = epoll_wait(es->epfd, es->events, EPOLL_MAX_EVENTS, ms);
 	if (n < 0) {
 		if (errno != EINTR)
@@ -440,6 +447,7 @@ static int epoll_init(struct loop *l, const struct loop_config *cfg,
 	if (!es)
 		return -ENOMEM;
 	es->loop = l;
+	es->counters = cfg->counters;
 	es->ready_head = es->ready_tail = -1;
 	es->buf_size = cfg->buf_size;
 	es->buf = malloc(cfg->buf_size);

@@ -818,20 +818,66 @@ static void drain_sockets(struct loop *l)
 		close(sv[i][1]);
 	}
 	free(want);
-	loop_free(l);
 }
 
 static void test_loop_enobufs_rearm(void **state)
 {
 	/* Two 1 KiB buffers for 256 KiB pending: the pool runs dry. */
-	drain_sockets(new_loop(2, 1024));
+	struct loop *l = new_loop(2, 1024);
+	struct loop_stats st;
+
+	drain_sockets(l);
+	loop_stats(l, &st);
+	/* Without the counter this case passes whether or not io_uring
+	 * ever ended a recv with -ENOBUFS; epoll has no pool to run dry. */
+	if (test_backend == LOOP_BACKEND_IO_URING)
+		assert_true(st.rearm_nobufs > 0);
+	else
+		assert_int_equal(st.rearm_nobufs, 0);
+	loop_free(l);
 }
 
 static void test_loop_cq_overflow_rearm(void **state)
 {
 	/* A 2-entry SQ (4 CQEs) and 256-byte buffers: multishot recvs end
-	 * on a full CQ with data, and 9 ops overflow the SQ at submit. */
-	drain_sockets(new_loop_sized(2, 64, 256));
+	 * on a full CQ with data, and 9 ops overflow the SQ at submit.
+	 * Without the counters this case passes whether or not either
+	 * path was taken. */
+	struct loop *l = new_loop_sized(2, 64, 256);
+	struct loop_stats st;
+
+	drain_sockets(l);
+	loop_stats(l, &st);
+	if (test_backend == LOOP_BACKEND_IO_URING) {
+		assert_true(st.rearm_overflow > 0);
+		assert_true(st.sq_full > 0);
+	} else {
+		assert_int_equal(st.rearm_overflow, 0);
+		assert_int_equal(st.sq_full, 0);
+	}
+	loop_free(l);
+}
+
+static void test_loop_stats_count_waits(void **state)
+{
+	struct loop *l = new_loop(0, 0);
+	struct loop_stats st;
+
+	memset(&st, 0xff, sizeof(st));
+	loop_stats(l, &st);
+	assert_int_equal(st.waits, 0);
+	assert_int_equal(st.rearm_nobufs, 0);
+	assert_int_equal(st.rearm_overflow, 0);
+	assert_int_equal(st.rearm_accept, 0);
+	assert_int_equal(st.sq_full, 0);
+	assert_int_equal(st.eagain_reads, 0);
+	assert_int_equal(st.eagain_writes, 0);
+	run_for(l, 10);
+	loop_stats(l, &st);
+	/* At least the wait that ran into the stop timer. */
+	assert_true(st.waits >= 1);
+	assert_int_equal(st.eagain_reads + st.eagain_writes, 0);
+	loop_free(l);
 }
 
 static void test_loop_bad_params(void **state)
@@ -1313,6 +1359,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_loop_backend_name),
 		cmocka_unit_test(test_loop_uring_probe),
 		cmocka_unit_test(test_loop_bad_params),
+		cmocka_unit_test(test_loop_stats_count_waits),
 		cmocka_unit_test(test_loop_accept_multishot),
 		cmocka_unit_test(test_loop_cancel_accept),
 		cmocka_unit_test(test_loop_recv_multishot_eof),
