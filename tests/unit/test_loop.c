@@ -1019,6 +1019,175 @@ static void test_loop_udp_msg(void **state)
 	loop_free(l);
 }
 
+/* Collects what a multishot RECV delivers and stops the loop after each
+ * completion, so a case can act between them; cancels the op on its
+ * first data when asked. */
+struct collect {
+	struct tally t;
+	char got[64];
+	size_t ngot;
+	bool cancel;
+};
+
+static void collect_cb(struct loop_op *op, int res, unsigned flags,
+		       void *buf)
+{
+	struct collect *c = op->data;
+
+	if (!(flags & LOOP_F_MORE)) {
+		c->t.bad |= buf != NULL;
+		tally_final(op, res, flags, buf);
+		return;
+	}
+	c->t.calls++;
+	c->t.more++;
+	loop_stop(c->t.l);
+	if (res <= 0 || !buf || c->ngot + (size_t)res > sizeof(c->got)) {
+		c->t.bad = true;
+		return;
+	}
+	memcpy(c->got + c->ngot, buf, (size_t)res);
+	c->ngot += (size_t)res;
+	if (c->cancel)
+		loop_cancel(c->t.l, op);
+}
+
+static void collect_init(struct collect *c, struct loop *l)
+{
+	memset(c, 0, sizeof(*c));
+	tally_init(&c->t, l, collect_cb);
+	c->t.op.data = c;
+}
+
+/* Runs until n bytes arrived or the op ended (n = SIZE_MAX: ended). */
+static void collect_until(struct loop *l, struct collect *c, size_t n)
+{
+	while (c->ngot < n && !c->t.finals && !c->t.bad)
+		run_guarded(l);
+	assert_false(c->t.bad);
+}
+
+static void test_loop_tcp_short_read_ends_burst(void **state)
+{
+	struct loop *l = new_loop(0, 0);
+	struct loop_stats st;
+	struct collect c;
+	int a, b;
+
+	tcp_pair(&a, &b, 0);
+	collect_init(&c, l);
+	loop_recv(l, &c.t.op, b);
+	write_all(a, "request", 7);
+	collect_until(l, &c, 7);
+	/* A short read on TCP took all there was: no recv() to see EAGAIN. */
+	loop_stats(l, &st);
+	assert_int_equal(st.eagain_reads, 0);
+	/* Data after a short read raises an edge of its own. */
+	write_all(a, "second", 6);
+	collect_until(l, &c, 13);
+	/* Data and FIN: both arrive, the FIN as the final completion. */
+	write_all(a, "last", 4);
+	shutdown(a, SHUT_WR);
+	collect_until(l, &c, SIZE_MAX);
+	assert_int_equal(c.ngot, 17);
+	assert_memory_equal(c.got, "requestsecondlast", 17);
+	assert_int_equal(c.t.finals, 1);
+	assert_int_equal(c.t.final_res, 0);
+	assert_int_equal(c.t.final_flags, 0);
+	loop_stats(l, &st);
+	assert_int_equal(st.eagain_reads, 0);
+	/* EOF stays readable: a new RECV ends at once, with no new edge. */
+	c.t.finals = 0;
+	c.t.final_res = -1;
+	loop_recv(l, &c.t.op, b);
+	collect_until(l, &c, SIZE_MAX);
+	assert_int_equal(c.t.finals, 1);
+	assert_int_equal(c.t.final_res, 0);
+	loop_close(l, b);
+	close(a);
+	loop_free(l);
+}
+
+static void test_loop_tcp_urgent_data(void **state)
+{
+	struct loop *l = new_loop(0, 0);
+	struct collect c;
+	int a, b;
+
+	tcp_pair(&a, &b, 0);
+	collect_init(&c, l);
+	/* recv() stops short at the urgent mark with "def" still queued,
+	 * and no edge will come for it. The urgent byte is not inline. */
+	write_all(a, "abc", 3);
+	assert_int_equal(send(a, "X", 1, MSG_OOB | MSG_NOSIGNAL), 1);
+	write_all(a, "def", 3);
+	loop_recv(l, &c.t.op, b);
+	collect_until(l, &c, 6);
+	assert_int_equal(c.ngot, 6);
+	assert_memory_equal(c.got, "abcdef", 6);
+	loop_cancel(l, &c.t.op);
+	collect_until(l, &c, SIZE_MAX);
+	assert_int_equal(c.t.final_res, -ECANCELED);
+	loop_close(l, b);
+	close(a);
+	loop_free(l);
+}
+
+static void test_loop_tcp_recv_again_after_cancel(void **state)
+{
+	struct loop *l = new_loop(0, 0);
+	struct collect c;
+	int a, b;
+
+	tcp_pair(&a, &b, 0);
+	collect_init(&c, l);
+	c.cancel = true; /* as a connection pauses its reading */
+	loop_recv(l, &c.t.op, b);
+	write_all(a, "one", 3);
+	collect_until(l, &c, SIZE_MAX);
+	assert_int_equal(c.t.final_res, -ECANCELED);
+	/* Arrives while no RECV is queued; its edge must not be lost. */
+	write_all(a, "two", 3);
+	c.cancel = false;
+	c.t.finals = 0;
+	loop_recv(l, &c.t.op, b);
+	collect_until(l, &c, 6);
+	assert_memory_equal(c.got, "onetwo", 6);
+	loop_cancel(l, &c.t.op);
+	collect_until(l, &c, SIZE_MAX);
+	assert_int_equal(c.t.final_res, -ECANCELED);
+	loop_close(l, b);
+	close(a);
+	loop_free(l);
+}
+
+static void test_loop_recv_datagrams(void **state)
+{
+	struct loop *l = new_loop(0, 0);
+	struct sockaddr_in to, from;
+	struct collect c;
+	int rx = udp_socket(&to);
+	int tx = udp_socket(&from);
+
+	/* Each read takes one datagram, however short: a short read says
+	 * nothing about what else is queued. */
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(sendto(tx, i ? "two" : "first", i ? 3 : 5, 0,
+					(struct sockaddr *)&to, sizeof(to)),
+				 i ? 3 : 5);
+	collect_init(&c, l);
+	loop_recv(l, &c.t.op, rx);
+	collect_until(l, &c, 8);
+	assert_int_equal(c.t.more, 2);
+	assert_memory_equal(c.got, "firsttwo", 8);
+	loop_cancel(l, &c.t.op);
+	collect_until(l, &c, SIZE_MAX);
+	assert_int_equal(c.t.final_res, -ECANCELED);
+	loop_close(l, rx);
+	close(tx);
+	loop_free(l);
+}
+
 struct evread {
 	struct loop *l;
 	int efd;
@@ -1372,6 +1541,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_loop_enobufs_rearm),
 		cmocka_unit_test(test_loop_cq_overflow_rearm),
 		cmocka_unit_test(test_loop_udp_msg),
+		cmocka_unit_test(test_loop_tcp_short_read_ends_burst),
+		cmocka_unit_test(test_loop_tcp_urgent_data),
+		cmocka_unit_test(test_loop_tcp_recv_again_after_cancel),
+		cmocka_unit_test(test_loop_recv_datagrams),
 		cmocka_unit_test(test_loop_read_eventfd),
 		cmocka_unit_test(test_loop_timers_order),
 		cmocka_unit_test(test_loop_timer_callbacks_rearm),
