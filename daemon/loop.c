@@ -392,24 +392,20 @@ int loop_run(struct loop *l)
 	return err ? err : l->fatal;
 }
 
+static uint64_t loop_stat(const struct loop *l, enum loop_stat s)
+{
+	return atomic_load_explicit(&l->counters.n[s], memory_order_relaxed);
+}
+
 void loop_stats(const struct loop *l, struct loop_stats *out)
 {
-	const _Atomic uint64_t *n = l->counters.n;
-
-	out->rearm_nobufs = atomic_load_explicit(
-		&n[LOOP_STAT_REARM_NOBUFS], memory_order_relaxed);
-	out->rearm_overflow = atomic_load_explicit(
-		&n[LOOP_STAT_REARM_OVERFLOW], memory_order_relaxed);
-	out->rearm_accept = atomic_load_explicit(
-		&n[LOOP_STAT_REARM_ACCEPT], memory_order_relaxed);
-	out->sq_full = atomic_load_explicit(&n[LOOP_STAT_SQ_FULL],
-					    memory_order_relaxed);
-	out->eagain_reads = atomic_load_explicit(
-		&n[LOOP_STAT_EAGAIN_READS], memory_order_relaxed);
-	out->eagain_writes = atomic_load_explicit(
-		&n[LOOP_STAT_EAGAIN_WRITES], memory_order_relaxed);
-	out->waits = atomic_load_explicit(&n[LOOP_STAT_WAITS],
-					  memory_order_relaxed);
+	out->rearm_nobufs = loop_stat(l, LOOP_STAT_REARM_NOBUFS);
+	out->rearm_overflow = loop_stat(l, LOOP_STAT_REARM_OVERFLOW);
+	out->rearm_accept = loop_stat(l, LOOP_STAT_REARM_ACCEPT);
+	out->sq_full = loop_stat(l, LOOP_STAT_SQ_FULL);
+	out->eagain_reads = loop_stat(l, LOOP_STAT_EAGAIN_READS);
+	out->eagain_writes = loop_stat(l, LOOP_STAT_EAGAIN_WRITES);
+	out->waits = loop_stat(l, LOOP_STAT_WAITS);
 }
 
 void loop_stop(struct loop *l)

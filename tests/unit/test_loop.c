@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -1067,98 +1068,110 @@ static void collect_until(struct loop *l, struct collect *c, size_t n)
 	assert_false(c->t.bad);
 }
 
+static void collect_recv(struct collect *c, int fd)
+{
+	c->t.finals = 0;
+	c->t.final_res = INT_MIN;
+	loop_recv(c->t.l, &c->t.op, fd);
+}
+
+static void collect_cancel(struct collect *c)
+{
+	loop_cancel(c->t.l, &c->t.op);
+	collect_until(c->t.l, c, SIZE_MAX);
+	assert_int_equal(c->t.final_res, -ECANCELED);
+}
+
+/* A loop and a TCP pair whose accepted end a collector reads. */
+struct tcp_case {
+	struct loop *l;
+	struct collect c;
+	int peer; /* the connecting end, which the case writes */
+	int fd;
+};
+
+static void tcp_case_start(struct tcp_case *k)
+{
+	k->l = new_loop(0, 0);
+	tcp_pair(&k->peer, &k->fd, 0);
+	collect_init(&k->c, k->l);
+}
+
+static void tcp_case_end(struct tcp_case *k)
+{
+	loop_close(k->l, k->fd);
+	close(k->peer);
+	loop_free(k->l);
+}
+
 static void test_loop_tcp_short_read_ends_burst(void **state)
 {
-	struct loop *l = new_loop(0, 0);
 	struct loop_stats st;
-	struct collect c;
-	int a, b;
+	struct tcp_case k;
 
-	tcp_pair(&a, &b, 0);
-	collect_init(&c, l);
-	loop_recv(l, &c.t.op, b);
-	write_all(a, "request", 7);
-	collect_until(l, &c, 7);
+	tcp_case_start(&k);
+	collect_recv(&k.c, k.fd);
+	write_all(k.peer, "request", 7);
+	collect_until(k.l, &k.c, 7);
 	/* A short read on TCP took all there was: no recv() to see EAGAIN. */
-	loop_stats(l, &st);
+	loop_stats(k.l, &st);
 	assert_int_equal(st.eagain_reads, 0);
 	/* Data after a short read raises an edge of its own. */
-	write_all(a, "second", 6);
-	collect_until(l, &c, 13);
+	write_all(k.peer, "second", 6);
+	collect_until(k.l, &k.c, 13);
 	/* Data and FIN: both arrive, the FIN as the final completion. */
-	write_all(a, "last", 4);
-	shutdown(a, SHUT_WR);
-	collect_until(l, &c, SIZE_MAX);
-	assert_int_equal(c.ngot, 17);
-	assert_memory_equal(c.got, "requestsecondlast", 17);
-	assert_int_equal(c.t.finals, 1);
-	assert_int_equal(c.t.final_res, 0);
-	assert_int_equal(c.t.final_flags, 0);
-	loop_stats(l, &st);
+	write_all(k.peer, "last", 4);
+	shutdown(k.peer, SHUT_WR);
+	collect_until(k.l, &k.c, SIZE_MAX);
+	assert_int_equal(k.c.ngot, 17);
+	assert_memory_equal(k.c.got, "requestsecondlast", 17);
+	assert_int_equal(k.c.t.final_res, 0);
+	assert_int_equal(k.c.t.final_flags, 0);
+	loop_stats(k.l, &st);
 	assert_int_equal(st.eagain_reads, 0);
 	/* EOF stays readable: a new RECV ends at once, with no new edge. */
-	c.t.finals = 0;
-	c.t.final_res = -1;
-	loop_recv(l, &c.t.op, b);
-	collect_until(l, &c, SIZE_MAX);
-	assert_int_equal(c.t.finals, 1);
-	assert_int_equal(c.t.final_res, 0);
-	loop_close(l, b);
-	close(a);
-	loop_free(l);
+	collect_recv(&k.c, k.fd);
+	collect_until(k.l, &k.c, SIZE_MAX);
+	assert_int_equal(k.c.t.final_res, 0);
+	tcp_case_end(&k);
 }
 
 static void test_loop_tcp_urgent_data(void **state)
 {
-	struct loop *l = new_loop(0, 0);
-	struct collect c;
-	int a, b;
+	struct tcp_case k;
 
-	tcp_pair(&a, &b, 0);
-	collect_init(&c, l);
+	tcp_case_start(&k);
 	/* recv() stops short at the urgent mark with "def" still queued,
 	 * and no edge will come for it. The urgent byte is not inline. */
-	write_all(a, "abc", 3);
-	assert_int_equal(send(a, "X", 1, MSG_OOB | MSG_NOSIGNAL), 1);
-	write_all(a, "def", 3);
-	loop_recv(l, &c.t.op, b);
-	collect_until(l, &c, 6);
-	assert_int_equal(c.ngot, 6);
-	assert_memory_equal(c.got, "abcdef", 6);
-	loop_cancel(l, &c.t.op);
-	collect_until(l, &c, SIZE_MAX);
-	assert_int_equal(c.t.final_res, -ECANCELED);
-	loop_close(l, b);
-	close(a);
-	loop_free(l);
+	write_all(k.peer, "abc", 3);
+	assert_int_equal(send(k.peer, "X", 1, MSG_OOB | MSG_NOSIGNAL), 1);
+	write_all(k.peer, "def", 3);
+	collect_recv(&k.c, k.fd);
+	collect_until(k.l, &k.c, 6);
+	assert_int_equal(k.c.ngot, 6);
+	assert_memory_equal(k.c.got, "abcdef", 6);
+	collect_cancel(&k.c);
+	tcp_case_end(&k);
 }
 
 static void test_loop_tcp_recv_again_after_cancel(void **state)
 {
-	struct loop *l = new_loop(0, 0);
-	struct collect c;
-	int a, b;
+	struct tcp_case k;
 
-	tcp_pair(&a, &b, 0);
-	collect_init(&c, l);
-	c.cancel = true; /* as a connection pauses its reading */
-	loop_recv(l, &c.t.op, b);
-	write_all(a, "one", 3);
-	collect_until(l, &c, SIZE_MAX);
-	assert_int_equal(c.t.final_res, -ECANCELED);
+	tcp_case_start(&k);
+	k.c.cancel = true; /* as a connection pauses its reading */
+	collect_recv(&k.c, k.fd);
+	write_all(k.peer, "one", 3);
+	collect_until(k.l, &k.c, SIZE_MAX);
+	assert_int_equal(k.c.t.final_res, -ECANCELED);
 	/* Arrives while no RECV is queued; its edge must not be lost. */
-	write_all(a, "two", 3);
-	c.cancel = false;
-	c.t.finals = 0;
-	loop_recv(l, &c.t.op, b);
-	collect_until(l, &c, 6);
-	assert_memory_equal(c.got, "onetwo", 6);
-	loop_cancel(l, &c.t.op);
-	collect_until(l, &c, SIZE_MAX);
-	assert_int_equal(c.t.final_res, -ECANCELED);
-	loop_close(l, b);
-	close(a);
-	loop_free(l);
+	write_all(k.peer, "two", 3);
+	k.c.cancel = false;
+	collect_recv(&k.c, k.fd);
+	collect_until(k.l, &k.c, 6);
+	assert_memory_equal(k.c.got, "onetwo", 6);
+	collect_cancel(&k.c);
+	tcp_case_end(&k);
 }
 
 static void test_loop_recv_datagrams(void **state)
@@ -1176,13 +1189,11 @@ static void test_loop_recv_datagrams(void **state)
 					(struct sockaddr *)&to, sizeof(to)),
 				 i ? 3 : 5);
 	collect_init(&c, l);
-	loop_recv(l, &c.t.op, rx);
+	collect_recv(&c, rx);
 	collect_until(l, &c, 8);
 	assert_int_equal(c.t.more, 2);
 	assert_memory_equal(c.got, "firsttwo", 8);
-	loop_cancel(l, &c.t.op);
-	collect_until(l, &c, SIZE_MAX);
-	assert_int_equal(c.t.final_res, -ECANCELED);
+	collect_cancel(&c);
 	loop_close(l, rx);
 	close(tx);
 	loop_free(l);
