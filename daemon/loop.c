@@ -22,10 +22,12 @@ struct loop {
 	int64_t now;
 	bool stop;
 	int fatal; /* an error loop_run() returns: the loop cannot go on */
+	struct loop_counters counters;
 
 	struct loop_timer **heap;
 	uint32_t nheap;
 	uint32_t heap_cap;
+	uint64_t timer_seq; /* the next loop_timer.seq */
 
 	int wake_fd;
 	uint64_t wake_val;
@@ -71,6 +73,7 @@ static int loop_config_get(struct loop_config *cfg, const struct loop_params *p)
 	cfg->entries = p->entries ? p->entries : LOOP_DEFAULT_ENTRIES;
 	cfg->nbufs = p->nbufs ? p->nbufs : LOOP_DEFAULT_NBUFS;
 	cfg->buf_size = p->buf_size ? p->buf_size : LOOP_DEFAULT_BUF_SIZE;
+	cfg->counters = NULL; /* loop_new() points it into the loop */
 	if (cfg->nbufs > LOOP_MAX_NBUFS || (cfg->nbufs & (cfg->nbufs - 1)))
 		return -EINVAL;
 	if (cfg->buf_size > INT_MAX || cfg->entries > INT_MAX)
@@ -135,6 +138,9 @@ int loop_new(struct loop **out, const struct loop_params *p)
 	if (!l)
 		return -ENOMEM;
 	atomic_init(&l->wake_pending, false);
+	for (int i = 0; i < LOOP_STAT_N; i++)
+		atomic_init(&l->counters.n[i], 0);
+	cfg.counters = &l->counters;
 	loop_update_now(l);
 	l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (l->wake_fd < 0) {
@@ -248,6 +254,14 @@ static void loop_heap_place(struct loop *l, uint32_t i, struct loop_timer *t)
 	t->idx = i + 1;
 }
 
+/* Ordered by deadline, then by arming order: a timer set during a pass
+ * for "now" sorts after every timer that was due when the pass began. */
+static bool loop_timer_before(const struct loop_timer *a,
+			      const struct loop_timer *b)
+{
+	return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+}
+
 static void loop_heap_up(struct loop *l, uint32_t i)
 {
 	struct loop_timer *t = l->heap[i];
@@ -255,7 +269,7 @@ static void loop_heap_up(struct loop *l, uint32_t i)
 	while (i > 0) {
 		uint32_t parent = (i - 1) / 2;
 
-		if (l->heap[parent]->when <= t->when)
+		if (!loop_timer_before(t, l->heap[parent]))
 			break;
 		loop_heap_place(l, i, l->heap[parent]);
 		i = parent;
@@ -272,9 +286,10 @@ static void loop_heap_down(struct loop *l, uint32_t i)
 
 		if (c >= l->nheap)
 			break;
-		if (c + 1 < l->nheap && l->heap[c + 1]->when < l->heap[c]->when)
+		if (c + 1 < l->nheap &&
+		    loop_timer_before(l->heap[c + 1], l->heap[c]))
 			c++;
-		if (t->when <= l->heap[c]->when)
+		if (!loop_timer_before(l->heap[c], t))
 			break;
 		loop_heap_place(l, i, l->heap[c]);
 		i = c;
@@ -300,6 +315,7 @@ void loop_timer_set(struct loop *l, struct loop_timer *t, int64_t when)
 	uint32_t i;
 
 	t->when = when;
+	t->seq = l->timer_seq++;
 	if (t->idx) {
 		i = t->idx - 1;
 		loop_heap_up(l, i);
@@ -331,15 +347,20 @@ void loop_timer_stop(struct loop *l, struct loop_timer *t)
 }
 
 /* Fires at most the timers armed on entry, so one that re-arms itself
- * for "now" cannot starve I/O: the rest fire next iteration. */
+ * for "now" cannot starve I/O: it fires again next iteration. Counting
+ * the heap on entry is not enough, as a re-armed timer would take the
+ * turns of timers that are not due; the arming order tells them apart.
+ * A timer set during the pass for a time earlier than other due ones
+ * becomes the heap top and holds them back until the next iteration,
+ * one poll that does not block: late by microseconds, never early. */
 static void loop_timers_run(struct loop *l)
 {
-	uint32_t budget = l->nheap;
+	uint64_t entry = l->timer_seq;
 
-	while (budget-- > 0 && l->nheap > 0 && !l->stop) {
+	while (l->nheap > 0 && !l->stop) {
 		struct loop_timer *t = l->heap[0];
 
-		if (t->when > l->now)
+		if (t->when > l->now || t->seq >= entry)
 			break;
 		loop_timer_stop(l, t);
 		t->cb(t);
@@ -369,6 +390,22 @@ int loop_run(struct loop *l)
 		err = l->engine->poll(l->state, loop_timeout(l));
 	}
 	return err ? err : l->fatal;
+}
+
+static uint64_t loop_stat(const struct loop *l, enum loop_stat s)
+{
+	return atomic_load_explicit(&l->counters.n[s], memory_order_relaxed);
+}
+
+void loop_stats(const struct loop *l, struct loop_stats *out)
+{
+	out->rearm_nobufs = loop_stat(l, LOOP_STAT_REARM_NOBUFS);
+	out->rearm_overflow = loop_stat(l, LOOP_STAT_REARM_OVERFLOW);
+	out->rearm_accept = loop_stat(l, LOOP_STAT_REARM_ACCEPT);
+	out->sq_full = loop_stat(l, LOOP_STAT_SQ_FULL);
+	out->eagain_reads = loop_stat(l, LOOP_STAT_EAGAIN_READS);
+	out->eagain_writes = loop_stat(l, LOOP_STAT_EAGAIN_WRITES);
+	out->waits = loop_stat(l, LOOP_STAT_WAITS);
 }
 
 void loop_stop(struct loop *l)

@@ -70,6 +70,7 @@ struct loop_timer {
 	void *data;
 	/* private */
 	int64_t when; /* CLOCK_MONOTONIC ns */
+	uint64_t seq; /* arming order: ties on when, and the pass limit */
 	uint32_t idx; /* heap slot + 1; 0 when not armed */
 };
 
@@ -124,7 +125,13 @@ void loop_close(struct loop *l, int fd);
  * overflow), so a caller sees a final completion only for EOF (RECV res
  * 0), a real error, or a cancel. */
 
-/* Timers, on CLOCK_MONOTONIC nanoseconds. */
+/* Timers, on CLOCK_MONOTONIC nanoseconds. A timer fires once, from
+ * loop_run(), no earlier than when; timers due at the same time fire in
+ * the order they were set. One pass over the heap fires only timers set
+ * before the pass began: a timer set (or re-set) from a callback, even
+ * for a time already past, waits for the next iteration, so the loop
+ * reaches I/O in between and a timer re-arming itself for "now" cannot
+ * starve it. */
 int64_t loop_now(const struct loop *l); /* cached per iteration */
 void loop_timer_set(struct loop *l, struct loop_timer *t, int64_t when);
 void loop_timer_stop(struct loop *l, struct loop_timer *t);
@@ -132,6 +139,40 @@ static inline bool loop_timer_armed(const struct loop_timer *t)
 {
 	return t->idx != 0;
 }
+
+/* What the loop did on its own, which no completion shows: for a
+ * /metrics scrape, and for tests that must see a path taken. Every field
+ * counts from loop_new() and only grows; a field an engine never takes
+ * stays 0 there. */
+struct loop_stats {
+	/* io_uring: a multishot RECV re-armed after the buffer pool ran
+	 * dry (-ENOBUFS). */
+	uint64_t rearm_nobufs;
+	/* io_uring: a multishot RECV or ACCEPT re-armed after the kernel
+	 * ended it with a result, e.g. because the CQ was full. */
+	uint64_t rearm_overflow;
+	/* Both: a multishot ACCEPT kept armed after an error that concerns
+	 * one connection only (ECONNABORTED and the like). */
+	uint64_t rearm_accept;
+	/* io_uring: an op found the SQ full, so the engine submitted
+	 * before the end of the iteration (too small an SQ). */
+	uint64_t sq_full;
+	/* epoll: ACCEPT, RECV, RECVMSG or READ syscalls that found nothing
+	 * to do (EAGAIN): the price of cached readiness. */
+	uint64_t eagain_reads;
+	/* epoll: SEND or SENDMSG syscalls that found the socket full. */
+	uint64_t eagain_writes;
+	/* Both: engine waits, one epoll_wait() or io_uring_enter() to wait
+	 * per loop iteration. */
+	uint64_t waits;
+};
+
+/* Copies l's counters into *out. Only l's thread writes them, each
+ * with a relaxed atomic store, so any thread may call this while the
+ * loop runs (not after loop_free()): each field is a value its counter
+ * had a moment ago, read with a relaxed atomic load and never torn, but
+ * the fields are not one snapshot taken at a single instant. */
+void loop_stats(const struct loop *l, struct loop_stats *out);
 
 /* Run until loop_stop(). Returns 0, or -errno on an engine failure. */
 int loop_run(struct loop *l);

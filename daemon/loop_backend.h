@@ -5,6 +5,7 @@
 #define RINGD_LOOP_BACKEND_H
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -24,11 +25,38 @@
 #define LOOP_OPF_ARMED 0x10u    /* io_uring: the kernel holds the op */
 #define LOOP_OPF_PARKED 0x20u   /* io_uring: holds buffers back (late) */
 
+/* The counters behind struct loop_stats, one per field. */
+enum loop_stat {
+	LOOP_STAT_REARM_NOBUFS,
+	LOOP_STAT_REARM_OVERFLOW,
+	LOOP_STAT_REARM_ACCEPT,
+	LOOP_STAT_SQ_FULL,
+	LOOP_STAT_EAGAIN_READS,
+	LOOP_STAT_EAGAIN_WRITES,
+	LOOP_STAT_WAITS,
+	LOOP_STAT_N
+};
+
+/* Atomic only so loop_stats() may read them from another thread. */
+struct loop_counters {
+	_Atomic uint64_t n[LOOP_STAT_N];
+};
+
+/* The loop's thread is the only writer, so a load and a store do what
+ * an atomic add would, without its locked instruction. */
+static inline void loop_count(struct loop_counters *c, enum loop_stat s)
+{
+	uint64_t v = atomic_load_explicit(&c->n[s], memory_order_relaxed);
+
+	atomic_store_explicit(&c->n[s], v + 1, memory_order_relaxed);
+}
+
 /* params with defaults applied and checked by loop.c. */
 struct loop_config {
 	unsigned entries;
 	unsigned nbufs;
 	unsigned buf_size;
+	struct loop_counters *counters; /* where the engine counts */
 };
 
 /* One engine. Every hook gets the state that init() returned.

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -28,12 +29,14 @@ struct epoll_fd {
 	bool exclusive;
 	bool readable; /* no EAGAIN seen since the last edge */
 	bool writable;
+	bool short_drains; /* a short RECV empties it: epoll_is_tcp() */
 	bool listed; /* on the ready list; survives epoll_forget() */
 	int next_ready;
 };
 
 struct epoll_state {
 	struct loop *loop;
+	struct loop_counters *counters;
 	int epfd;
 	struct epoll_fd *fds;
 	unsigned nfds;
@@ -126,6 +129,24 @@ static int epoll_set_nonblock(int fd)
 	return 0;
 }
 
+/* On TCP, recv() returns less than asked only when it took everything
+ * the socket held, and data that comes later raises a new edge: after
+ * such a short read the engine marks the fd not readable instead of
+ * spending a recv() that returns EAGAIN. One exception is urgent data,
+ * where a read stops short at the mark; it shows as EPOLLPRI, which
+ * epoll_mark() sees in time because urgent data that arrives after a
+ * wait raises an edge of its own. Unix stream sockets are left out (with
+ * SO_PASSCRED a read stops where the writer changes), and so are
+ * datagrams, where a read takes one datagram whatever else is queued. */
+static bool epoll_is_tcp(int fd)
+{
+	int proto = 0;
+	socklen_t len = sizeof(proto);
+
+	return getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 &&
+	       proto == IPPROTO_TCP;
+}
+
 /* accept4() and read() have no per-call MSG_DONTWAIT, and with cached
  * readiness a blocking fd would stall the thread. */
 static int epoll_register(struct epoll_state *es, struct loop_op *op)
@@ -138,6 +159,8 @@ static int epoll_register(struct epoll_state *es, struct loop_op *op)
 		err = epoll_set_nonblock(op->fd);
 		if (err)
 			return err;
+	} else {
+		st->short_drains = epoll_is_tcp(op->fd);
 	}
 	/* A listener may sit in every worker's epoll set: wake one of
 	 * them per connection. EPOLLEXCLUSIVE rejects EPOLLRDHUP, and a
@@ -145,7 +168,7 @@ static int epoll_register(struct epoll_state *es, struct loop_op *op)
 	if (op->opcode == LOOP_OP_ACCEPT)
 		ev.events = EPOLLIN | EPOLLET | EPOLLEXCLUSIVE;
 	else
-		ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+		ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
 	if (epoll_ctl(es->epfd, EPOLL_CTL_ADD, op->fd, &ev) < 0) {
 		/* Regular files cannot be polled and never block. */
 		if (errno == EPERM)
@@ -236,6 +259,7 @@ static void epoll_submit(void *state, struct loop_op *op)
 			epoll_finish_later(es, op, res);
 			return;
 		}
+		loop_count(es->counters, LOOP_STAT_EAGAIN_WRITES);
 		st->writable = false;
 	}
 	epoll_queue_push(&st->wq, op);
@@ -299,8 +323,10 @@ static void epoll_deliver(struct epoll_state *es, struct epoll_queue *q,
 	unsigned flags;
 
 	if (op->opcode == LOOP_OP_ACCEPT) {
-		if (res < 0 && loop_accept_transient(res))
+		if (res < 0 && loop_accept_transient(res)) {
+			loop_count(es->counters, LOOP_STAT_REARM_ACCEPT);
 			return;
+		}
 		more = res >= 0;
 	} else if (op->opcode == LOOP_OP_RECV && res > 0) {
 		more = true;
@@ -332,9 +358,15 @@ static void epoll_run_side(struct epoll_state *es, int fd, bool write)
 			return;
 		res = epoll_syscall(es, op);
 		if (res == -EAGAIN) {
+			loop_count(es->counters, write ? LOOP_STAT_EAGAIN_WRITES
+						       : LOOP_STAT_EAGAIN_READS);
 			*ready = false;
 			return;
 		}
+		/* Before the callback, which may close fd or grow the table. */
+		if (op->opcode == LOOP_OP_RECV && st->short_drains && res > 0 &&
+		    (unsigned)res < es->buf_size)
+			st->readable = false;
 		epoll_deliver(es, q, op, res);
 	}
 }
@@ -388,8 +420,13 @@ static void epoll_mark(struct epoll_state *es, int n)
 		st = &es->fds[fd];
 		if (!st->registered)
 			continue;
-		if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI))
 			st->readable = true;
+		/* After the peer's FIN or an error the read that returns 0 or
+		 * the error must come, and no edge would announce it again;
+		 * at urgent data a read stops short of the end. For good. */
+		if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI))
+			st->short_drains = false;
 		if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 			st->writable = true;
 		if (st->rq.head || st->wq.head)
@@ -407,6 +444,7 @@ static int epoll_poll(void *state, int64_t timeout_ns)
 		ms = 0;
 	else if (timeout_ns >= 0 && timeout_ns / 1000000 < INT_MAX - 1)
 		ms = (int)((timeout_ns + 999999) / 1000000);
+	loop_count(es->counters, LOOP_STAT_WAITS);
 	n = epoll_wait(es->epfd, es->events, EPOLL_MAX_EVENTS, ms);
 	if (n < 0) {
 		if (errno != EINTR)
@@ -440,6 +478,7 @@ static int epoll_init(struct loop *l, const struct loop_config *cfg,
 	if (!es)
 		return -ENOMEM;
 	es->loop = l;
+	es->counters = cfg->counters;
 	es->ready_head = es->ready_tail = -1;
 	es->buf_size = cfg->buf_size;
 	es->buf = malloc(cfg->buf_size);

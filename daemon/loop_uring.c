@@ -24,6 +24,7 @@ static const uint8_t uring_opcodes[] = {
 
 struct uring_state {
 	struct loop *loop;
+	struct loop_counters *counters;
 	struct io_uring ring;
 	bool started;
 	struct io_uring_buf_ring *br;
@@ -107,10 +108,12 @@ static void uring_destroy(void *state);
  * rings will come up too. */
 int loop_uring_probe(const char **why)
 {
+	struct loop_counters unused = { 0 };
 	const struct loop_config cfg = {
 		.entries = LOOP_DEFAULT_ENTRIES,
 		.nbufs = LOOP_DEFAULT_NBUFS,
 		.buf_size = LOOP_DEFAULT_BUF_SIZE,
+		.counters = &unused,
 	};
 	void *state = NULL;
 	int err = uring_init(NULL, &cfg, &state);
@@ -241,6 +244,7 @@ static struct io_uring_sqe *uring_sqe(struct uring_state *us)
 		return sqe;
 	/* SQ full: hand the queued SQEs to the kernel and retry once; if
 	 * that fails the caller parks the op on the later list. */
+	loop_count(us->counters, LOOP_STAT_SQ_FULL);
 	io_uring_submit(&us->ring);
 	return io_uring_get_sqe(&us->ring);
 }
@@ -350,21 +354,32 @@ static void uring_forget(void *state, int fd)
 {
 }
 
-/* A multishot op the kernel ended for its own reasons: the pool ran dry
- * (-ENOBUFS), the CQ overflowed (a result without F_MORE), or one
- * incoming connection failed. The caller never learns of it. */
-static bool uring_rearm_wanted(const struct loop_op *op, int res)
-{
-	if (op->opcode == LOOP_OP_RECV)
-		return res > 0 || res == -ENOBUFS;
-	if (op->opcode == LOOP_OP_ACCEPT)
-		return res >= 0 || loop_accept_transient(res);
-	return false;
-}
-
 static bool uring_has_payload(const struct loop_op *op, int res)
 {
 	return op->opcode == LOOP_OP_ACCEPT ? res >= 0 : res > 0;
+}
+
+/* A multishot op the kernel ended for its own reasons: the pool ran dry
+ * (-ENOBUFS), the CQ overflowed (a result without F_MORE), or one
+ * incoming connection failed. The caller never learns of it, so the
+ * counter is the only trace. */
+static bool uring_rearm_wanted(struct uring_state *us,
+			       const struct loop_op *op, int res)
+{
+	enum loop_stat why;
+
+	if (!loop_op_multishot(op))
+		return false;
+	if (uring_has_payload(op, res))
+		why = LOOP_STAT_REARM_OVERFLOW;
+	else if (op->opcode == LOOP_OP_RECV && res == -ENOBUFS)
+		why = LOOP_STAT_REARM_NOBUFS;
+	else if (op->opcode == LOOP_OP_ACCEPT && loop_accept_transient(res))
+		why = LOOP_STAT_REARM_ACCEPT;
+	else
+		return false;
+	loop_count(us->counters, why);
+	return true;
 }
 
 static void uring_recycle(struct uring_state *us, unsigned bid)
@@ -425,7 +440,7 @@ static void uring_complete(struct uring_state *us, struct io_uring_cqe *cqe)
 		op->flags &= ~LOOP_OPF_ARMED;
 		if (op->flags & LOOP_OPF_REARM)
 			uring_later_remove(us, op);
-		if (uring_rearm_wanted(op, res)) {
+		if (uring_rearm_wanted(us, op, res)) {
 			uring_later(us, op);
 			more = true;
 			if (!uring_has_payload(op, res))
@@ -510,6 +525,7 @@ static int uring_poll(void *state, int64_t timeout_ns)
 	}
 	/* The kernel has EXT_ARG (5.11+, implied by multishot recv), so
 	 * the timeout travels with the wait and needs no timeout SQE. */
+	loop_count(us->counters, LOOP_STAT_WAITS);
 	err = io_uring_submit_and_wait_timeout(&us->ring, &cqe, 1, tsp, NULL);
 	/* ETIME: a timer is due. EINTR: a signal. EAGAIN, EBUSY: the
 	 * kernel wants us to reap first, which we do now. */
@@ -543,6 +559,7 @@ static int uring_init(struct loop *l, const struct loop_config *cfg,
 	if (!us)
 		return -ENOMEM;
 	us->loop = l;
+	us->counters = cfg->counters;
 	us->nbufs = cfg->nbufs;
 	us->buf_size = cfg->buf_size;
 	err = uring_ring_init(us, cfg->entries);

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -819,20 +820,66 @@ static void drain_sockets(struct loop *l)
 		close(sv[i][1]);
 	}
 	free(want);
-	loop_free(l);
 }
 
 static void test_loop_enobufs_rearm(void **state)
 {
 	/* Two 1 KiB buffers for 256 KiB pending: the pool runs dry. */
-	drain_sockets(new_loop(2, 1024));
+	struct loop *l = new_loop(2, 1024);
+	struct loop_stats st;
+
+	drain_sockets(l);
+	loop_stats(l, &st);
+	/* Without the counter this case passes whether or not io_uring
+	 * ever ended a recv with -ENOBUFS; epoll has no pool to run dry. */
+	if (test_backend == LOOP_BACKEND_IO_URING)
+		assert_true(st.rearm_nobufs > 0);
+	else
+		assert_int_equal(st.rearm_nobufs, 0);
+	loop_free(l);
 }
 
 static void test_loop_cq_overflow_rearm(void **state)
 {
 	/* A 2-entry SQ (4 CQEs) and 256-byte buffers: multishot recvs end
-	 * on a full CQ with data, and 9 ops overflow the SQ at submit. */
-	drain_sockets(new_loop_sized(2, 64, 256));
+	 * on a full CQ with data, and 9 ops overflow the SQ at submit.
+	 * Without the counters this case passes whether or not either
+	 * path was taken. */
+	struct loop *l = new_loop_sized(2, 64, 256);
+	struct loop_stats st;
+
+	drain_sockets(l);
+	loop_stats(l, &st);
+	if (test_backend == LOOP_BACKEND_IO_URING) {
+		assert_true(st.rearm_overflow > 0);
+		assert_true(st.sq_full > 0);
+	} else {
+		assert_int_equal(st.rearm_overflow, 0);
+		assert_int_equal(st.sq_full, 0);
+	}
+	loop_free(l);
+}
+
+static void test_loop_stats_count_waits(void **state)
+{
+	struct loop *l = new_loop(0, 0);
+	struct loop_stats st;
+
+	memset(&st, 0xff, sizeof(st));
+	loop_stats(l, &st);
+	assert_int_equal(st.waits, 0);
+	assert_int_equal(st.rearm_nobufs, 0);
+	assert_int_equal(st.rearm_overflow, 0);
+	assert_int_equal(st.rearm_accept, 0);
+	assert_int_equal(st.sq_full, 0);
+	assert_int_equal(st.eagain_reads, 0);
+	assert_int_equal(st.eagain_writes, 0);
+	run_for(l, 10);
+	loop_stats(l, &st);
+	/* At least the wait that ran into the stop timer. */
+	assert_true(st.waits >= 1);
+	assert_int_equal(st.eagain_reads + st.eagain_writes, 0);
+	loop_free(l);
 }
 
 static void test_loop_bad_params(void **state)
@@ -971,6 +1018,185 @@ static void test_loop_udp_msg(void **state)
 	assert_int_equal(b.sent, 1);
 	loop_close(l, a.fd);
 	loop_close(l, b.fd);
+	loop_free(l);
+}
+
+/* Collects what a multishot RECV delivers and stops the loop after each
+ * completion, so a case can act between them; cancels the op on its
+ * first data when asked. */
+struct collect {
+	struct tally t;
+	char got[64];
+	size_t ngot;
+	bool cancel;
+};
+
+static void collect_cb(struct loop_op *op, int res, unsigned flags,
+		       void *buf)
+{
+	struct collect *c = op->data;
+
+	if (!(flags & LOOP_F_MORE)) {
+		c->t.bad |= buf != NULL;
+		tally_final(op, res, flags, buf);
+		return;
+	}
+	c->t.calls++;
+	c->t.more++;
+	loop_stop(c->t.l);
+	if (res <= 0 || !buf || c->ngot + (size_t)res > sizeof(c->got)) {
+		c->t.bad = true;
+		return;
+	}
+	memcpy(c->got + c->ngot, buf, (size_t)res);
+	c->ngot += (size_t)res;
+	if (c->cancel)
+		loop_cancel(c->t.l, op);
+}
+
+static void collect_init(struct collect *c, struct loop *l)
+{
+	memset(c, 0, sizeof(*c));
+	tally_init(&c->t, l, collect_cb);
+	c->t.op.data = c;
+}
+
+/* Runs until n bytes arrived or the op ended (n = SIZE_MAX: ended). */
+static void collect_until(struct loop *l, struct collect *c, size_t n)
+{
+	while (c->ngot < n && !c->t.finals && !c->t.bad)
+		run_guarded(l);
+	assert_false(c->t.bad);
+}
+
+static void collect_recv(struct collect *c, int fd)
+{
+	c->t.finals = 0;
+	c->t.final_res = INT_MIN;
+	loop_recv(c->t.l, &c->t.op, fd);
+}
+
+static void collect_cancel(struct collect *c)
+{
+	loop_cancel(c->t.l, &c->t.op);
+	collect_until(c->t.l, c, SIZE_MAX);
+	assert_int_equal(c->t.final_res, -ECANCELED);
+}
+
+/* A loop and a TCP pair whose accepted end a collector reads. */
+struct tcp_case {
+	struct loop *l;
+	struct collect c;
+	int peer; /* the connecting end, which the case writes */
+	int fd;
+};
+
+static void tcp_case_start(struct tcp_case *k)
+{
+	k->l = new_loop(0, 0);
+	tcp_pair(&k->peer, &k->fd, 0);
+	collect_init(&k->c, k->l);
+}
+
+static void tcp_case_end(struct tcp_case *k)
+{
+	loop_close(k->l, k->fd);
+	close(k->peer);
+	loop_free(k->l);
+}
+
+static void test_loop_tcp_short_read_ends_burst(void **state)
+{
+	struct loop_stats st;
+	struct tcp_case k;
+
+	tcp_case_start(&k);
+	collect_recv(&k.c, k.fd);
+	write_all(k.peer, "request", 7);
+	collect_until(k.l, &k.c, 7);
+	/* A short read on TCP took all there was: no recv() to see EAGAIN. */
+	loop_stats(k.l, &st);
+	assert_int_equal(st.eagain_reads, 0);
+	/* Data after a short read raises an edge of its own. */
+	write_all(k.peer, "second", 6);
+	collect_until(k.l, &k.c, 13);
+	/* Data and FIN: both arrive, the FIN as the final completion. */
+	write_all(k.peer, "last", 4);
+	shutdown(k.peer, SHUT_WR);
+	collect_until(k.l, &k.c, SIZE_MAX);
+	assert_int_equal(k.c.ngot, 17);
+	assert_memory_equal(k.c.got, "requestsecondlast", 17);
+	assert_int_equal(k.c.t.final_res, 0);
+	assert_int_equal(k.c.t.final_flags, 0);
+	loop_stats(k.l, &st);
+	assert_int_equal(st.eagain_reads, 0);
+	/* EOF stays readable: a new RECV ends at once, with no new edge. */
+	collect_recv(&k.c, k.fd);
+	collect_until(k.l, &k.c, SIZE_MAX);
+	assert_int_equal(k.c.t.final_res, 0);
+	tcp_case_end(&k);
+}
+
+static void test_loop_tcp_urgent_data(void **state)
+{
+	struct tcp_case k;
+
+	tcp_case_start(&k);
+	/* recv() stops short at the urgent mark with "def" still queued,
+	 * and no edge will come for it. The urgent byte is not inline. */
+	write_all(k.peer, "abc", 3);
+	assert_int_equal(send(k.peer, "X", 1, MSG_OOB | MSG_NOSIGNAL), 1);
+	write_all(k.peer, "def", 3);
+	collect_recv(&k.c, k.fd);
+	collect_until(k.l, &k.c, 6);
+	assert_int_equal(k.c.ngot, 6);
+	assert_memory_equal(k.c.got, "abcdef", 6);
+	collect_cancel(&k.c);
+	tcp_case_end(&k);
+}
+
+static void test_loop_tcp_recv_again_after_cancel(void **state)
+{
+	struct tcp_case k;
+
+	tcp_case_start(&k);
+	k.c.cancel = true; /* as a connection pauses its reading */
+	collect_recv(&k.c, k.fd);
+	write_all(k.peer, "one", 3);
+	collect_until(k.l, &k.c, SIZE_MAX);
+	assert_int_equal(k.c.t.final_res, -ECANCELED);
+	/* Arrives while no RECV is queued; its edge must not be lost. */
+	write_all(k.peer, "two", 3);
+	k.c.cancel = false;
+	collect_recv(&k.c, k.fd);
+	collect_until(k.l, &k.c, 6);
+	assert_memory_equal(k.c.got, "onetwo", 6);
+	collect_cancel(&k.c);
+	tcp_case_end(&k);
+}
+
+static void test_loop_recv_datagrams(void **state)
+{
+	struct loop *l = new_loop(0, 0);
+	struct sockaddr_in to, from;
+	struct collect c;
+	int rx = udp_socket(&to);
+	int tx = udp_socket(&from);
+
+	/* Each read takes one datagram, however short: a short read says
+	 * nothing about what else is queued. */
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(sendto(tx, i ? "two" : "first", i ? 3 : 5, 0,
+					(struct sockaddr *)&to, sizeof(to)),
+				 i ? 3 : 5);
+	collect_init(&c, l);
+	collect_recv(&c, rx);
+	collect_until(l, &c, 8);
+	assert_int_equal(c.t.more, 2);
+	assert_memory_equal(c.got, "firsttwo", 8);
+	collect_cancel(&c);
+	loop_close(l, rx);
+	close(tx);
 	loop_free(l);
 }
 
@@ -1151,6 +1377,76 @@ static void test_loop_timer_callbacks_rearm(void **state)
 	assert_int_equal(c.victim_fired, 0);
 	assert_int_equal(c.finish_fired, 1);
 	assert_false(loop_timer_armed(&c.victim));
+	loop_free(l);
+}
+
+/* A timer that re-arms itself for "now" from its callback, with a send
+ * it starts each time: a pass fires at most the timers armed on entry,
+ * so the send completes before the timer fires again. */
+struct spinner {
+	struct loop *l;
+	struct loop_timer t;
+	struct loop_op op;
+	int fd;
+	int fires;
+	int sends;
+	bool sending;
+	bool twice; /* fired again with no I/O in between */
+};
+
+static void spinner_fire(struct loop_timer *t)
+{
+	struct spinner *s = t->data;
+
+	s->fires++;
+	if (s->sending) {
+		s->twice = true;
+		loop_stop(s->l);
+		return;
+	}
+	s->sending = true;
+	loop_send(s->l, &s->op, s->fd, "s", 1);
+	loop_timer_set(s->l, t, loop_now(s->l));
+}
+
+static void spinner_sent(struct loop_op *op, int res, unsigned flags,
+			 void *buf)
+{
+	struct spinner *s = op->data;
+
+	s->sending = false;
+	if (res != 1 || ++s->sends == 20) {
+		loop_timer_stop(s->l, &s->t);
+		loop_stop(s->l);
+	}
+}
+
+static void test_loop_timer_rearm_now_once_per_pass(void **state)
+{
+	struct loop *l = new_loop(0, 0);
+	struct spinner s = { .l = l };
+	struct loop_timer far[3];
+	int sv[2];
+
+	unix_pair(sv);
+	s.fd = sv[0];
+	s.t = (struct loop_timer){ .cb = spinner_fire, .data = &s };
+	s.op = (struct loop_op){ .cb = spinner_sent, .data = &s };
+	/* More timers in the heap than the spinner: a pass that counted
+	 * the heap's size on entry would let the spinner run again. */
+	for (int i = 0; i < 3; i++) {
+		far[i] = (struct loop_timer){ .cb = chain_victim };
+		loop_timer_set(l, &far[i], mono_ns() + 1000 * MSEC);
+	}
+	loop_timer_set(l, &s.t, mono_ns());
+	run_guarded(l);
+	assert_false(s.twice);
+	assert_int_equal(s.sends, 20);
+	assert_int_equal(s.fires, 20);
+	for (int i = 0; i < 3; i++)
+		loop_timer_stop(l, &far[i]);
+	loop_close(l, sv[0]);
+	close(sv[1]);
 	loop_free(l);
 }
 
@@ -1338,6 +1634,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_loop_backend_name),
 		cmocka_unit_test(test_loop_uring_probe),
 		cmocka_unit_test(test_loop_bad_params),
+		cmocka_unit_test(test_loop_stats_count_waits),
 		cmocka_unit_test(test_loop_accept_multishot),
 		cmocka_unit_test(test_loop_cancel_accept),
 		cmocka_unit_test(test_loop_recv_multishot_eof),
@@ -1351,9 +1648,14 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_loop_enobufs_rearm),
 		cmocka_unit_test(test_loop_cq_overflow_rearm),
 		cmocka_unit_test(test_loop_udp_msg),
+		cmocka_unit_test(test_loop_tcp_short_read_ends_burst),
+		cmocka_unit_test(test_loop_tcp_urgent_data),
+		cmocka_unit_test(test_loop_tcp_recv_again_after_cancel),
+		cmocka_unit_test(test_loop_recv_datagrams),
 		cmocka_unit_test(test_loop_read_eventfd),
 		cmocka_unit_test(test_loop_timers_order),
 		cmocka_unit_test(test_loop_timer_callbacks_rearm),
+		cmocka_unit_test(test_loop_timer_rearm_now_once_per_pass),
 		cmocka_unit_test(test_loop_timer_alone_wakes),
 		cmocka_unit_test(test_loop_wake_from_thread),
 		cmocka_unit_test(test_loop_stop_from_callback),
