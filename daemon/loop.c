@@ -406,6 +406,7 @@ void loop_stats(const struct loop *l, struct loop_stats *out)
 	out->eagain_reads = loop_stat(l, LOOP_STAT_EAGAIN_READS);
 	out->eagain_writes = loop_stat(l, LOOP_STAT_EAGAIN_WRITES);
 	out->waits = loop_stat(l, LOOP_STAT_WAITS);
+	out->late_after_cancel = loop_stat(l, LOOP_STAT_LATE);
 }
 
 void loop_stop(struct loop *l)

@@ -165,6 +165,9 @@ struct loop_stats {
 	/* Both: engine waits, one epoll_wait() or io_uring_enter() to wait
 	 * per loop iteration. */
 	uint64_t waits;
+	/* io_uring: completions of a multishot op after its cancel was
+	 * asked for; their buffers are held back until the op ends. */
+	uint64_t late_after_cancel;
 };
 
 /* Copies l's counters into *out. Only l's thread writes them, each

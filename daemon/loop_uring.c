@@ -413,6 +413,7 @@ static void uring_unpark(struct uring_state *us, struct loop_op *op)
 static void uring_late(struct uring_state *us, struct loop_op *op,
 		       bool buffered, unsigned bid)
 {
+	loop_count(us->counters, LOOP_STAT_LATE);
 	/* On the later list already: its cancel is parked there. */
 	if (!(op->flags & LOOP_OPF_REARM))
 		uring_cancel_sqe(us, op);
