@@ -548,6 +548,19 @@ def connect(addr, timeout=10.0):
     return s
 
 
+def connect_burst(addr, n):
+    """n nonblocking TCP connects to addr started at once: {i: socket}."""
+    import errno
+    clients = {}
+    for i in range(n):
+        s = socket.socket(addr.family, socket.SOCK_STREAM)
+        s.setblocking(False)
+        err = s.connect_ex(addr.sockaddr)
+        assert err in (0, errno.EINPROGRESS), errno.errorcode.get(err)
+        clients[i] = s
+    return clients
+
+
 def recv_until_eof(s, limit=1 << 30, deadline=None):
     chunks = []
     total = 0

@@ -4,7 +4,6 @@ on_open(): plugins that refuse connections while others are held at
 max_connections, plugins that misbehave in on_close(), allow/deny,
 max_connections_per_source, and the daemon's max_buffered budget."""
 
-import errno
 import os
 import resource
 import selectors
@@ -35,13 +34,7 @@ def burst(addr, n, deadline_s=20.0):
     """n clients connect at once and each sends a line. Returns how many
     were served (echo back) and how many closed (EOF or reset at any
     point); raises if one hangs or is served the wrong bytes."""
-    clients = {}
-    for i in range(n):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setblocking(False)
-        err = s.connect_ex(addr.sockaddr)
-        assert err in (0, errno.EINPROGRESS), errno.errorcode.get(err)
-        clients[i] = s
+    clients = harness.connect_burst(addr, n)
     sel = selectors.DefaultSelector()
     for i, s in clients.items():
         sel.register(s, selectors.EVENT_WRITE, i)

@@ -445,13 +445,7 @@ def test_max_connections_burst_all_served(ctx):
     each gets its own bytes."""
     d = ctx.daemon(ringd={'workers': '1', 'max_connections': '3'})
     addr = d.addr('tcp')
-    clients = {}
-    for i in range(60):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setblocking(False)
-        err = s.connect_ex(addr.sockaddr)
-        assert err in (0, errno.EINPROGRESS), errno.errorcode.get(err)
-        clients[i] = s
+    clients = harness.connect_burst(addr, 60)
     sel = selectors.DefaultSelector()
     for i, s in clients.items():
         sel.register(s, selectors.EVENT_WRITE, i)
