@@ -363,7 +363,9 @@ static void epoll_run_side(struct epoll_state *es, int fd, bool write)
 			*ready = false;
 			return;
 		}
-		/* Before the callback, which may close fd or grow the table. */
+		/* A short TCP read emptied the socket (epoll_is_tcp()); note
+		 * it before the callback, which may close fd or grow the
+		 * table. */
 		if (op->opcode == LOOP_OP_RECV && st->short_drains && res > 0 &&
 		    (unsigned)res < es->buf_size)
 			st->readable = false;
