@@ -40,11 +40,12 @@ enum ringd_log_level {
 enum ringd_key_type {
 	RINGD_KEY_STRING,   /* const char *; owned by the daemon, lives as
 			       long as the configuration */
-	RINGD_KEY_INT,      /* int64_t within [min, max] */
+	RINGD_KEY_INT,      /* int64_t within [min, max]; decimal, a leading
+			       zero included (010 is ten) */
 	RINGD_KEY_BOOL,     /* bool; yes/no, true/false, on/off, 1/0 */
 	RINGD_KEY_DURATION, /* int64_t milliseconds; suffixes ms, s, m, h
 			       (a bare number is seconds) */
-	RINGD_KEY_SIZE,     /* int64_t bytes; suffixes k, m (1024-based) */
+	RINGD_KEY_SIZE,     /* int64_t bytes; suffixes k, m, g, t (1024-based) */
 	RINGD_KEY_ENUM,     /* int: index into choices */
 	RINGD_KEY_PATH,     /* const char *; a file path, relative paths
 			       resolved against the INI file's directory */
