@@ -254,6 +254,15 @@ static void accept_serve_waiting(struct accept_set *a, bool force)
 	a->serving = false;
 }
 
+int accept_access(const struct service_conf *sc, const struct sockaddr *sa)
+{
+	if (cidr_list_match(&sc->deny, sa))
+		return ACCEPT_REFUSED_DENY;
+	if (sc->allow.n && !cidr_list_match(&sc->allow, sa))
+		return ACCEPT_REFUSED_NOT_ALLOWED;
+	return -1;
+}
+
 static bool accept_is_ip(const struct accept_peer *p)
 {
 	return p->len && (p->ss.ss_family == AF_INET ||
@@ -269,12 +278,13 @@ static int accept_check(struct accept_set *a, const struct ringd_instance *inst,
 	const struct service_conf *sc = inst->sc;
 	const struct sockaddr *sa = (const struct sockaddr *)&p->ss;
 
+	int why;
+
 	if (!accept_is_ip(p))
 		return -1;
-	if (cidr_list_match(&sc->deny, sa))
-		return ACCEPT_REFUSED_DENY;
-	if (sc->allow.n && !cidr_list_match(&sc->allow, sa))
-		return ACCEPT_REFUSED_NOT_ALLOWED;
+	why = accept_access(sc, sa);
+	if (why >= 0)
+		return why;
 	if (sc->max_per_source > 0 &&
 	    !srclimit_take(a->d->srclimit, inst->idx, sa,
 			   (uint32_t)sc->max_per_source))
@@ -293,25 +303,15 @@ static void accept_log_refusal(struct accept_set *a,
 	int64_t *last = &a->last_refusal_log[inst->idx];
 	int64_t now = loop_now(a->loop);
 	char counts[160], peer[LOG_ADDR_MAX];
-	size_t off = 0;
-	int i, n;
 
 	if (*last && now - *last < ACCEPT_REFUSAL_LOG_NS)
 		return;
 	*last = now;
-	counts[0] = '\0';
-	for (i = 0; i < ACCEPT_REFUSED_N; i++) {
-		if (!unlogged[i])
-			continue;
-		n = snprintf(counts + off, sizeof(counts) - off, " %s=%llu",
-			     accept_refusal_names[i],
-			     (unsigned long long)unlogged[i]);
-		if (n > 0 && (size_t)n < sizeof(counts) - off)
-			off += (size_t)n;
-		unlogged[i] = 0;
-	}
 	log_notice("%s: refused connections%s svc=%s peer=%s worker=%zu",
-		   inst->sc->name, counts, inst->sc->name,
+		   inst->sc->name,
+		   log_counts(counts, sizeof(counts), accept_refusal_names,
+			      unlogged, ACCEPT_REFUSED_N),
+		   inst->sc->name,
 		   log_addr((const struct sockaddr *)&p->ss, peer,
 			    sizeof(peer)),
 		   a->worker);

@@ -39,6 +39,12 @@ enum accept_refusal {
 	ACCEPT_REFUSED_N,
 };
 
+/* allow and deny applied to sa, the same for TCP and UDP: -1 when it is
+ * admitted, else ACCEPT_REFUSED_DENY or ACCEPT_REFUSED_NOT_ALLOWED. deny
+ * wins; an empty allow admits everyone. */
+struct service_conf;
+int accept_access(const struct service_conf *sc, const struct sockaddr *sa);
+
 /* Refusals per service and reason, written by the worker's thread only:
  * counts[svc * ACCEPT_REFUSED_N + reason]. */
 const uint64_t *accept_refusals(const struct accept_set *a);

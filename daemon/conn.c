@@ -407,17 +407,20 @@ static void conn_peer_eof(struct conn *c)
 	}
 }
 
-/* Over the set's budget a connection that holds output stops reading;
- * past the slack every connection does. */
+/* Which line the set's memory is past: 0 none, 1 the budget (those
+ * holding output stop reading), 2 the slack beyond it (all stop). */
+static int conn_budget_line(const struct conn_set *set)
+{
+	if (!set->budget || set->held < set->budget)
+		return 0;
+	return set->held >= set->budget + set->slack ? 2 : 1;
+}
+
 static bool conn_over_budget(const struct conn *c)
 {
-	const struct conn_set *set = c->set;
+	int line = conn_budget_line(c->set);
 
-	if (!set->budget)
-		return false;
-	if (set->held >= set->budget + set->slack)
-		return true;
-	return c->head && set->held >= set->budget;
+	return line == 2 || (line == 1 && c->head);
 }
 
 static void conn_budget_wait(struct conn *c)
@@ -451,12 +454,11 @@ static void conn_pause(struct conn *c)
  * of them add a buffer past the budget, so when the set's memory crosses
  * a line, every connection the line stops is stopped at once: at the
  * budget those holding output, past the slack all of them. Once per
- * crossing; the level falls back when conn_budget_resume() lets go. */
+ * crossing; the level falls back when the set drops below its low line
+ * (conn_seg_done()). */
 static void conn_budget_cross(struct conn_set *set)
 {
-	int level = set->held >= set->budget + set->slack ? 2 :
-		    set->held >= set->budget			 ? 1 :
-									   0;
+	int level = conn_budget_line(set);
 	struct conn *c;
 
 	if (level <= set->budget_level)
@@ -475,6 +477,15 @@ static void conn_budget_cross(struct conn_set *set)
 static bool conn_may_read(const struct conn *c)
 {
 	return c->queued < CONN_LOW_WATER && !(c->flags & C_BUDGET);
+}
+
+/* A paused connection whose recv has ended reads again if nothing holds
+ * it back (its own queue, the budget). */
+static void conn_unpause(struct conn *c)
+{
+	if ((c->flags & C_PAUSED) && !(c->flags & C_READING) &&
+	    conn_may_read(c))
+		conn_read_start(c);
 }
 
 /* Each connection let go may turn a buffer of input into output before
@@ -496,9 +507,7 @@ static void conn_budget_resume(struct conn_set *set)
 	do {
 		c = set->budget_wait;
 		conn_budget_unwait(c);
-		if ((c->flags & C_PAUSED) && !(c->flags & C_READING) &&
-		    conn_may_read(c))
-			conn_read_start(c);
+		conn_unpause(c);
 		room = room > CONN_RESUME_COST ? room - CONN_RESUME_COST : 0;
 	} while (set->budget_wait && room >= CONN_RESUME_COST);
 	if (set->budget_wait && !loop_timer_armed(&set->budget_timer))
@@ -538,8 +547,7 @@ static void conn_recv_done(struct loop_op *op, int res, unsigned flags,
 	} else if (res == 0) {
 		conn_peer_eof(c);
 	} else if (res == -ECANCELED && (c->flags & C_PAUSED)) {
-		if (conn_may_read(c))
-			conn_read_start(c);
+		conn_unpause(c);
 	} else {
 		conn_debug(c, "recv: %s", strerror(-res));
 		c->flags |= C_EOF;
@@ -578,9 +586,7 @@ static void conn_drained(struct conn *c)
 	if ((c->flags & C_BUDGET) && !c->head &&
 	    set->held < set->budget + set->slack / 2)
 		conn_budget_unwait(c);
-	if ((c->flags & C_PAUSED) && !(c->flags & C_READING) &&
-	    conn_may_read(c))
-		conn_read_start(c);
+	conn_unpause(c);
 	if (!(c->flags & (C_CLOSING | C_DEAD)) && PLUGIN_HAS(p, on_writable)) {
 		c->flags |= C_IN_CB;
 		p->on_writable(&c->pub);

@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "cidr.h"
+#include "accept.h"
 #include "daemon.h"
 #include "dgram.h"
 #include "log.h"
@@ -178,23 +178,13 @@ void dgram_guard_free(struct dgram_guard *gd)
 static void dgram_guard_log(struct dgram_guard *gd, int64_t now)
 {
 	char line[256];
-	size_t off = 0;
-	int i, n;
 
 	if (gd->last_log && now - gd->last_log < DGRAM_DROP_LOG_NS)
 		return;
 	gd->last_log = now;
-	for (i = 0; i < DGRAM_DROP_NREASONS; i++) {
-		if (!gd->drops[i])
-			continue;
-		n = snprintf(line + off, sizeof(line) - off, " %s=%llu",
-			     dgram_drop_names[i],
-			     (unsigned long long)gd->drops[i]);
-		if (n > 0 && (size_t)n < sizeof(line) - off)
-			off += (size_t)n;
-		gd->drops[i] = 0;
-	}
-	log_notice("udp: dropped datagrams%s total=%llu", line,
+	log_notice("udp: dropped datagrams%s total=%llu",
+		   log_counts(line, sizeof(line), dgram_drop_names, gd->drops,
+			      DGRAM_DROP_NREASONS),
 		   (unsigned long long)gd->total);
 }
 
@@ -239,15 +229,6 @@ static void dgram_read_pktinfo(struct dgram *g)
 	}
 }
 
-/* allow and deny, as for TCP: deny wins, an empty allow admits all. */
-static bool dgram_admitted(const struct service_conf *sc,
-			   const struct sockaddr *src)
-{
-	if (cidr_list_match(&sc->deny, src))
-		return false;
-	return !sc->allow.n || cidr_list_match(&sc->allow, src);
-}
-
 static void dgram_deliver(struct dgram *g, size_t len)
 {
 	const struct ringd_plugin *p = g->inst->p;
@@ -260,7 +241,7 @@ static void dgram_deliver(struct dgram *g, size_t len)
 		return;
 	}
 	why = dgram_check_source(src, d->own_ports, d->nown_ports);
-	if (why < 0 && !dgram_admitted(g->inst->sc, src))
+	if (why < 0 && accept_access(g->inst->sc, src) >= 0)
 		why = DGRAM_DROP_ACCESS;
 	if (why < 0 && !ratelimit_take(g->guard->per_source, src,
 				       loop_now(g->loop)))

@@ -153,3 +153,22 @@ const char *log_addr(const struct sockaddr *sa, char *buf, size_t len)
 	}
 	return buf;
 }
+
+const char *log_counts(char *buf, size_t len, const char *const *names,
+		       uint64_t *counts, size_t n)
+{
+	size_t off = 0;
+	int w;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (!counts[i])
+			continue;
+		w = snprintf(buf + off, len - off, " %s=%llu", names[i],
+			     (unsigned long long)counts[i]);
+		if (w > 0 && (size_t)w < len - off)
+			off += (size_t)w;
+		counts[i] = 0;
+	}
+	return buf;
+}

@@ -8,6 +8,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <ringd/plugin.h>
 
@@ -34,5 +35,11 @@ struct sockaddr;
  * "[::1]:5131", or "unix" for any other family. Returns buf. */
 #define LOG_ADDR_MAX 64
 const char *log_addr(const struct sockaddr *sa, char *buf, size_t len);
+
+/* " name=count" for every non-zero one of n counts, which are zeroed: the
+ * counts behind one line of a message logged at most once per interval.
+ * Returns buf, always terminated. */
+const char *log_counts(char *buf, size_t len, const char *const *names,
+		       uint64_t *counts, size_t n);
 
 #endif

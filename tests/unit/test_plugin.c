@@ -226,6 +226,28 @@ static void test_plugin_check_header_fields(void **state)
 	assert_int_equal(plugin_check(&p, err, sizeof(err)), 0);
 }
 
+/* RINGD_HAS, as a plugin uses it on a host built before a member was
+ * appended: a member past the size the other side gave is absent even
+ * if memory happens to hold a pointer there, and a NULL member is absent
+ * whatever the size. */
+static int fake_synced(void)
+{
+	return 1;
+}
+
+static void test_plugin_has_member_by_size(void **state)
+{
+	struct ringd_host h = { .size = sizeof(struct ringd_host),
+				.clock_synced = fake_synced };
+
+	(void)state;
+	assert_true(RINGD_HAS(&h, clock_synced));
+	h.size = offsetof(struct ringd_host, clock_synced);
+	assert_false(RINGD_HAS(&h, clock_synced));
+	h.size = sizeof(struct ringd_host);
+	assert_false(RINGD_HAS(&h, state));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -240,6 +262,7 @@ int main(void)
 		cmocka_unit_test(test_plugin_refuses_invalid_name),
 		cmocka_unit_test(test_plugin_check_key_tables),
 		cmocka_unit_test(test_plugin_check_header_fields),
+		cmocka_unit_test(test_plugin_has_member_by_size),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
