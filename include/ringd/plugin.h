@@ -110,6 +110,57 @@ typedef void (*ringd_check_error_fn)(struct ringd_check *chk, const char *key,
 				     const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Why a connection closed, for on_close() (host->close_reason()) and the
+ * core's ringd_connections_closed_total{reason}. */
+enum ringd_close_reason {
+	RINGD_CLOSE_PEER = 0, /* the peer closed (FIN) and we finished */
+	RINGD_CLOSE_SERVICE,  /* the plugin called close() or abort(), or
+				 refused in on_open() */
+	RINGD_CLOSE_IDLE,     /* idle_timeout expired */
+	RINGD_CLOSE_DEADLINE, /* the deadline set_timeout() set expired */
+	RINGD_CLOSE_RESET,    /* the peer reset, or a socket error */
+	RINGD_CLOSE_STOP,     /* the daemon stopped (or ran out of memory) */
+};
+
+/* A plugin's own counter, one series: the plugin names its instance's
+ * counters through the counters() hook and adds to them with count().
+ * Series that share a name form one family and must share its help and
+ * label name. */
+struct ringd_counter {
+	/* The full metric name, [a-zA-Z_][a-zA-Z0-9_]*, "ringd_" first and
+	 * "_total" last (ringd_http_responses_total). */
+	const char *name;
+	const char *help;  /* one line */
+	const char *label; /* a label name ("code"), or NULL for none */
+	const char *value; /* the label's value ("200"); any text, the
+			      writer escapes it */
+};
+
+/* What a metrics scrape sees (host->metrics()): one series with its
+ * value, summed over the workers at the time of the call. */
+enum ringd_metric_type {
+	RINGD_METRIC_COUNTER = 0,
+	RINGD_METRIC_GAUGE,
+};
+
+#define RINGD_METRIC_MAX_LABELS 4
+
+struct ringd_metric {
+	const char *name; /* as Prometheus names it */
+	const char *help;
+	enum ringd_metric_type type;
+	unsigned nlabels;
+	const char *label_names[RINGD_METRIC_MAX_LABELS];
+	const char *label_values[RINGD_METRIC_MAX_LABELS]; /* unescaped */
+	double value;
+};
+
+/* Receives the series of a scrape, one call each. Every series of a
+ * family (same name) comes in consecutive calls, so a writer prints the
+ * family's HELP and TYPE when the name changes. m is valid only during
+ * the call. */
+typedef void (*ringd_metric_fn)(void *arg, const struct ringd_metric *m);
+
 /* Services the daemon offers a plugin. All functions must be called from
  * the thread that called the hook (each worker is one thread). Members
  * are only ever appended: test RINGD_HAS(host, fn) before calling one
@@ -168,6 +219,47 @@ struct ringd_host {
 	/* Whether the kernel says the system clock is synchronised (NTP):
 	 * 1 yes, 0 no, -errno when it cannot tell. */
 	int (*clock_synced)(void);
+
+	/* Members below were appended after the first release: test them
+	 * with RINGD_HAS(host, member). */
+
+	/* CLOCK_MONOTONIC in nanoseconds: for durations (a request's time
+	 * in µs for a log line), which now() would get wrong across a clock
+	 * step. */
+	int64_t (*monotonic)(void);
+
+	/* Input flow control. hold_input(c, true) stops the daemon reading
+	 * c: no on_data() or on_eof() is delivered until hold_input(c,
+	 * false), and the peer meets the kernel's buffers and then TCP flow
+	 * control. Bytes of the on_data() call in progress are the plugin's
+	 * (keep what it did not use). Meant for a plugin whose output for
+	 * the input it has is pending (pipelined requests behind a large
+	 * response): release it from on_writable(). Delivery resumes from
+	 * the loop, never from inside hold_input(). Independent of the
+	 * daemon's own pauses (high water, max_buffered): input flows only
+	 * when neither holds it. Allowed wherever host calls on c are. */
+	void (*hold_input)(struct ringd_conn *c, bool hold);
+
+	/* Why c is closing: valid in on_close() (elsewhere it returns
+	 * RINGD_CLOSE_PEER). */
+	enum ringd_close_reason (*close_reason)(const struct ringd_conn *c);
+
+	/* Add n to c's instance's counter idx, an index into what the
+	 * plugin's counters() hook named for that instance (an idx past it
+	 * is ignored). The counter is the calling worker's own: no lock,
+	 * no atomic read-modify-write. Allowed wherever host calls on c
+	 * are, on_close() included. */
+	void (*count)(struct ringd_conn *c, unsigned idx, uint64_t n);
+
+	/* Walk every metric of the daemon: the core's counters for every
+	 * service (connections, bytes, datagrams, refusals by reason...),
+	 * every plugin's own counters, the engine's, build info and the
+	 * process_* set, calling emit once per series. Values are summed
+	 * over the workers with relaxed loads while they run: each is a
+	 * value its counter had during the call, not one instant's
+	 * snapshot. From any worker's hook; it takes no lock a hot path
+	 * takes. Returns the number of series emitted. */
+	size_t (*metrics)(ringd_metric_fn emit, void *arg);
 };
 
 /* Whether s (a struct ringd_host or ringd_plugin the other side filled
@@ -232,6 +324,31 @@ struct ringd_plugin {
 
 	/* A datagram arrived (after the daemon's UDP guard admitted it). */
 	void (*on_datagram)(struct ringd_dgram *d, const void *buf, size_t len);
+
+	/* Hooks below were appended after the first release; the daemon
+	 * calls them only when size says the plugin has them. */
+
+	/* Name the counters of one instance: fill out[0, max) with its
+	 * series and return how many it has (when that is more than max,
+	 * the daemon calls again with room for all). Called on the main
+	 * thread once per instance after check() succeeded, before any
+	 * start(); the strings must stay valid until release() (static, or
+	 * in the config). The index of a series in out is its idx for
+	 * host->count(). NULL: no counters of its own. */
+	size_t (*counters)(const void *config, struct ringd_counter *out,
+			   size_t max);
+
+	/* The daemon is stopping: called once per open connection on its
+	 * worker's thread when the daemon stops accepting (after
+	 * drain_delay), and right after on_open() for a connection opened
+	 * later. The plugin ends the connection itself: an idle one at once
+	 * (close()), one with work in progress once that is done (an HTTP
+	 * response goes out with "Connection: close"). Input keeps flowing,
+	 * so a request already sent is still read and answered; the
+	 * daemon's shutdown_timeout still bounds it all. Every host call on
+	 * c is allowed. NULL: the daemon delivers what the peer had sent,
+	 * then flushes and closes. */
+	void (*on_drain)(struct ringd_conn *c);
 };
 
 #ifdef __cplusplus
