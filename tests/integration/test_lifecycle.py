@@ -82,15 +82,23 @@ def test_sigterm_finishes_in_flight_echo(ctx):
         # Read slowly, only until the daemon's kernel has acknowledged all
         # our bytes and the FIN (bounded).
         deadline = time.monotonic() + 30
-        while wr.is_alive() or _unacked(s) != 0:
+        eof = False
+        while not eof and (wr.is_alive() or _unacked(s) != 0):
             assert time.monotonic() < deadline, 'the daemon never took all 16 MiB'
             s.settimeout(0.05)
             try:
                 b = s.recv(1024)
-                assert b, 'EOF before SIGTERM'
                 got += b
+                eof = not b
             except socket.timeout:
                 pass
+        if eof:
+            # On a busy machine the daemon can echo the whole stream and
+            # close before the acknowledgement check ends: a round that
+            # proves nothing, but the stream must be intact.
+            assert_same(bytes(got), data, 'echo ending before SIGTERM')
+            s.close()
+            continue
         pending = _server_rx_queue(addr.port, cport)
         if os.environ.get('IT_VERBOSE'):
             print('    round %d: daemon rx_queue %s' % (attempt, pending))
