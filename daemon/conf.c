@@ -404,15 +404,32 @@ static void key_missing(struct loader *ld, const struct conf_section *sec,
 		    "required key missing");
 }
 
+/* Every line of a LIST key, in file order (a refused line adds nothing). */
+static void conf_list_apply(struct loader *ld, const struct conf_section *sec,
+			    const struct ringd_key *k, void *base)
+{
+	for (size_t i = 0; i < sec->n; i++) {
+		const struct conf_entry *e = &sec->e[i];
+
+		if (e->value != NULL && strcmp(e->key, k->name) == 0)
+			key_store(ld, &e->loc, sec->name, k, e->value,
+				  e->loc.set >= 0, base);
+	}
+}
+
 /* Parses every key of a plugin's table found in sec (or its default)
  * into base. */
 static void conf_plugin_keys_apply(struct loader *ld, struct conf_section *sec,
 				   const struct ringd_key *keys, void *base)
 {
 	for (const struct ringd_key *k = keys; k && k->name != NULL; k++) {
-		struct conf_entry *e = key_entries(ld, sec, sec->name,
-						   k->name, false);
+		struct conf_entry *e = key_entries(ld, sec, sec->name, k->name,
+						   k->type == RINGD_KEY_LIST);
 
+		if (k->type == RINGD_KEY_LIST) {
+			conf_list_apply(ld, sec, k, base);
+			continue;
+		}
 		if (e != NULL && e->value == NULL)
 			continue;
 		if (e == NULL && k->def == NULL)
@@ -685,22 +702,53 @@ static void conf_check_error(struct ringd_check *chk, const char *key,
 			     const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* The line a check() error names: key, or "key[i]" for the i-th line of
+ * a LIST key. Refused lines do not count: the plugin never saw them. */
+static const struct conf_entry *conf_check_entry(const struct conf_section *sec,
+						 const char *key)
+{
+	const char *br = key != NULL ? strchr(key, '[') : NULL;
+	char *end;
+	unsigned long idx;
+
+	if (key == NULL)
+		return NULL;
+	if (br == NULL)
+		return conf_ini_entry(sec, key);
+	idx = strtoul(br + 1, &end, 10);
+	if (end == br + 1 || strcmp(end, "]") != 0)
+		return NULL;
+	for (size_t i = 0; i < sec->n; i++) {
+		const struct conf_entry *e = &sec->e[i];
+
+		if (e->value == NULL || strncmp(e->key, key, br - key) != 0 ||
+		    e->key[br - key] != '\0')
+			continue;
+		if (idx-- == 0)
+			return e;
+	}
+	return NULL;
+}
+
 /* The location of a check() error is the key's line when the key is in
  * the file, else the section header. */
 static void conf_check_error(struct ringd_check *pchk, const char *key,
 			     const char *fmt, ...)
 {
 	struct check_ctx *chk = (struct check_ctx *)pchk;
-	struct conf_entry *e = key != NULL ? conf_ini_entry(chk->sec, key) :
-					     NULL;
-	char msg[1024];
+	const struct conf_entry *e = conf_check_entry(chk->sec, key);
+	char msg[1024], name[128];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* "tag[2]" is reported as tag: the line says which one. */
+	if (key != NULL)
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(key, "["),
+			 key);
 	conf_err_at(&chk->ld->log, e != NULL ? &e->loc : &chk->sec->loc,
-		    chk->sec->name, key, "%s", msg);
+		    chk->sec->name, key != NULL ? name : NULL, "%s", msg);
 	chk->n++;
 }
 

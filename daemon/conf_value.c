@@ -252,6 +252,40 @@ int conf_parse_enum(const char *s, const char *const *choices, int *out,
 	return -1;
 }
 
+/* Each line of a LIST key adds one item; the array grows by one, since a
+ * list holds a handful of routes, not thousands. */
+static int list_append(char *at, const char *text, char *err, size_t errlen)
+{
+	struct ringd_list l;
+	const char **items;
+	char *str = strdup(text);
+
+	memcpy(&l, at, sizeof(l));
+	items = str ? realloc((void *)l.items, (l.n + 1) * sizeof(*items)) :
+		      NULL;
+	if (items == NULL) {
+		free(str);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	items[l.n++] = str;
+	l.items = items;
+	memcpy(at, &l, sizeof(l));
+	return 0;
+}
+
+static void list_free(char *at)
+{
+	struct ringd_list l;
+
+	memcpy(&l, at, sizeof(l));
+	for (size_t i = 0; i < l.n; i++)
+		free((void *)l.items[i]);
+	free((void *)l.items);
+	l = (struct ringd_list){ 0 };
+	memcpy(at, &l, sizeof(l));
+}
+
 /* Values go through memcpy: a plugin's config struct may place a field at
  * any offset, and the daemon must not assume its alignment. */
 int conf_value_parse(const struct ringd_key *k, const char *text, void *dst,
@@ -296,6 +330,8 @@ int conf_value_parse(const struct ringd_key *k, const char *text, void *dst,
 			return -1;
 		memcpy(at, &e, sizeof(e));
 		return 0;
+	case RINGD_KEY_LIST:
+		return list_append(at, text, err, errlen);
 	default:
 		snprintf(err, errlen, "unknown key type %d", (int)k->type);
 		return -1;
@@ -309,6 +345,10 @@ void conf_value_free(const struct ringd_key *k, void *dst)
 	char *at = (char *)dst + k->offset;
 	char *str;
 
+	if (k->type == RINGD_KEY_LIST) {
+		list_free(at);
+		return;
+	}
 	if (k->type != RINGD_KEY_STRING && k->type != RINGD_KEY_PATH)
 		return;
 	memcpy(&str, at, sizeof(str));
@@ -331,6 +371,8 @@ size_t conf_value_size(enum ringd_key_type t)
 		return sizeof(bool);
 	case RINGD_KEY_ENUM:
 		return sizeof(int);
+	case RINGD_KEY_LIST:
+		return sizeof(struct ringd_list);
 	}
 	return 0;
 }
@@ -341,7 +383,7 @@ const char *conf_type_name(enum ringd_key_type t)
 		[RINGD_KEY_STRING] = "string", [RINGD_KEY_INT] = "int",
 		[RINGD_KEY_BOOL] = "bool",     [RINGD_KEY_DURATION] = "duration",
 		[RINGD_KEY_SIZE] = "size",     [RINGD_KEY_ENUM] = "enum",
-		[RINGD_KEY_PATH] = "path",
+		[RINGD_KEY_PATH] = "path",     [RINGD_KEY_LIST] = "list",
 	};
 
 	if ((unsigned)t >= sizeof(names) / sizeof(names[0]))
@@ -351,7 +393,9 @@ const char *conf_type_name(enum ringd_key_type t)
 
 void conf_key_default(const struct ringd_key *k, char *buf, size_t len)
 {
-	if (k->def == NULL)
+	if (k->type == RINGD_KEY_LIST)
+		snprintf(buf, len, "repeatable");
+	else if (k->def == NULL)
 		snprintf(buf, len, "required");
 	else if (k->def[0] == '\0')
 		snprintf(buf, len, "default \"\"");

@@ -49,6 +49,20 @@ enum ringd_key_type {
 	RINGD_KEY_ENUM,     /* int: index into choices */
 	RINGD_KEY_PATH,     /* const char *; a file path, relative paths
 			       resolved against the INI file's directory */
+	RINGD_KEY_LIST,     /* struct ringd_list: a key that may be given
+			       on many lines, each line one item, in file
+			       order; never required, def ignored (absent:
+			       no items). Appended after the first release:
+			       an older daemon refuses the plugin. */
+};
+
+/* The value of a RINGD_KEY_LIST key. The strings are the daemon's and
+ * live as long as the configuration. To report an error about one item,
+ * check() names the key as "name[i]" (i from 0): the error then carries
+ * that line's FILE:LINE. */
+struct ringd_list {
+	size_t n;
+	const char *const *items;
 };
 
 /* One configuration key. Tables end with an entry whose name is NULL.

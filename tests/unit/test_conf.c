@@ -193,6 +193,7 @@ static void test_conf_load_good_file_typed_values(void **state)
 {
 	struct ringd_conf *c = load_ok("good.ini", NULL, 0);
 	const struct service_conf *g = &c->svc[0];
+	const struct ringd_list *tags;
 	char buf[160];
 
 	assert_string_equal(c->path, "good.ini");
@@ -227,6 +228,13 @@ static void test_conf_load_good_file_typed_values(void **state)
 	assert_int_equal(pint(g, "wait"), 60000);
 	assert_int_equal(pint(g, "buffer"), 65536);
 	assert_int_equal(*(const int *)pval(g, "mode"), 1);
+	tags = pval(g, "tag");
+	assert_int_equal(tags->n, 2);
+	assert_string_equal(tags->items[0], "first");
+	assert_string_equal(tags->items[1], "second one");
+	/* A list key left out is an empty list. */
+	tags = pval(&c->svc[1], "tag");
+	assert_int_equal(tags->n, 0);
 	conf_free(c);
 }
 
@@ -234,6 +242,7 @@ static void test_conf_load_applies_defaults(void **state)
 {
 	struct ringd_conf *c = load_ok("good.ini", NULL, 0);
 	const struct service_conf *p = &c->svc[1];
+	const struct ringd_list *tags;
 	char buf[160];
 
 	assert_string_equal(p->name, "plain");
@@ -255,9 +264,14 @@ static void test_conf_load_applies_defaults(void **state)
 
 	/* Without a [ringd] section every daemon key takes its default. */
 	c = load_ok("check.ini", (const char *const[]){ "a.token=ok",
+							"a.tag=ok",
 							"b.count=1",
-							"b.mode=fast" }, 3);
+							"b.mode=fast" }, 4);
 	assert_int_equal(c->backend, CONF_BACKEND_AUTO);
+	/* -s replaces every line of a list key with its one value. */
+	tags = pval(&c->svc[0], "tag");
+	assert_int_equal(tags->n, 1);
+	assert_string_equal(tags->items[0], "ok");
 	assert_true(c->workers_n >= 1);
 	assert_int_equal(conf_log_level(c), RINGD_LOG_INFO);
 	assert_int_equal(c->max_connections, 65536);
@@ -310,8 +324,9 @@ static void test_conf_load_admission_keys_inherit_from_ringd(void **state)
 
 	/* Without [ringd]: everyone admitted, no limit, 64 MiB. */
 	c = load_ok("check.ini", (const char *const[]){ "a.token=ok",
+							"a.tag=ok",
 							"b.count=1",
-							"b.mode=fast" }, 3);
+							"b.mode=fast" }, 4);
 	assert_int_equal(c->max_buffered, 64 << 20);
 	assert_int_equal(c->allow.n + c->deny.n, 0);
 	assert_int_equal(c->svc[0].allow.n + c->svc[0].deny.n, 0);
