@@ -268,7 +268,7 @@ bool http_list_has(const char *buf, struct http_span value, const char *tok)
 			;
 		while (n > 0 && is_ows(buf[el.off + n - 1]))
 			n--;
-		if (http_span_ieq(buf, span(el.off, n), tok))
+		if (n > 0 && http_span_ieq(buf, span(el.off, n), tok))
 			return true;
 	}
 	return false;
