@@ -8,7 +8,7 @@
 
 #include "plugins/http/parse.h"
 
-#define MAX_BODY 4096
+#define MAX_BODY     4096
 #define MAX_REQUESTS 32
 
 /* What one request came to; compared byte for byte between the ways. */

@@ -412,8 +412,8 @@ static const struct corpus_case corpus[] = {
 	  "POST / o p=/ h=h 1.1 n=2 cl=65 413"),
 	C("POST /" H11 "Content-Length: 64\r\n\r\n",
 	  "POST / o p=/ h=h 1.1 n=2 cl=64 more"),
-	C("POST /" H11 "Content-Length: 3\r\n\r\nab", "POST / o p=/ h=h 1.1 "
-	  "n=2 cl=3 more"),
+	C("POST /" H11 "Content-Length: 3\r\n\r\nab",
+	  "POST / o p=/ h=h 1.1 n=2 cl=3 more"),
 	/* Transfer-Encoding. */
 	C("POST /" H11 "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
 	  "POST / o p=/ h=h 1.1 n=2 chunked body=0"),
