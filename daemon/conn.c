@@ -61,6 +61,8 @@ static const size_t outseg_class[2] = { 16384, 65536 };
  * glibc grows and trims its heap each time and every reply pays page
  * faults. */
 static const size_t outseg_cache[2] = { 64, 16 };
+/* send_ref() data up to this size joins a copy segment with room. */
+#define CONN_REF_COPY_MAX 4096
 
 struct conn {
 	struct ringd_conn pub; /* first: plugins hold &pub */
@@ -224,7 +226,17 @@ static void conn_flush(struct conn *c)
 	if ((c->flags & (C_SENDING | C_DEAD)) || !c->head)
 		return;
 	c->flags |= C_SENDING;
+	metrics_add(&c->set->stats.sends, 1);
 	loop_send(c->set->loop, &c->sop, c->fd, c->head->ptr, c->head->len);
+}
+
+/* Sends made inside a hook leave when it returns, together: a response's
+ * header and body, or the answers to several pipelined requests, go out
+ * in one send instead of the first alone and the rest behind it. */
+static void conn_hook_done(struct conn *c)
+{
+	c->flags &= ~C_IN_CB;
+	conn_flush(c);
 }
 
 /* Our side is done: with the peer's FIN already read a plain close sends
@@ -426,7 +438,7 @@ static void conn_call_data(struct conn *c, const void *buf, size_t len)
 		return;
 	c->flags |= C_IN_CB;
 	p->on_data(&c->pub, buf, len);
-	c->flags &= ~C_IN_CB;
+	conn_hook_done(c);
 }
 
 static void conn_peer_eof(struct conn *c)
@@ -443,7 +455,7 @@ static void conn_peer_eof(struct conn *c)
 	} else if (PLUGIN_HAS(p, on_eof)) {
 		c->flags |= C_IN_CB;
 		p->on_eof(&c->pub);
-		c->flags &= ~C_IN_CB;
+		conn_hook_done(c);
 	} else {
 		conn_close(&c->pub);
 	}
@@ -638,7 +650,7 @@ static void conn_drained(struct conn *c)
 	if (!(c->flags & (C_CLOSING | C_DEAD)) && PLUGIN_HAS(p, on_writable)) {
 		c->flags |= C_IN_CB;
 		p->on_writable(&c->pub);
-		c->flags &= ~C_IN_CB;
+		conn_hook_done(c);
 	}
 }
 
@@ -727,6 +739,11 @@ int conn_send(struct ringd_conn *pc, const void *buf, size_t len, int copy)
 		return -EPIPE;
 	if (!len)
 		return 0;
+	/* A small reference behind copied bytes is copied too: one more
+	 * memcpy of a few KiB is cheaper than a send of its own (a
+	 * response's header and body then leave together). */
+	if (!copy && len <= CONN_REF_COPY_MAX && conn_tail_room(c) >= len)
+		copy = 1;
 	if (!copy) {
 		s = malloc(sizeof(*s));
 		if (!s)
@@ -738,7 +755,7 @@ int conn_send(struct ringd_conn *pc, const void *buf, size_t len, int copy)
 		if (room < len) {
 			/* Big only when a large reply is piling up: small
 			 * pipelined replies keep small segments. */
-			bool big = (c->flags & C_SENDING) &&
+			bool big = (c->flags & (C_SENDING | C_IN_CB)) &&
 				   c->queued + len > outseg_class[0];
 
 			s = conn_new_seg(c->set, len, big);
@@ -751,7 +768,8 @@ int conn_send(struct ringd_conn *pc, const void *buf, size_t len, int copy)
 		s->len += len;
 	}
 	c->queued += len;
-	conn_flush(c);
+	if (!(c->flags & C_IN_CB))
+		conn_flush(c);
 	return 0;
 }
 
@@ -867,7 +885,7 @@ int conn_open(struct conn_set *set, const struct ringd_instance *inst, int fd,
 	}
 	if ((c->flags & C_OPEN) && set->draining)
 		conn_tell_drain(c);
-	c->flags &= ~C_IN_CB;
+	conn_hook_done(c);
 	conn_read_start(c);
 	conn_release(c);
 	return 0;
@@ -885,7 +903,9 @@ static void conn_tell_drain(struct conn *c)
 		return;
 	c->flags |= C_TOLD | C_IN_CB;
 	conn_plugin(c)->on_drain(&c->pub);
-	c->flags = (c->flags & ~C_IN_CB) | in_cb;
+	if (in_cb)
+		return;
+	conn_hook_done(c);
 	conn_release(c);
 }
 

@@ -43,6 +43,7 @@ typedef void (*conn_gone_fn)(void *arg, const struct ringd_instance *inst,
 struct conn_stats {
 	uint64_t budget_pauses; /* reads stopped because the set was over
 				   its budget */
+	uint64_t sends;         /* send operations started */
 };
 
 /* A worker's connections. Owned by one thread; embed it and set it up

@@ -183,6 +183,42 @@ static ssize_t drain_peer(int fd, unsigned char *out, size_t *have,
 	}
 }
 
+/* A response of a copied header and a referenced body, twice, as a
+ * plugin answering two pipelined requests in one on_data() would. */
+static void p_respond_twice(struct ringd_conn *c, const void *buf, size_t len)
+{
+	static const char body[] = "body\n";
+
+	for (int i = 0; i < 2; i++) {
+		conn_send(c, "head\n", 5, 1);
+		conn_send(c, body, 5, 0);
+	}
+}
+
+/* Sends made inside a hook leave together when it returns. */
+static void test_conn_sends_in_a_hook_leave_together(void **state)
+{
+	struct fixture *f = fixture_new(0);
+	unsigned char got[64];
+	size_t have = 0;
+	int peer;
+
+	plugin.on_data = p_respond_twice;
+	peer = open_pair(f, 0);
+	run_for(f, 10);
+	assert_int_equal(write(peer, "x", 1), 1);
+	run_for(f, 30);
+	drain_peer(peer, got, &have, sizeof(got));
+	assert_int_equal(have, 20);
+	assert_memory_equal(got, "head\nbody\nhead\nbody\n", 20);
+	/* One send: nothing left before the hook returned, and the small
+	 * referenced bodies joined the copied headers. */
+	assert_int_equal(f->set.stats.sends, 1);
+	close(peer);
+	run_for(f, 20);
+	fixture_free(f);
+}
+
 static void test_conn_on_open_refusal_calls_gone_once(void **state)
 {
 	struct fixture *f = fixture_new(0);
@@ -515,6 +551,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_conn_budget_level_falls_back,
 				       reset_plugin),
 		cmocka_unit_test_setup(test_conn_abort_all, reset_plugin),
+		cmocka_unit_test_setup(test_conn_sends_in_a_hook_leave_together,
+				       reset_plugin),
 	};
 
 	if (argc != 2) {
