@@ -18,6 +18,9 @@
 #define URING_NSEC 1000000000
 #define URING_SPILLED UINT_MAX /* a chunk whose bytes are its own copy */
 #define URING_NO_END 1         /* a park that saw no EOF or error */
+/* How long a RECV the pool failed waits for a buffer to come back before
+ * it tries again anyway. */
+#define URING_STARVE_NS 1000000
 
 /* One completion's worth of parked input: in pool buffer bid (one chunk
  * per buffer, preallocated), or spilled into data[]. */
@@ -69,6 +72,13 @@ struct uring_state {
 	 * batch once the batch's buffers are back in the ring. */
 	struct loop_op *later_head;
 	struct loop_op *later_tail;
+	/* RECVs the pool failed (-ENOBUFS), oldest first, flagged
+	 * LOOP_OPF_STARVED and linked by op->next: re-armed as buffers
+	 * return to the ring, one per buffer, not at once, or ops whose
+	 * sockets have input would spin on -ENOBUFS while parked input
+	 * holds the pool. */
+	struct loop_op *starved, *starved_tail;
+	int64_t starved_since;
 };
 
 static const char *uring_reason(int err)
@@ -373,11 +383,52 @@ static void uring_cancel_sqe(struct uring_state *us, struct loop_op *op)
 	io_uring_sqe_set_data(sqe, NULL);
 }
 
+static void uring_starve(struct uring_state *us, struct loop_op *op)
+{
+	if (!us->starved)
+		us->starved_since = loop_now(us->loop);
+	op->flags |= LOOP_OPF_STARVED;
+	op->next = NULL;
+	if (us->starved_tail)
+		us->starved_tail->next = op;
+	else
+		us->starved = op;
+	us->starved_tail = op;
+}
+
+/* Up to n starved RECVs (only that one, if given) go to the later list,
+ * to be re-armed or, if cancelled meanwhile, finished. */
+static void uring_unstarve(struct uring_state *us, struct loop_op *only,
+			   unsigned n)
+{
+	struct loop_op **link = &us->starved;
+	struct loop_op *prev = NULL;
+
+	while (*link && n) {
+		struct loop_op *op = *link;
+
+		if (only && op != only) {
+			prev = op;
+			link = &op->next;
+			continue;
+		}
+		*link = op->next;
+		if (us->starved_tail == op)
+			us->starved_tail = prev;
+		op->flags &= ~LOOP_OPF_STARVED;
+		uring_later(us, op);
+		n--;
+	}
+	us->starved_since = loop_now(us->loop);
+}
+
 static void uring_cancel(void *state, struct loop_op *op)
 {
 	struct uring_state *us = state;
 
 	op->flags |= LOOP_OPF_CANCEL;
+	if (op->flags & LOOP_OPF_STARVED)
+		uring_unstarve(us, op, 1);
 	/* An op waiting on the later list ends there with -ECANCELED. */
 	if (op->flags & LOOP_OPF_ARMED)
 		uring_cancel_sqe(us, op);
@@ -428,6 +479,7 @@ static void uring_bufs_return(struct uring_state *us)
 {
 	if (us->nrecycled) {
 		io_uring_buf_ring_advance(us->br, (int)us->nrecycled);
+		uring_unstarve(us, NULL, us->nrecycled);
 		us->nrecycled = 0;
 	}
 }
@@ -655,7 +707,10 @@ static void uring_complete(struct uring_state *us, struct io_uring_cqe *cqe)
 		    !(op->flags & LOOP_OPF_CANCEL))
 			uring_spill(us);
 		if (uring_rearm_wanted(us, op, res)) {
-			uring_later(us, op);
+			if (res == -ENOBUFS && !(op->flags & LOOP_OPF_CANCEL))
+				uring_starve(us, op);
+			else
+				uring_later(us, op);
 			more = true;
 			if (!uring_has_payload(op, res))
 				op = NULL;
@@ -728,8 +783,12 @@ static int uring_poll(void *state, int64_t timeout_ns)
 
 	if (err)
 		return err;
-	/* Buffers loop_close() freed from parks go back now. */
+	/* Buffers loop_close() freed from parks go back now. A starved
+	 * RECV also tries again after a while without them, in case its
+	 * buffers came back before it was listed. */
 	uring_bufs_return(us);
+	if (us->starved && (timeout_ns < 0 || timeout_ns > URING_STARVE_NS))
+		timeout_ns = URING_STARVE_NS;
 	if (us->later_head)
 		timeout_ns = 0;
 	if (timeout_ns >= 0) {
@@ -748,6 +807,9 @@ static int uring_poll(void *state, int64_t timeout_ns)
 		return err;
 	loop_update_now(us->loop);
 	uring_dispatch(us);
+	if (us->starved &&
+	    loop_now(us->loop) - us->starved_since >= URING_STARVE_NS)
+		uring_unstarve(us, NULL, UINT_MAX);
 	return 0;
 }
 
