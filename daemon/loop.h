@@ -138,10 +138,11 @@ void loop_read(struct loop *l, struct loop_op *op, int fd, void *buf,
  * to use anyway, so what a cancelled RECV can still take costs no
  * memory beyond the pool. When the pool runs dry under a RECV that was
  * not cancelled while parked input holds part of it, the loop copies the
- * oldest parked input out, up to one pool's worth of copies in all
- * (loop_stats.spills), so peers whose input nobody takes cannot stall
+ * oldest parked input out, up to a quarter of the pool in copies
+ * (loop_stats.spills), so a few owners that stopped reading cannot stall
  * the others. Past that, RECVs wait for parked input to be taken or
- * dropped: memory stays bounded by two pools whatever the peers do. */
+ * dropped: memory stays within the pool and a quarter whatever the
+ * peers do. */
 void loop_cancel(struct loop *l, struct loop_op *op);
 
 /* Bytes parked for op's next loop_recv() (see loop_cancel()): input the
