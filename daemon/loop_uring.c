@@ -285,15 +285,22 @@ static struct io_uring_sqe *uring_sqe(struct uring_state *us)
 	return io_uring_get_sqe(&us->ring);
 }
 
+/* Appends op to the list from *head to *tail, linked by op->next. */
+static void uring_append(struct loop_op **head, struct loop_op **tail,
+			 struct loop_op *op)
+{
+	op->next = NULL;
+	if (*tail)
+		(*tail)->next = op;
+	else
+		*head = op;
+	*tail = op;
+}
+
 static void uring_later(struct uring_state *us, struct loop_op *op)
 {
 	op->flags |= LOOP_OPF_REARM;
-	op->next = NULL;
-	if (us->later_tail)
-		us->later_tail->next = op;
-	else
-		us->later_head = op;
-	us->later_tail = op;
+	uring_append(&us->later_head, &us->later_tail, op);
 }
 
 /* Only an op whose cancel SQE is parked can complete while listed. */
@@ -388,12 +395,7 @@ static void uring_starve(struct uring_state *us, struct loop_op *op)
 	if (!us->starved)
 		us->starved_since = loop_now(us->loop);
 	op->flags |= LOOP_OPF_STARVED;
-	op->next = NULL;
-	if (us->starved_tail)
-		us->starved_tail->next = op;
-	else
-		us->starved = op;
-	us->starved_tail = op;
+	uring_append(&us->starved, &us->starved_tail, op);
 }
 
 /* Up to n starved RECVs (only that one, if given) go to the later list,

@@ -795,11 +795,30 @@ static void pauser_cb(struct loop_op *op, int res, unsigned flags, void *buf)
 	loop_stop(p->t.l);
 }
 
+static void pauser_init(struct pauser *p, struct loop *l)
+{
+	memset(p, 0, sizeof(*p));
+	tally_init(&p->t, l, pauser_cb);
+	p->t.op.data = p;
+}
+
 static void pauser_recv(struct pauser *p, int fd, size_t stop_after)
 {
 	p->stop_after = stop_after;
 	p->cancelled = false;
 	loop_recv(p->t.l, &p->t.op, fd);
+}
+
+/* Reads fd to its EOF, which must end a stream equal to want. */
+static void pauser_expect_all(struct pauser *p, int fd, const uint8_t *want,
+			      size_t len)
+{
+	pauser_recv(p, fd, 0);
+	run_guarded(p->t.l);
+	assert_false(p->t.bad);
+	assert_int_equal(p->t.final_res, 0);
+	assert_int_equal(p->ngot, len);
+	assert_memory_equal(p->got, want, len);
 }
 
 /* 2 KiB and the peer's FIN are queued before the first recv, so io_uring
@@ -815,9 +834,7 @@ static void test_loop_recv_parks_input_after_cancel(void **state)
 	int sv[2];
 
 	unix_pair(sv);
-	memset(&p, 0, sizeof(p));
-	tally_init(&p.t, l, pauser_cb);
-	p.t.op.data = &p;
+	pauser_init(&p, l);
 	fill_pattern(want, sizeof(want), 3);
 	write_all(sv[1], want, sizeof(want));
 	shutdown(sv[1], SHUT_WR);
@@ -837,13 +854,8 @@ static void test_loop_recv_parks_input_after_cancel(void **state)
 	} else {
 		assert_int_equal(st.late_after_cancel, 0);
 	}
-	pauser_recv(&p, sv[0], 0);
-	run_guarded(l);
-	assert_false(p.t.bad);
+	pauser_expect_all(&p, sv[0], want, sizeof(want));
 	assert_int_equal(p.t.finals, 2);
-	assert_int_equal(p.t.final_res, 0);
-	assert_int_equal(p.ngot, sizeof(want));
-	assert_memory_equal(p.got, want, sizeof(want));
 	assert_int_equal(loop_recv_parked(&p.t.op), 0);
 	loop_close(l, sv[0]);
 	close(sv[1]);
@@ -860,9 +872,7 @@ static void test_loop_recv_pause_while_parked(void **state)
 	int sv[2];
 
 	unix_pair(sv);
-	memset(&p, 0, sizeof(p));
-	tally_init(&p.t, l, pauser_cb);
-	p.t.op.data = &p;
+	pauser_init(&p, l);
 	fill_pattern(want, sizeof(want), 4);
 	write_all(sv[1], want, sizeof(want));
 	shutdown(sv[1], SHUT_WR);
@@ -894,12 +904,8 @@ static void test_loop_parked_input_does_not_starve_others(void **state)
 
 	unix_pair(sa);
 	unix_pair(sb);
-	memset(&a, 0, sizeof(a));
-	memset(&b, 0, sizeof(b));
-	tally_init(&a.t, l, pauser_cb);
-	a.t.op.data = &a;
-	tally_init(&b.t, l, pauser_cb);
-	b.t.op.data = &b;
+	pauser_init(&a, l);
+	pauser_init(&b, l);
 	fill_pattern(want_a, sizeof(want_a), 5);
 	fill_pattern(want_b, sizeof(want_b), 6);
 	write_all(sa[1], want_a, sizeof(want_a));
@@ -908,24 +914,14 @@ static void test_loop_parked_input_does_not_starve_others(void **state)
 	assert_int_equal(a.after_cancel, 0);
 	write_all(sb[1], want_b, sizeof(want_b));
 	shutdown(sb[1], SHUT_WR);
-	pauser_recv(&b, sb[0], 0);
-	run_guarded(l);
-	assert_false(b.t.bad);
-	assert_int_equal(b.t.final_res, 0);
-	assert_int_equal(b.ngot, sizeof(want_b));
-	assert_memory_equal(b.got, want_b, sizeof(want_b));
+	pauser_expect_all(&b, sb[0], want_b, sizeof(want_b));
 	loop_stats(l, &st);
 	if (test_backend == LOOP_BACKEND_IO_URING)
 		assert_true(st.spills > 0);
 	else
 		assert_int_equal(st.spills, 0);
 	shutdown(sa[1], SHUT_WR);
-	pauser_recv(&a, sa[0], 0);
-	run_guarded(l);
-	assert_false(a.t.bad);
-	assert_int_equal(a.t.final_res, 0);
-	assert_int_equal(a.ngot, sizeof(want_a));
-	assert_memory_equal(a.got, want_a, sizeof(want_a));
+	pauser_expect_all(&a, sa[0], want_a, sizeof(want_a));
 	loop_close(l, sa[0]);
 	loop_close(l, sb[0]);
 	close(sa[1]);
@@ -944,12 +940,8 @@ static void test_loop_parked_input_dropped_on_close(void **state)
 
 	unix_pair(sv);
 	unix_pair(sw);
-	memset(&p, 0, sizeof(p));
-	memset(&q, 0, sizeof(q));
-	tally_init(&p.t, l, pauser_cb);
-	p.t.op.data = &p;
-	tally_init(&q.t, l, pauser_cb);
-	q.t.op.data = &q;
+	pauser_init(&p, l);
+	pauser_init(&q, l);
 	fill_pattern(want, sizeof(want), 7);
 	write_all(sv[1], want, sizeof(want));
 	write_all(sw[1], want, sizeof(want));
