@@ -494,8 +494,9 @@ static void conn_budget_wait(struct conn *c)
 	metrics_add(&set->stats.budget_pauses, 1);
 }
 
-/* A multishot recv stops only when its cancel completes; until then the
- * completions already under way still arrive. */
+/* Takes effect at once: after the cancel the loop delivers nothing (it
+ * parks what the kernel still hands over for the next loop_recv()), and
+ * the recv's final completion comes later. */
 static void conn_pause(struct conn *c)
 {
 	if (!(c->flags & C_READING) || (c->flags & (C_PAUSED | C_DEAD | C_SHUT)))
@@ -909,14 +910,15 @@ static void conn_tell_drain(struct conn *c)
 	conn_release(c);
 }
 
-/* Input the kernel has taken from the peer that we have not read yet. */
-static int conn_unread(const struct conn *c)
+/* Input the peer sent that has not reached the plugin yet: in the
+ * kernel, or parked by the loop after a pause. */
+static size_t conn_unread(const struct conn *c)
 {
 	int n = 0;
 
 	if (ioctl(c->fd, SIOCINQ, &n) < 0)
-		return 0;
-	return n;
+		n = 0;
+	return (size_t)n + loop_recv_parked(&c->rop);
 }
 
 /* A draining connection closes once everything the peer had sent before

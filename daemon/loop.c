@@ -242,6 +242,11 @@ void loop_cancel(struct loop *l, struct loop_op *op)
 	l->engine->cancel(l->state, op);
 }
 
+size_t loop_recv_parked(const struct loop_op *op)
+{
+	return op->parked;
+}
+
 void loop_close(struct loop *l, int fd)
 {
 	l->engine->forget(l->state, fd);
@@ -407,6 +412,7 @@ void loop_stats(const struct loop *l, struct loop_stats *out)
 	out->eagain_writes = loop_stat(l, LOOP_STAT_EAGAIN_WRITES);
 	out->waits = loop_stat(l, LOOP_STAT_WAITS);
 	out->late_after_cancel = loop_stat(l, LOOP_STAT_LATE);
+	out->spills = loop_stat(l, LOOP_STAT_SPILLS);
 }
 
 void loop_stop(struct loop *l)

@@ -24,6 +24,7 @@ enum loop_backend {
 
 struct loop;
 struct loop_op;
+struct loop_park;
 
 /* res is what the syscall would return: bytes, a new fd, or -errno.
  * buf is set for RECV completions with res > 0 (LOOP_F_BUFFER) and is
@@ -42,10 +43,12 @@ enum loop_opcode {
 };
 
 /* An operation, embedded in the caller's own struct (no allocation per
- * op; recover the owner with container_of). The caller sets cb and data
- * before submitting; the rest belongs to the loop while the op is in
- * flight. An op is in flight from submit until the completion without
- * LOOP_F_MORE; it must not be freed or resubmitted before. */
+ * op; recover the owner with container_of). The caller zeroes it once
+ * (a designated initializer does) and sets cb and data before
+ * submitting; the rest belongs to the loop while the op is in flight,
+ * and park for as long as it holds input (loop_cancel()). An op is in
+ * flight from submit until the completion without LOOP_F_MORE; it must
+ * not be freed or resubmitted before. */
 struct loop_op {
 	loop_cb cb;
 	void *data;
@@ -59,6 +62,8 @@ struct loop_op {
 	size_t len;
 	struct msghdr *msg;
 	struct loop_op *next; /* engine queues */
+	struct loop_park *park; /* io_uring: input held for the next RECV */
+	size_t parked;          /* bytes in park */
 };
 
 /* Timers live in the loop's heap (no kernel object per timer). A timer is
@@ -113,11 +118,41 @@ void loop_read(struct loop *l, struct loop_op *op, int fd, void *buf,
 
 /* Ask an in-flight op to finish. Its final completion (no LOOP_F_MORE)
  * still arrives, with -ECANCELED, or with its real result if it raced
- * the cancel. Cancelling an op not in flight does nothing. */
+ * the cancel. Cancelling an op not in flight does nothing.
+ *
+ * A RECV delivers nothing after its cancel was asked for, not even
+ * from inside the callback that asked: input the kernel still hands
+ * over (io_uring completes a multishot recv in batches, and a cancel
+ * takes effect only later) stays with the loop, parked, and is not lost.
+ * The loop owns parked input; the op's next loop_recv() on the same fd
+ * delivers it first, in order, one MORE completion per buffer, then an
+ * EOF or error the kernel reported after it (as the final completion),
+ * and only then reads anew. A cancel from one of those callbacks stops
+ * the delivery there (final -ECANCELED); the rest waits again. The op's
+ * final completion after a cancel is -ECANCELED whenever input or an
+ * end stays parked, so nothing arrives out of order. The op must stay
+ * valid until loop_close() of its fd, which drops what is still parked
+ * (as loop_free() does).
+ *
+ * Parked input sits in the RECV buffer pool, which the owner was going
+ * to use anyway, so what a cancelled RECV can still take costs no
+ * memory beyond the pool. When the pool runs dry under a RECV that was
+ * not cancelled while parked input holds part of it, the loop copies the
+ * oldest parked input out, up to a quarter of the pool in copies
+ * (loop_stats.spills), so a few owners that stopped reading cannot stall
+ * the others. Past that, RECVs wait for parked input to be taken or
+ * dropped: memory stays within the pool and a quarter whatever the
+ * peers do. */
 void loop_cancel(struct loop *l, struct loop_op *op);
 
+/* Bytes parked for op's next loop_recv() (see loop_cancel()): input the
+ * kernel no longer reports as unread. On the loop's thread; always 0 on
+ * epoll. */
+size_t loop_recv_parked(const struct loop_op *op);
+
 /* Close fd once no op on it is in flight (the caller's duty to ensure);
- * the engine forgets its state for that fd number first. */
+ * the engine forgets its state for that fd number first, parked input
+ * of ops on it included. */
 void loop_close(struct loop *l, int fd);
 
 /* Multishot RECV and ACCEPT: the loop re-arms them itself when the kernel
@@ -166,8 +201,11 @@ struct loop_stats {
 	 * per loop iteration. */
 	uint64_t waits;
 	/* io_uring: completions of a multishot op after its cancel was
-	 * asked for; their buffers are held back until the op ends. */
+	 * asked for; a RECV's input in them is parked (loop_cancel()). */
 	uint64_t late_after_cancel;
+	/* io_uring: parked buffers copied out of the pool because a RECV
+	 * that was not cancelled found it empty (see loop_cancel()). */
+	uint64_t spills;
 };
 
 /* Copies l's counters into *out. Only l's thread writes them, each

@@ -23,7 +23,7 @@
 #define LOOP_OPF_CANCEL 0x04u   /* loop_cancel() asked for it */
 #define LOOP_OPF_REARM 0x08u    /* io_uring: on the engine's later list */
 #define LOOP_OPF_ARMED 0x10u    /* io_uring: the kernel holds the op */
-#define LOOP_OPF_PARKED 0x20u   /* io_uring: holds buffers back (late) */
+#define LOOP_OPF_STARVED 0x20u  /* io_uring: RECV waiting for a buffer */
 
 /* The counters behind struct loop_stats, one per field. */
 enum loop_stat {
@@ -35,6 +35,7 @@ enum loop_stat {
 	LOOP_STAT_EAGAIN_WRITES,
 	LOOP_STAT_WAITS,
 	LOOP_STAT_LATE,
+	LOOP_STAT_SPILLS,
 	LOOP_STAT_N
 };
 

@@ -4,8 +4,10 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <liburing.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -14,6 +16,30 @@
 
 #define URING_BGID 0
 #define URING_NSEC 1000000000
+#define URING_SPILLED UINT_MAX /* a chunk whose bytes are its own copy */
+#define URING_NO_END 1         /* a park that saw no EOF or error */
+/* How long a RECV the pool failed waits for a buffer to come back before
+ * it tries again anyway. */
+#define URING_STARVE_NS 1000000
+
+/* One completion's worth of parked input: in pool buffer bid (one chunk
+ * per buffer, preallocated), or spilled into data[]. */
+struct uring_chunk {
+	struct uring_chunk *next;
+	unsigned bid;
+	unsigned len;
+	char data[];
+};
+
+/* An op's parked input, oldest first, then the end the kernel reported
+ * after it (res 0 or -errno), if any. */
+struct loop_park {
+	struct loop_op *op;
+	int fd;
+	int end;
+	struct uring_chunk *head, *tail;
+	struct loop_park *prev, *next; /* on uring_state.parks, oldest first */
+};
 
 /* Every SQE opcode the engine issues; the ring allows no other. */
 static const uint8_t uring_opcodes[] = {
@@ -34,15 +60,25 @@ struct uring_state {
 	unsigned nbufs;
 	unsigned buf_size;
 	unsigned nrecycled; /* buffers added since the last ring advance */
-	/* Buffers held back from the ring, per buffer id: the op that got
-	 * data in them after its cancel was asked for. See uring_complete. */
-	struct loop_op **parked;
-	unsigned nparked;
+	/* Input RECVs got after their cancel was asked for, kept for their
+	 * next loop_recv() (see uring_hold()): chunks[bid] describes pool
+	 * buffer bid while it is parked; npool_parked counts those. */
+	struct uring_chunk *chunks;
+	struct loop_park *parks, *parks_tail;
+	unsigned npool_parked;
+	size_t spilled; /* bytes of parked input copied out of the pool */
 	/* Ops to (re)submit, to finish, or whose cancel found no SQE;
 	 * flagged LOOP_OPF_REARM, linked by op->next, run after each CQE
 	 * batch once the batch's buffers are back in the ring. */
 	struct loop_op *later_head;
 	struct loop_op *later_tail;
+	/* RECVs the pool failed (-ENOBUFS), oldest first, flagged
+	 * LOOP_OPF_STARVED and linked by op->next: re-armed as buffers
+	 * return to the ring, one per buffer, not at once, or ops whose
+	 * sockets have input would spin on -ENOBUFS while parked input
+	 * holds the pool. */
+	struct loop_op *starved, *starved_tail;
+	int64_t starved_since;
 };
 
 static const char *uring_reason(int err)
@@ -166,8 +202,8 @@ static int uring_bufs_init(struct uring_state *us)
 	us->br = uring_map(us->br_size);
 	us->bufs_size = (size_t)us->nbufs * us->buf_size;
 	us->bufs = uring_map(us->bufs_size);
-	us->parked = calloc(us->nbufs, sizeof(*us->parked));
-	if (!us->br || !us->bufs || !us->parked)
+	us->chunks = calloc(us->nbufs, sizeof(*us->chunks));
+	if (!us->br || !us->bufs || !us->chunks)
 		return -ENOMEM;
 	reg.ring_addr = (uintptr_t)us->br;
 	err = io_uring_register_buf_ring(&us->ring, &reg, 0);
@@ -249,15 +285,22 @@ static struct io_uring_sqe *uring_sqe(struct uring_state *us)
 	return io_uring_get_sqe(&us->ring);
 }
 
+/* Appends op to the list from *head to *tail, linked by op->next. */
+static void uring_append(struct loop_op **head, struct loop_op **tail,
+			 struct loop_op *op)
+{
+	op->next = NULL;
+	if (*tail)
+		(*tail)->next = op;
+	else
+		*head = op;
+	*tail = op;
+}
+
 static void uring_later(struct uring_state *us, struct loop_op *op)
 {
 	op->flags |= LOOP_OPF_REARM;
-	op->next = NULL;
-	if (us->later_tail)
-		us->later_tail->next = op;
-	else
-		us->later_head = op;
-	us->later_tail = op;
+	uring_append(&us->later_head, &us->later_tail, op);
 }
 
 /* Only an op whose cancel SQE is parked can complete while listed. */
@@ -321,9 +364,16 @@ static void uring_arm(struct uring_state *us, struct loop_op *op)
 	op->flags |= LOOP_OPF_ARMED;
 }
 
+/* A RECV with parked input takes it before anything new: the later
+ * list delivers it, as submitting never calls back. */
 static void uring_submit(void *state, struct loop_op *op)
 {
-	uring_arm(state, op);
+	struct uring_state *us = state;
+
+	if (op->opcode == LOOP_OP_RECV && op->park)
+		uring_later(us, op);
+	else
+		uring_arm(us, op);
 }
 
 static void uring_cancel_sqe(struct uring_state *us, struct loop_op *op)
@@ -340,18 +390,50 @@ static void uring_cancel_sqe(struct uring_state *us, struct loop_op *op)
 	io_uring_sqe_set_data(sqe, NULL);
 }
 
+static void uring_starve(struct uring_state *us, struct loop_op *op)
+{
+	if (!us->starved)
+		us->starved_since = loop_now(us->loop);
+	op->flags |= LOOP_OPF_STARVED;
+	uring_append(&us->starved, &us->starved_tail, op);
+}
+
+/* Up to n starved RECVs (only that one, if given) go to the later list,
+ * to be re-armed or, if cancelled meanwhile, finished. */
+static void uring_unstarve(struct uring_state *us, struct loop_op *only,
+			   unsigned n)
+{
+	struct loop_op **link = &us->starved;
+	struct loop_op *prev = NULL;
+
+	while (*link && n) {
+		struct loop_op *op = *link;
+
+		if (only && op != only) {
+			prev = op;
+			link = &op->next;
+			continue;
+		}
+		*link = op->next;
+		if (us->starved_tail == op)
+			us->starved_tail = prev;
+		op->flags &= ~LOOP_OPF_STARVED;
+		uring_later(us, op);
+		n--;
+	}
+	us->starved_since = loop_now(us->loop);
+}
+
 static void uring_cancel(void *state, struct loop_op *op)
 {
 	struct uring_state *us = state;
 
 	op->flags |= LOOP_OPF_CANCEL;
+	if (op->flags & LOOP_OPF_STARVED)
+		uring_unstarve(us, op, 1);
 	/* An op waiting on the later list ends there with -ECANCELED. */
 	if (op->flags & LOOP_OPF_ARMED)
 		uring_cancel_sqe(us, op);
-}
-
-static void uring_forget(void *state, int fd)
-{
 }
 
 static bool uring_has_payload(const struct loop_op *op, int res)
@@ -390,38 +472,218 @@ static void uring_recycle(struct uring_state *us, unsigned bid)
 			      (int)us->nrecycled++);
 }
 
-/* The buffers op held back go back to the ring: its last completion. */
-static void uring_unpark(struct uring_state *us, struct loop_op *op)
+static char *uring_buf(struct uring_state *us, unsigned bid)
 {
-	op->flags &= ~LOOP_OPF_PARKED;
-	for (unsigned bid = 0; us->nparked && bid < us->nbufs; bid++) {
-		if (us->parked[bid] != op)
-			continue;
-		us->parked[bid] = NULL;
-		us->nparked--;
-		uring_recycle(us, bid);
+	return us->bufs + (size_t)bid * us->buf_size;
+}
+
+static void uring_bufs_return(struct uring_state *us)
+{
+	if (us->nrecycled) {
+		io_uring_buf_ring_advance(us->br, (int)us->nrecycled);
+		uring_unstarve(us, NULL, us->nrecycled);
+		us->nrecycled = 0;
+	}
+}
+
+static void uring_chunk_free(struct uring_state *us, struct uring_chunk *ch)
+{
+	if (ch->bid == URING_SPILLED) {
+		us->spilled -= ch->len;
+		free(ch);
+		return;
+	}
+	us->npool_parked--;
+	uring_recycle(us, ch->bid);
+}
+
+/* With forget_op false the op is not touched: loop_free() may run after
+ * its owner freed it. */
+static void uring_park_free(struct uring_state *us, struct loop_park *p,
+			    bool forget_op)
+{
+	struct uring_chunk *ch, *next;
+
+	for (ch = p->head; ch; ch = next) {
+		next = ch->next;
+		uring_chunk_free(us, ch);
+	}
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		us->parks = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	else
+		us->parks_tail = p->prev;
+	if (forget_op) {
+		p->op->park = NULL;
+		p->op->parked = 0;
+	}
+	free(p);
+}
+
+static struct loop_park *uring_park_get(struct uring_state *us,
+					struct loop_op *op)
+{
+	struct loop_park *p = op->park;
+
+	if (p)
+		return p;
+	p = malloc(sizeof(*p));
+	if (!p)
+		return NULL;
+	*p = (struct loop_park){ .op = op, .fd = op->fd, .end = URING_NO_END,
+				 .prev = us->parks_tail };
+	if (us->parks_tail)
+		us->parks_tail->next = p;
+	else
+		us->parks = p;
+	us->parks_tail = p;
+	op->park = p;
+	return p;
+}
+
+/* A RECV completion after its cancel was asked for. Its input goes to
+ * the op's park, not to the callback: an owner that stopped reading
+ * (over a memory budget, say) gets nothing more until it asks again,
+ * and the pool, which it was going to use anyway, holds the bytes. An
+ * EOF or error behind parked input is parked after it. Returns what
+ * the owner sees of this completion: -ECANCELED when something was
+ * parked (the final result, if the op ends here), else res unchanged;
+ * *held says whether buffer bid stays out of the ring. */
+static int uring_hold(struct uring_state *us, struct loop_op *op, int res,
+		      bool buffered, unsigned bid, bool *held)
+{
+	struct loop_park *p = op->park;
+	struct uring_chunk *ch;
+
+	*held = false;
+	if (res > 0 && buffered) {
+		p = uring_park_get(us, op);
+		/* Without memory for the park, late beats lost. */
+		if (!p)
+			return res;
+		ch = &us->chunks[bid];
+		*ch = (struct uring_chunk){ .bid = bid, .len = (unsigned)res };
+		if (p->tail)
+			p->tail->next = ch;
+		else
+			p->head = ch;
+		p->tail = ch;
+		op->parked += (size_t)res;
+		us->npool_parked++;
+		*held = true;
+		return -ECANCELED;
+	}
+	if (p && res != -ECANCELED && res != -ENOBUFS &&
+	    p->end == URING_NO_END) {
+		p->end = res;
+		return -ECANCELED;
+	}
+	return res;
+}
+
+/* The pool ran dry under a RECV that was not cancelled while parked
+ * input holds part of it: copy the oldest parked buffers out, an eighth
+ * of the pool at a time, so that a few connections that stopped reading
+ * cannot stall everyone else. The copies stay within a quarter of the
+ * pool: that is enough for the buffers to go round, every byte of it is
+ * memory beyond the budget (a whole pool of copies cost 2.5 MiB of RSS
+ * in test_max_buffered_bounds_rss), and no cap stops peers that never
+ * read from parking whatever the cap leaves: their idle timeout does. */
+static void uring_spill(struct uring_state *us)
+{
+	size_t cap = (size_t)us->nbufs * us->buf_size / 4;
+	unsigned want = us->nbufs / 8 ? us->nbufs / 8 : 1;
+
+	for (struct loop_park *p = us->parks; p && want; p = p->next) {
+		for (struct uring_chunk **link = &p->head; *link && want;
+		     link = &(*link)->next) {
+			struct uring_chunk *ch = *link;
+			struct uring_chunk *copy;
+
+			if (ch->bid == URING_SPILLED)
+				continue;
+			if (us->spilled + ch->len > cap)
+				return;
+			copy = malloc(sizeof(*copy) + ch->len);
+			if (!copy)
+				return;
+			copy->next = ch->next;
+			copy->bid = URING_SPILLED;
+			copy->len = ch->len;
+			memcpy(copy->data, uring_buf(us, ch->bid), ch->len);
+			*link = copy;
+			if (p->tail == ch)
+				p->tail = copy;
+			us->spilled += ch->len;
+			loop_count(us->counters, LOOP_STAT_SPILLS);
+			uring_chunk_free(us, ch);
+			want--;
+		}
+	}
+}
+
+/* Hands a resubmitted RECV its parked input, oldest first, one MORE
+ * completion per chunk, then the end it saw, or else arms it for new
+ * input. A cancel from one of the callbacks stops it there with
+ * -ECANCELED; the rest stays parked. */
+static void uring_deliver_parked(struct uring_state *us, struct loop_op *op)
+{
+	struct loop_park *p = op->park;
+	struct uring_chunk *ch;
+	int end;
+
+	while ((ch = p->head) && !(op->flags & LOOP_OPF_CANCEL)) {
+		p->head = ch->next;
+		if (!p->head)
+			p->tail = NULL;
+		op->parked -= ch->len;
+		op->cb(op, (int)ch->len, LOOP_F_MORE | LOOP_F_BUFFER,
+		       ch->bid == URING_SPILLED ? ch->data :
+						  uring_buf(us, ch->bid));
+		uring_chunk_free(us, ch);
+	}
+	end = p->end;
+	if (!p->head && (end == URING_NO_END || !(op->flags & LOOP_OPF_CANCEL)))
+		uring_park_free(us, p, true);
+	if (op->flags & LOOP_OPF_CANCEL)
+		end = -ECANCELED;
+	if (end == URING_NO_END) {
+		uring_bufs_return(us);
+		uring_arm(us, op);
+		return;
+	}
+	op->flags = 0;
+	op->cb(op, end, 0, NULL);
+}
+
+static void uring_forget(void *state, int fd)
+{
+	struct uring_state *us = state;
+	struct loop_park *p, *next;
+
+	for (p = us->parks; p; p = next) {
+		next = p->next;
+		if (p->fd == fd)
+			uring_park_free(us, p, true);
 	}
 }
 
 /* A multishot op still delivering after its cancel was asked for: its
  * CQEs were already queued, or the cancel missed it (a multishot recv the
  * kernel runs from task work is not found, and the cancel ends in
- * -ENOENT). Ask again; and hold its buffers back from the ring, so that
- * what it can still deliver is bounded by the pool: once the pool runs
- * dry the kernel ends it with -ENOBUFS, which a cancelled op is not
- * re-armed from. */
-static void uring_late(struct uring_state *us, struct loop_op *op,
-		       bool buffered, unsigned bid)
+ * -ENOENT). Ask again. What it can still take is bounded by the pool:
+ * its parked buffers stay out of the ring, and once the pool runs dry the
+ * kernel ends it with -ENOBUFS, which a cancelled op is not re-armed
+ * from. */
+static void uring_late(struct uring_state *us, struct loop_op *op)
 {
 	loop_count(us->counters, LOOP_STAT_LATE);
 	/* On the later list already: its cancel is parked there. */
 	if (!(op->flags & LOOP_OPF_REARM))
 		uring_cancel_sqe(us, op);
-	if (buffered) {
-		us->parked[bid] = op;
-		us->nparked++;
-		op->flags |= LOOP_OPF_PARKED;
-	}
 }
 
 static void uring_complete(struct uring_state *us, struct io_uring_cqe *cqe)
@@ -430,19 +692,30 @@ static void uring_complete(struct uring_state *us, struct io_uring_cqe *cqe)
 	bool buffered = cqe->flags & IORING_CQE_F_BUFFER;
 	unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 	bool more = cqe->flags & IORING_CQE_F_MORE;
-	bool late = op && more && (op->flags & LOOP_OPF_CANCEL);
+	bool held = false;
 	int res = cqe->res;
 	void *buf = NULL;
 
+	if (op && (op->flags & LOOP_OPF_CANCEL)) {
+		if (op->opcode == LOOP_OP_RECV)
+			res = uring_hold(us, op, res, buffered, bid, &held);
+		if (more)
+			uring_late(us, op);
+	}
 	if (op && !more) {
 		/* Before the callback, which may free op. */
-		if (op->flags & LOOP_OPF_PARKED)
-			uring_unpark(us, op);
 		op->flags &= ~LOOP_OPF_ARMED;
 		if (op->flags & LOOP_OPF_REARM)
 			uring_later_remove(us, op);
+		if (res == -ENOBUFS && us->npool_parked &&
+		    op->opcode == LOOP_OP_RECV &&
+		    !(op->flags & LOOP_OPF_CANCEL))
+			uring_spill(us);
 		if (uring_rearm_wanted(us, op, res)) {
-			uring_later(us, op);
+			if (res == -ENOBUFS && !(op->flags & LOOP_OPF_CANCEL))
+				uring_starve(us, op);
+			else
+				uring_later(us, op);
 			more = true;
 			if (!uring_has_payload(op, res))
 				op = NULL;
@@ -450,16 +723,14 @@ static void uring_complete(struct uring_state *us, struct io_uring_cqe *cqe)
 			op->flags = 0;
 		}
 	}
-	if (op) {
+	if (op && !(held && more)) {
 		if (buffered && res > 0)
-			buf = us->bufs + (size_t)bid * us->buf_size;
+			buf = uring_buf(us, bid);
 		op->cb(op, res,
 		       (more ? LOOP_F_MORE : 0) | (buf ? LOOP_F_BUFFER : 0),
 		       buf);
 	}
-	if (late)
-		uring_late(us, op, buffered, bid);
-	else if (buffered)
+	if (buffered && !held)
 		uring_recycle(us, bid);
 }
 
@@ -480,11 +751,14 @@ static void uring_run_later(struct uring_state *us)
 		} else if (op->flags & LOOP_OPF_CANCEL) {
 			op->flags = 0;
 			op->cb(op, -ECANCELED, 0, NULL);
+		} else if (op->opcode == LOOP_OP_RECV && op->park) {
+			uring_deliver_parked(us, op);
 		} else {
 			uring_arm(us, op);
 		}
 		op = next;
 	}
+	uring_bufs_return(us);
 }
 
 static void uring_dispatch(struct uring_state *us)
@@ -499,10 +773,7 @@ static void uring_dispatch(struct uring_state *us)
 		seen++;
 	}
 	/* Buffers go back before the re-arms below can need them. */
-	if (us->nrecycled) {
-		io_uring_buf_ring_advance(us->br, (int)us->nrecycled);
-		us->nrecycled = 0;
-	}
+	uring_bufs_return(us);
 	io_uring_cq_advance(&us->ring, seen);
 	uring_run_later(us);
 }
@@ -517,6 +788,12 @@ static int uring_poll(void *state, int64_t timeout_ns)
 
 	if (err)
 		return err;
+	/* Buffers loop_close() freed from parks go back now. A starved
+	 * RECV also tries again after a while without them, in case its
+	 * buffers came back before it was listed. */
+	uring_bufs_return(us);
+	if (us->starved && (timeout_ns < 0 || timeout_ns > URING_STARVE_NS))
+		timeout_ns = URING_STARVE_NS;
 	if (us->later_head)
 		timeout_ns = 0;
 	if (timeout_ns >= 0) {
@@ -535,6 +812,9 @@ static int uring_poll(void *state, int64_t timeout_ns)
 		return err;
 	loop_update_now(us->loop);
 	uring_dispatch(us);
+	if (us->starved &&
+	    loop_now(us->loop) - us->starved_since >= URING_STARVE_NS)
+		uring_unstarve(us, NULL, UINT_MAX);
 	return 0;
 }
 
@@ -542,12 +822,15 @@ static void uring_destroy(void *state)
 {
 	struct uring_state *us = state;
 
+	/* Before the buffer ring goes: freeing a park recycles buffers. */
+	while (us->parks)
+		uring_park_free(us, us->parks, false);
 	io_uring_queue_exit(&us->ring);
 	if (us->br)
 		munmap(us->br, us->br_size);
 	if (us->bufs)
 		munmap(us->bufs, us->bufs_size);
-	free(us->parked);
+	free(us->chunks);
 	free(us);
 }
 

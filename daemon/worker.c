@@ -176,7 +176,8 @@ static int worker_open_listeners(struct worker *w)
 }
 
 /* The receive pool is memory the budget does not see, and on io_uring
- * it bounds what a receive still delivers after its cancel: keep it
+ * it also holds what a receive takes after its cancel (parked until the
+ * connection reads again, see loop_cancel()): keep it
  * within a quarter of the worker's share of max_buffered, from 32 to 256
  * buffers. */
 #define WORKER_POOL_BUF 16384u
