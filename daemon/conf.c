@@ -770,6 +770,7 @@ static void conf_plugin_check(struct loader *ld, struct conf_section *sec,
 		return;
 	}
 	chk.pub.instance = sec->name;
+	chk.pub.config_dir = ld->inidir;
 	for (i = 0; i < svc->nlisten; i++)
 		chk.pub.transports |= svc->listen[i].kind == LISTEN_UDP ?
 					      RINGD_DGRAM : RINGD_STREAM;

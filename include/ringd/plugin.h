@@ -115,6 +115,11 @@ struct ringd_check {
 	unsigned transports;  /* RINGD_STREAM | RINGD_DGRAM: the kinds of
 				 listen address the instance has */
 	void *priv;           /* the daemon's */
+	/* Appended with RINGD_KEY_LIST (a daemon that refuses LIST keys
+	 * has no such member): the INI file's directory, absolute, for
+	 * paths the plugin finds inside values it parses itself (a file
+	 * named in a route line), so they resolve as PATH keys do. */
+	const char *config_dir;
 };
 
 /* Reports a configuration error from check(). key names the key the error

@@ -479,6 +479,17 @@ static void test_conf_load_check_errors(void **state)
 	expect_errors("check.ini", NULL, 0, "check.txt");
 }
 
+/* check() knows the INI file's directory, for paths inside its own
+ * values. */
+static void test_conf_load_check_gets_config_dir(void **state)
+{
+	expect_errors("check.ini", (const char *const[]){ "a.token=dir",
+							  "a.tag=ok",
+							  "b.count=1",
+							  "b.mode=fast" }, 4,
+		      "config_dir.txt");
+}
+
 static void test_conf_load_no_services(void **state)
 {
 	expect_errors("empty.ini", NULL, 0, "empty.txt");
@@ -590,6 +601,7 @@ int main(void)
 		cmocka_unit_test(test_conf_load_transport_mismatch),
 		cmocka_unit_test(test_conf_load_duplicate_address),
 		cmocka_unit_test(test_conf_load_check_errors),
+		cmocka_unit_test(test_conf_load_check_gets_config_dir),
 		cmocka_unit_test(test_conf_load_no_services),
 		cmocka_unit_test(test_conf_load_missing_file),
 		cmocka_unit_test(test_conf_load_refused_plugin_line),
