@@ -322,7 +322,7 @@ static void walk_datagrams(struct walk *w)
 		    "Datagrams not answered, by the UDP guard's reason.",
 		    RINGD_METRIC_COUNTER);
 	for (size_t s = 0; s < d->conf->nsvc; s++)
-		for (unsigned r = 0; s < d->conf->nsvc && r < METRICS_DROP_N &&
+		for (unsigned r = 0; r < METRICS_DROP_N &&
 				     svc_has(d, s, TRANSPORT_UDP); r++)
 			walk_series(w, (double)sum_at(d, s, DGRAM_OFF(dropped[0]) + r * sizeof(uint64_t)),
 				    3, SVC_T(d, s, TRANSPORT_UDP), "reason",
@@ -356,6 +356,7 @@ static void walk_loops(struct walk *w)
 		if (d->workers[i].loop == NULL)
 			continue;
 		loop_stats(d->workers[i].loop, &one);
+		/* struct loop_stats is uint64_t counters and nothing else. */
 		for (size_t k = 0; k < sizeof(one) / sizeof(uint64_t); k++)
 			((uint64_t *)&sum)[k] += ((const uint64_t *)&one)[k];
 		pauses += metrics_get(&d->workers[i].conns.stats.budget_pauses);
