@@ -120,28 +120,35 @@ static inline void http_scan_init(struct http_scan *s)
  * call, plus more at the end). Resumes at s->pos.
  * Returns the head's length (> 0) once its final empty line is in buf;
  * 0 when more bytes are needed (everything up to len has been checked);
- * or an error status: 414 when the request line passes
- * HTTP_MAX_REQUEST_LINE, 431 when a field line passes HTTP_MAX_FIELD, the
- * head HTTP_MAX_HEAD or the field count HTTP_MAX_FIELDS, 400 for a NUL, a
- * CR not followed by LF, or a line that starts with whitespace (obs-fold).
- * Limits are reported as soon as they are passed, not at the end of the
- * line. Empty lines before the request line (RFC 9112 section 2.2) are
- * part of the head and skipped by http_head_parse(); a line ends with
- * CRLF or a bare LF. */
+ * or a negative error status (negative, as http_body_feed's, because a
+ * head may well be 400 bytes long): -414 when the request line passes
+ * HTTP_MAX_REQUEST_LINE, -431 when a field line passes HTTP_MAX_FIELD,
+ * the head HTTP_MAX_HEAD or the field count HTTP_MAX_FIELDS, -400 for a
+ * NUL, a CR not followed by LF, or a line that starts with whitespace
+ * (obs-fold, or before the request line's method). A line's length does
+ * not count its CRLF or LF. Limits are reported as soon as they are
+ * passed, not at the end of the line. Empty lines before the request
+ * line (RFC 9112 section 2.2) are part of the head and skipped by
+ * http_head_parse(); a line ends with CRLF or a bare LF. Once it has
+ * returned a length or an error, it returns the same again. */
 int http_head_scan(struct http_scan *s, const char *buf, size_t len);
 
 /* Parse a complete head: buf[0, len) where len is what http_head_scan()
  * returned. Fills *req and returns 0, or returns an error status and
  * points *why at a static phrase for the log:
  * 400 malformed request line or field line (whitespace before a colon, a
- *     character outside its grammar), HTTP/1.1 without Host or with more
- *     than one, both Transfer-Encoding and Content-Length, a bad or
+ *     character outside its grammar), HTTP/1.1 (or 1.x, x > 0) without
+ *     Host or any version with more than one, a Host value that is no
+ *     authority, both Transfer-Encoding and Content-Length, a bad or
  *     conflicting Content-Length, Transfer-Encoding in HTTP/1.0, a form
- *     the method does not allow (authority form without CONNECT, "*"
- *     without OPTIONS);
+ *     the method does not allow (authority form without CONNECT, CONNECT
+ *     in any other form, "*" without OPTIONS);
  * 501 a Transfer-Encoding other than chunked alone;
  * 505 a major version other than 1 (the HTTP/2 preface included).
- * An unknown method is not an error here: it parses as HTTP_M_OTHER. */
+ * An unknown method is not an error here: it parses as HTTP_M_OTHER.
+ * Given a len the scan would not have returned, it still reads no byte
+ * past len: 400 when buf[0, len) is not exactly one head, 431 when it is
+ * over HTTP_MAX_HEAD or has more than HTTP_MAX_FIELDS fields. */
 int http_head_parse(const char *buf, size_t len, struct http_request *req,
 		    const char **why);
 
@@ -173,9 +180,11 @@ static inline bool http_body_done(const struct http_body *b)
  * and returns that count (less than len when the body ended inside buf:
  * the rest is the next request's), or a negative status: -400 for bad
  * chunk framing (a size that is not hex, a size over 2^60, a missing CRLF
- * after chunk data, a malformed trailer line), -413 when the chunks pass
- * max_body, -431 when the trailers pass HTTP_MAX_HEAD or a chunk size
- * line (with its extensions) passes HTTP_MAX_FIELD. */
+ * after chunk data, a malformed trailer line, a line ended by a bare LF:
+ * chunked framing takes CRLF only), -413 when the chunks pass max_body,
+ * -431 when the trailers pass HTTP_MAX_HEAD or a chunk size line (with
+ * its extensions) passes HTTP_MAX_FIELD. After an error it returns the
+ * same error again; once done, 0. */
 int64_t http_body_feed(struct http_body *b, const char *buf, size_t len);
 
 /* Helpers over a parsed request. */
