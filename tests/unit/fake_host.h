@@ -23,7 +23,24 @@ struct fake_host {
 	enum ringd_state state;
 	int clock_synced; /* what clock_synced() answers; 1 after reset */
 	size_t max_reply; /* the daemon's guard rule, as reply() applies it */
+
+	/* The members appended to the ABI; a test simulates an older
+	 * daemon by lowering host.size. */
+	int64_t mono_ns;    /* what monotonic() answers */
+	bool held;          /* hold_input()'s last word */
+	int holds, releases; /* hold_input(true) and (false) calls */
+	int timeouts;       /* set_timeout() calls */
+	enum ringd_close_reason close_reason; /* what close_reason() says */
+	uint64_t counts[256]; /* count() by idx */
+	char log[1 << 16];  /* every log line, each ending in a newline */
+	size_t loglen;
+	int logs;
+	bool quiet;         /* keep log lines off stderr */
 };
+
+/* The series fake metrics() emits: two families, the first with labels
+ * that need escaping (backslash, quote, newline). */
+#define FAKE_METRICS_SERIES 4
 
 /* The fake is a singleton per test process: host callbacks carry no
  * context pointer of their own. */
