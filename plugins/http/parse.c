@@ -85,7 +85,7 @@ bool http_span_ieq(const char *buf, struct http_span s, const char *a)
 enum {
 	SC_LINE = 0, /* at the first byte of a line */
 	SC_TEXT,     /* inside a line that is not empty */
-	SC_CR,       /* after a CR that ends a line that is not empty */
+	SC_CR,	     /* after a CR that ends a line that is not empty */
 	SC_CR_EMPTY, /* after a CR at the start of a line */
 	SC_DONE,
 	SC_E400,
@@ -286,8 +286,8 @@ const struct http_field *http_field_find(const struct http_request *req,
 /* Indexed by enum http_method. Methods are case-sensitive (RFC 9110
  * section 9.1): "get" is an unknown method, not GET. */
 static const char *const method_names[] = {
-	[HTTP_M_GET] = "GET",         [HTTP_M_HEAD] = "HEAD",
-	[HTTP_M_POST] = "POST",       [HTTP_M_PUT] = "PUT",
+	[HTTP_M_GET] = "GET",	      [HTTP_M_HEAD] = "HEAD",
+	[HTTP_M_POST] = "POST",	      [HTTP_M_PUT] = "PUT",
 	[HTTP_M_DELETE] = "DELETE",   [HTTP_M_CONNECT] = "CONNECT",
 	[HTTP_M_OPTIONS] = "OPTIONS", [HTTP_M_TRACE] = "TRACE",
 	[HTTP_M_PATCH] = "PATCH",
@@ -440,8 +440,8 @@ static int parse_request_line(const char *buf, struct http_span line,
 	if (req->target.len == 0 || p >= end || buf[p] != ' ')
 		return fail(why, 400, "bad request-target");
 	v = buf + p + 1;
-	if (end - p - 1 != 8 || memcmp(v, "HTTP/", 5) != 0 ||
-	    !is_digit(v[5]) || v[6] != '.' || !is_digit(v[7]))
+	if (end - p - 1 != 8 || memcmp(v, "HTTP/", 5) != 0 || !is_digit(v[5]) ||
+	    v[6] != '.' || !is_digit(v[7]))
 		return fail(why, 400, "bad HTTP version");
 	req->major = v[5] - '0';
 	req->minor = v[7] - '0';
@@ -455,7 +455,7 @@ static int parse_request_line(const char *buf, struct http_span line,
 
 /* What the fields say across lines, before it is checked at the end. */
 struct head_ctx {
-	bool te;       /* a Transfer-Encoding line was seen */
+	bool te; /* a Transfer-Encoding line was seen */
 	unsigned ncodings;
 	bool last_chunked;
 };
@@ -696,26 +696,26 @@ int http_head_parse(const char *buf, size_t len, struct http_request *req,
  * included nowhere: a disagreement between parsers about where a chunk
  * ends is a smuggled request, and no client sends anything else. */
 enum {
-	B_LENGTH = 1,  /* Content-Length data */
-	B_SIZE,        /* chunk-size hex digits */
-	B_SEMI,        /* BWS before ";" */
-	B_NAME0,       /* BWS, then the first byte of an extension name */
-	B_NAME,        /* an extension name */
-	B_NAME_WS,     /* BWS after a name: "=" or ";" must follow */
-	B_VAL0,        /* BWS, then a token or a quoted string */
-	B_TOKEN,       /* a token value */
-	B_QUOTED,      /* inside a quoted string */
-	B_QPAIR,       /* after a backslash in one */
-	B_AFTER_Q,     /* after a quoted string's closing quote */
-	B_SIZE_LF,     /* after the size line's CR */
-	B_DATA,        /* chunk data */
-	B_DATA_CR,     /* the CRLF after chunk data */
+	B_LENGTH = 1, /* Content-Length data */
+	B_SIZE,	      /* chunk-size hex digits */
+	B_SEMI,	      /* BWS before ";" */
+	B_NAME0,      /* BWS, then the first byte of an extension name */
+	B_NAME,	      /* an extension name */
+	B_NAME_WS,    /* BWS after a name: "=" or ";" must follow */
+	B_VAL0,	      /* BWS, then a token or a quoted string */
+	B_TOKEN,      /* a token value */
+	B_QUOTED,     /* inside a quoted string */
+	B_QPAIR,      /* after a backslash in one */
+	B_AFTER_Q,    /* after a quoted string's closing quote */
+	B_SIZE_LF,    /* after the size line's CR */
+	B_DATA,	      /* chunk data */
+	B_DATA_CR,    /* the CRLF after chunk data */
 	B_DATA_LF,
-	B_TR_START,    /* the start of a trailer line, or the final CRLF */
+	B_TR_START, /* the start of a trailer line, or the final CRLF */
 	B_TR_NAME,
 	B_TR_VALUE,
 	B_TR_LF,
-	B_END_LF,      /* the final LF */
+	B_END_LF, /* the final LF */
 	B_E400,
 	B_E413,
 	B_E431,
@@ -905,8 +905,9 @@ int64_t http_body_feed(struct http_body *b, const char *buf, size_t len)
 	int64_t rc;
 
 	if (b->state >= B_E400 && b->state <= B_E431)
-		return b->state == B_E413 ? -413 : b->state == B_E431 ? -431
-								      : -400;
+		return b->state == B_E413   ? -413
+		       : b->state == B_E431 ? -431
+					    : -400;
 	while (i < len && b->state != B_DONE) {
 		if (b->state == B_LENGTH || b->state == B_DATA) {
 			/* Data is skipped in one step, not byte by byte. */
