@@ -132,8 +132,8 @@ static int check_route_clash(const struct http_config *cfg, size_t i,
 	for (size_t j = 0; j < i; j++)
 		if (cfg->routes[j].prefix == r->prefix &&
 		    strcmp(cfg->routes[j].pattern, r->pattern) == 0)
-			return snprintf(msg, len, "%s: the same path as "
-					"route[%zu]", r->pattern, j);
+			return snprintf(msg, len, "%s: an earlier route "
+					"line has the same path", r->pattern);
 	return 0;
 }
 
