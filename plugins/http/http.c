@@ -806,14 +806,14 @@ static void http_close(struct ringd_conn *c)
 	char peer[PEER_MAX];
 
 	if ((h->len || h->body) && !(h->flags & (HC_CLOSED | HC_HELD)) &&
-	    w->has_reason && w->cfg->log_requests != HTTP_LOG_NO &&
-	    log_admit(w)) {
-		why = w->host->close_reason(c);
+	    w->cfg->log_requests != HTTP_LOG_NO && log_admit(w)) {
+		why = w->has_reason ? w->host->close_reason(c) : RINGD_CLOSE_PEER;
 		peer_format(c->peer, c->peerlen, peer);
 		w->host->log(w->inst, RINGD_LOG_INFO,
 			     "http: request incomplete reason=%s bytes=%u "
 			     "peer=%s",
-			     (unsigned)why < 6 ? close_reasons[why] : "?",
+			     !w->has_reason ? "unknown"
+			     : (unsigned)why < 6 ? close_reasons[why] : "?",
 			     h->len, peer);
 	}
 	free(h->buf);

@@ -802,6 +802,27 @@ static void test_http_request_log(void **state)
 	unload(&in);
 }
 
+/* A head that never ends is what a slowloris looks like: one line with
+ * why the connection went. */
+static void test_http_incomplete_logged(void **state)
+{
+	struct inst in;
+	struct ringd_conn c;
+	struct fake_host *f;
+
+	(void)state;
+	configure(&in, NULL);
+	start(&in);
+	f = fake_host_get();
+	conn_open(&in, &c);
+	feed(&c, "GET / HTTP/1.1\r\nHo");
+	f->close_reason = RINGD_CLOSE_DEADLINE;
+	ringd_plugin.on_close(&c);
+	assert_string_equal(f->log, "http: request incomplete reason=deadline "
+				    "bytes=18 peer=127.0.0.1:40000\n");
+	unload(&in);
+}
+
 /* A daemon older than the appended members: no monotonic, no hold, no
  * counters, no metrics walk. The plugin still serves. */
 static void test_http_old_host(void **state)
@@ -861,6 +882,7 @@ int main(void)
 		cmocka_unit_test(test_http_metrics_text),
 		cmocka_unit_test(test_http_counters),
 		cmocka_unit_test(test_http_request_log),
+		cmocka_unit_test(test_http_incomplete_logged),
 		cmocka_unit_test(test_http_old_host),
 		cmocka_unit_test(test_http_keys),
 	};
