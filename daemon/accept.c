@@ -18,6 +18,7 @@
 #include "listen.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "srclimit.h"
 
 /* Pause lines: at most one per listener per interval, with a count. */
@@ -64,9 +65,8 @@ struct accept_set {
 	bool in_grace;  /* stopping, listeners not yet shut down */
 	struct loop_timer grace_timer;
 
-	/* Per service: refusals by reason (for metrics), those not yet in
-	 * a log line, and when the last line went out. */
-	uint64_t *refused;
+	/* Per service: refusals not yet in a log line, and when the last
+	 * line went out. */
 	uint64_t *unlogged;
 	int64_t *last_refusal_log;
 };
@@ -75,7 +75,35 @@ static const char *const accept_refusal_names[ACCEPT_REFUSED_N] = {
 	[ACCEPT_REFUSED_DENY] = "deny",
 	[ACCEPT_REFUSED_NOT_ALLOWED] = "not_allowed",
 	[ACCEPT_REFUSED_PER_SOURCE] = "max_connections_per_source",
+	[ACCEPT_REFUSED_LIMIT] = "max_connections",
+	[ACCEPT_REFUSED_EMFILE] = "no_fds",
 };
+
+_Static_assert(ACCEPT_REFUSED_N == METRICS_REFUSED_N, "metrics.h sizes");
+
+/* Where refusals on al's listener are counted; NULL without metrics. */
+static uint64_t *accept_refused_ctr(const struct accept_set *a,
+				    const struct ringd_instance *inst,
+				    const struct listener *l, int why)
+{
+	struct metrics_block *m = a->conns->metrics;
+
+	if (m == NULL || inst->idx >= m->nsvc)
+		return NULL;
+	return &m->svc[inst->idx]
+			.stream[l->addr.kind == LISTEN_UNIX ? METRICS_UNIX : METRICS_TCP]
+			.refused[why];
+}
+
+static void accept_count(const struct accept_set *a,
+			 const struct ringd_instance *inst,
+			 const struct listener *l, int why)
+{
+	uint64_t *ctr = accept_refused_ctr(a, inst, l, why);
+
+	if (ctr != NULL)
+		metrics_add(ctr, 1);
+}
 
 static void accept_pause(struct accept_listener *al, const char *why);
 
@@ -92,7 +120,7 @@ static void accept_arm(struct accept_listener *al)
 	/* The state check covers the moment between main shutting the
 	 * listeners down and this worker hearing of the stop. */
 	if (al->armed || al->paused || a->stopping ||
-	    daemon_state(a->d) != RINGD_RUNNING)
+	    atomic_load(&a->d->stopping))
 		return;
 	/* At the limit, clients wait in the kernel's backlog instead of
 	 * being accepted only to be closed. */
@@ -225,6 +253,7 @@ static void accept_hold(struct accept_listener *al, int fd,
 		close(fd);
 		accept_source_put(a, al->inst,
 				  (const struct sockaddr *)&p->ss);
+		accept_count(a, al->inst, al->l, ACCEPT_REFUSED_LIMIT);
 	}
 	accept_pause(al, "max_connections reached");
 }
@@ -319,23 +348,17 @@ static void accept_log_refusal(struct accept_set *a,
 
 /* Closed with a reset: the client learns at once that it was refused, and
  * no TIME_WAIT is left on our side for a connection nobody served. */
-static void accept_refuse(struct accept_set *a,
-			  const struct ringd_instance *inst, int fd,
+static void accept_refuse(struct accept_listener *al, int fd,
 			  const struct accept_peer *p, int why)
 {
+	struct accept_set *a = al->a;
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-	size_t k = inst->idx * ACCEPT_REFUSED_N + (size_t)why;
 
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	close(fd);
-	a->refused[k]++;
-	a->unlogged[k]++;
-	accept_log_refusal(a, inst, p);
-}
-
-const uint64_t *accept_refusals(const struct accept_set *a)
-{
-	return a->refused;
+	accept_count(a, al->inst, al->l, why);
+	a->unlogged[al->inst->idx * ACCEPT_REFUSED_N + (size_t)why]++;
+	accept_log_refusal(a, al->inst, p);
 }
 
 static void accept_new_fd(struct accept_listener *al, int fd)
@@ -350,7 +373,7 @@ static void accept_new_fd(struct accept_listener *al, int fd)
 	}
 	why = accept_check(a, al->inst, &p);
 	if (why >= 0) {
-		accept_refuse(a, al->inst, fd, &p, why);
+		accept_refuse(al, fd, &p, why);
 	} else if (a->stopping) {
 		/* Accepted as the stop began: in flight, then drained. */
 		accept_open_in_flight(a, al->inst, fd, &p);
@@ -381,6 +404,7 @@ static void accept_done(struct loop_op *op, int res, unsigned flags,
 		accept_new_fd(al, res);
 	} else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS ||
 		   res == -ENOMEM) {
+		accept_count(a, al->inst, al->l, ACCEPT_REFUSED_EMFILE);
 		accept_pause(al, strerror(-res));
 	} else if (!a->stopping && res != -ECANCELED &&
 		   !(flags & LOOP_F_MORE)) {
@@ -423,7 +447,7 @@ static void accept_drain_backlog(struct accept_listener *al)
 		}
 		why = accept_check(a, al->inst, &p);
 		if (why >= 0)
-			accept_refuse(a, al->inst, fd, &p, why);
+			accept_refuse(al, fd, &p, why);
 		else
 			accept_open_in_flight(a, al->inst, fd, &p);
 	}
@@ -527,13 +551,11 @@ struct accept_set *accept_new(struct daemon *d, size_t worker, struct loop *l,
 	if (!a)
 		return NULL;
 	a->ls = calloc(d->nlisteners + 1, sizeof(*a->ls));
-	a->refused = calloc(d->conf->nsvc + 1,
-			    ACCEPT_REFUSED_N * sizeof(*a->refused));
 	a->unlogged = calloc(d->conf->nsvc + 1,
 			     ACCEPT_REFUSED_N * sizeof(*a->unlogged));
 	a->last_refusal_log = calloc(d->conf->nsvc + 1,
 				     sizeof(*a->last_refusal_log));
-	if (!a->ls || !a->refused || !a->unlogged || !a->last_refusal_log) {
+	if (!a->ls || !a->unlogged || !a->last_refusal_log) {
 		accept_free(a);
 		return NULL;
 	}
@@ -564,7 +586,6 @@ void accept_free(struct accept_set *a)
 		loop_timer_stop(a->loop, &a->ls[i].retry);
 	loop_timer_stop(a->loop, &a->grace_timer);
 	free(a->ls);
-	free(a->refused);
 	free(a->unlogged);
 	free(a->last_refusal_log);
 	free(a);

@@ -36,6 +36,11 @@ enum accept_refusal {
 	ACCEPT_REFUSED_NOT_ALLOWED, /* allow is set and does not have it */
 	ACCEPT_REFUSED_PER_SOURCE,  /* its source is at
 				       max_connections_per_source */
+	ACCEPT_REFUSED_LIMIT,       /* max_connections reached and the
+				       holding queue full */
+	ACCEPT_REFUSED_EMFILE,      /* accept failed for want of fds or
+				       memory (counted per failure; the
+				       client stays in the backlog) */
 	ACCEPT_REFUSED_N,
 };
 
@@ -45,9 +50,8 @@ enum accept_refusal {
 struct service_conf;
 int accept_access(const struct service_conf *sc, const struct sockaddr *sa);
 
-/* Refusals per service and reason, written by the worker's thread only:
- * counts[svc * ACCEPT_REFUSED_N + reason]. */
-const uint64_t *accept_refusals(const struct accept_set *a);
+/* Refusals are counted in the metrics block of the set's conn_set
+ * (struct metrics_stream.refused, by enum accept_refusal). */
 
 /* Refusal lines: at most one per worker per interval, with the counts
  * since the last one and the last refused peer. */

@@ -222,6 +222,12 @@ const struct conf_key conf_core_keys[] = {
 		 .def = "10s", .min = 0, .max = 3600000,
 		 .offset = offsetof(struct ringd_conf, shutdown_timeout_ms),
 		 .help = "how long a graceful stop waits for connections" } },
+	{ .k = { .name = "drain_delay", .type = RINGD_KEY_DURATION,
+		 .def = "0", .min = 0, .max = 3600000,
+		 .offset = offsetof(struct ringd_conf, drain_delay_ms),
+		 .help = "on SIGTERM, keep accepting this long while readiness "
+			 "probes (HTTP /readyz) fail, so load balancers take "
+			 "the daemon out first; a second SIGTERM ends it" } },
 	{ .k = { .name = "user", .type = RINGD_KEY_STRING, .def = "",
 		 .offset = offsetof(struct ringd_conf, user),
 		 .help = "drop to this user after binding when started as "

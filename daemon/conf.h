@@ -52,6 +52,7 @@ struct ringd_conf {
 	int log_level;           /* index into error..debug */
 	int64_t max_connections;
 	int64_t shutdown_timeout_ms;
+	int64_t drain_delay_ms;
 	char *user;
 	bool reuseport;
 	int64_t udp_rate;        /* replies per second per source */

@@ -19,6 +19,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 
 enum {
 	C_READING = 1u << 0,  /* recv op in flight */
@@ -34,7 +35,11 @@ enum {
 	C_DRAIN = 1u << 11,   /* stopping: serve input already received */
 	C_BUDGET = 1u << 12,  /* reading stopped by the set's budget; on
 				 set->budget_wait */
+	C_HELD = 1u << 13,    /* the plugin holds its input (hold_input) */
+	C_TOLD = 1u << 14,    /* on_drain() was called */
 };
+
+_Static_assert(RINGD_CLOSE_STOP + 1 == METRICS_CLOSE_N, "metrics.h sizes");
 
 /* Queued output. A copy segment owns data[cap]; a reference segment
  * (cap 0) points at plugin memory that outlives the connection. */
@@ -72,7 +77,15 @@ struct conn {
 	int64_t idle_ns;  /* the service's idle_timeout; 0: none */
 	int64_t deadline; /* set_timeout() or linger; 0: none */
 	int64_t last_active;
-	struct sockaddr_storage peer;
+	uint8_t transport; /* enum metrics_transport */
+	uint8_t why;       /* enum ringd_close_reason + 1; 0 until known */
+	/* A TCP peer's address; unix: peers are unnamed (peerlen 0). Not a
+	 * sockaddr_storage: 100 bytes less per idle connection. */
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} peer;
 };
 
 static void conn_recv_done(struct loop_op *op, int res, unsigned flags,
@@ -88,6 +101,7 @@ static void conn_budget_wait(struct conn *c);
 static void conn_budget_cross(struct conn_set *set);
 static void conn_budget_resume(struct conn_set *set);
 static void conn_budget_timer_fired(struct loop_timer *t);
+static void conn_tell_drain(struct conn *c);
 
 static struct conn *conn_of(const struct ringd_conn *pc)
 {
@@ -97,6 +111,23 @@ static struct conn *conn_of(const struct ringd_conn *pc)
 static const struct ringd_plugin *conn_plugin(const struct conn *c)
 {
 	return c->inst->p;
+}
+
+/* The first cause wins: a close the plugin asked for that then times out
+ * in its linger is still the plugin's. */
+static void conn_why(struct conn *c, enum ringd_close_reason r)
+{
+	if (!c->why)
+		c->why = (uint8_t)(r + 1);
+}
+
+static struct metrics_stream *conn_ctr(const struct conn *c)
+{
+	struct metrics_block *m = c->set->metrics;
+
+	if (m == NULL || c->inst->idx >= m->nsvc)
+		return NULL;
+	return &m->svc[c->inst->idx].stream[c->transport];
 }
 
 /* Per-connection lines are debug: formatting them is skipped unless an
@@ -154,6 +185,8 @@ static void conn_timer_fired(struct loop_timer *t)
 		return;
 	}
 	conn_debug(c, "%s", c->flags & C_SHUT ? "linger timeout" : "timeout");
+	conn_why(c, c->deadline > 0 && loop_now(c->set->loop) >= c->deadline ?
+			    RINGD_CLOSE_DEADLINE : RINGD_CLOSE_IDLE);
 	conn_kill(c);
 	conn_release(c);
 }
@@ -167,6 +200,10 @@ static void conn_read_start(struct conn *c)
 {
 	if (c->flags & (C_READING | C_DEAD | C_EOF))
 		return;
+	if ((c->flags & C_HELD) && !(c->flags & C_SHUT)) {
+		c->flags |= C_PAUSED;
+		return;
+	}
 	/* Draining after our FIN turns no input into output. */
 	if (!(c->flags & C_SHUT) && conn_over_budget(c)) {
 		c->flags |= C_PAUSED;
@@ -342,11 +379,15 @@ static void conn_release(struct conn *c)
 {
 	struct conn_set *set = c->set;
 	const struct ringd_instance *inst = c->inst;
-	struct sockaddr_storage peer;
+	struct metrics_stream *ctr = conn_ctr(c);
+	struct sockaddr_in6 peer;
 
 	if (!(c->flags & C_DEAD) || (c->flags & (C_READING | C_SENDING | C_IN_CB)))
 		return;
+	conn_why(c, RINGD_CLOSE_PEER);
 	conn_call_close(c);
+	if (ctr != NULL)
+		metrics_add(&ctr->closed[c->why - 1], 1);
 	if (c->flags & C_RESET) {
 		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 
@@ -357,7 +398,7 @@ static void conn_release(struct conn *c)
 	loop_close(set->loop, c->fd);
 	conn_unlink(c);
 	conn_free_queue(c);
-	peer = c->peer;
+	peer = c->peer.in6;
 	free(c);
 	set->gone(set->gone_arg, inst, (const struct sockaddr *)&peer);
 }
@@ -393,6 +434,7 @@ static void conn_peer_eof(struct conn *c)
 	const struct ringd_plugin *p = conn_plugin(c);
 
 	c->flags |= C_EOF;
+	conn_why(c, RINGD_CLOSE_PEER);
 	if (c->flags & C_SHUT) {
 		conn_kill(c);
 	} else if (c->flags & C_CLOSING) {
@@ -437,7 +479,7 @@ static void conn_budget_wait(struct conn *c)
 	else
 		set->budget_wait = c;
 	set->budget_wait_tail = c;
-	set->stats.budget_pauses++;
+	metrics_add(&set->stats.budget_pauses, 1);
 }
 
 /* A multishot recv stops only when its cancel completes; until then the
@@ -476,7 +518,8 @@ static void conn_budget_cross(struct conn_set *set)
 
 static bool conn_may_read(const struct conn *c)
 {
-	return c->queued < CONN_LOW_WATER && !(c->flags & C_BUDGET);
+	return c->queued < CONN_LOW_WATER &&
+	       !(c->flags & (C_BUDGET | C_HELD));
 }
 
 /* A paused connection whose recv has ended reads again if nothing holds
@@ -532,6 +575,10 @@ static void conn_recv_done(struct loop_op *op, int res, unsigned flags,
 		return;
 	}
 	if (res > 0) {
+		struct metrics_stream *ctr = conn_ctr(c);
+
+		if (ctr != NULL)
+			metrics_add(&ctr->bytes_in, (uint64_t)res);
 		conn_touch(c);
 		if (!(c->flags & (C_CLOSING | C_SHUT)))
 			conn_call_data(c, buf, (size_t)res);
@@ -550,6 +597,7 @@ static void conn_recv_done(struct loop_op *op, int res, unsigned flags,
 		conn_unpause(c);
 	} else {
 		conn_debug(c, "recv: %s", strerror(-res));
+		conn_why(c, RINGD_CLOSE_RESET);
 		c->flags |= C_EOF;
 		conn_kill(c);
 	}
@@ -606,11 +654,14 @@ static void conn_send_done(struct loop_op *op, int res, unsigned flags,
 	}
 	if (res < 0) {
 		conn_debug(c, "send: %s", strerror(-res));
+		conn_why(c, RINGD_CLOSE_RESET);
 		c->flags |= C_EOF;
 		conn_kill(c);
 		conn_release(c);
 		return;
 	}
+	if (conn_ctr(c) != NULL)
+		metrics_add(&conn_ctr(c)->bytes_out, (uint64_t)res);
 	conn_consume(c, (size_t)res);
 	conn_touch(c);
 	conn_drained(c);
@@ -710,6 +761,7 @@ void conn_close(struct ringd_conn *pc)
 
 	if (c->flags & (C_CLOSING | C_DEAD))
 		return;
+	conn_why(c, RINGD_CLOSE_SERVICE);
 	c->flags |= C_CLOSING;
 	if (!c->head)
 		conn_finish(c);
@@ -723,6 +775,7 @@ void conn_abort(struct ringd_conn *pc)
 	 * was going to. */
 	if (c->flags & C_DEAD)
 		return;
+	conn_why(c, RINGD_CLOSE_SERVICE);
 	c->flags |= C_RESET;
 	conn_kill(c);
 	conn_release(c);
@@ -748,16 +801,18 @@ static void conn_setup_socket(struct conn *c, const struct sockaddr *peer,
 {
 	int one = 1;
 
-	if (len > sizeof(c->peer))
+	if (len > sizeof(c->peer) || !peer ||
+	    (peer->sa_family != AF_INET && peer->sa_family != AF_INET6))
 		len = 0;
 	if (len)
 		memcpy(&c->peer, peer, len);
 	else
-		c->peer.ss_family = AF_UNSPEC;
-	c->pub.peer = (struct sockaddr *)&c->peer;
+		c->peer.sa.sa_family = AF_UNSPEC;
+	c->transport = len ? METRICS_TCP : METRICS_UNIX;
+	c->pub.peer = &c->peer.sa;
 	c->pub.peerlen = len;
 	/* Request/response traffic: never hold a reply back for Nagle. */
-	if (c->peer.ss_family == AF_INET || c->peer.ss_family == AF_INET6)
+	if (len)
 		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
@@ -795,21 +850,43 @@ int conn_open(struct conn_set *set, const struct ringd_instance *inst, int fd,
 	c->last_active = loop_now(set->loop);
 	c->idle_ns = inst->sc->idle_timeout_ms * 1000000;
 	conn_arm_timer(c);
-	if (set->draining) {
+	if (set->draining && !PLUGIN_HAS(p, on_drain)) {
 		c->flags |= C_DRAIN;
 		conn_drain_soon(set);
 	}
 
 	conn_debug(c, "open");
+	if (conn_ctr(c) != NULL)
+		metrics_add(&conn_ctr(c)->accepted, 1);
 	c->flags |= C_IN_CB;
-	if (PLUGIN_HAS(p, on_open) && p->on_open(&c->pub) < 0)
+	if (PLUGIN_HAS(p, on_open) && p->on_open(&c->pub) < 0) {
+		conn_why(c, RINGD_CLOSE_SERVICE);
 		conn_kill(c);
-	else
+	} else {
 		c->flags |= C_OPEN;
+	}
+	if ((c->flags & C_OPEN) && set->draining)
+		conn_tell_drain(c);
 	c->flags &= ~C_IN_CB;
 	conn_read_start(c);
 	conn_release(c);
 	return 0;
+}
+
+/* A plugin that ends its connections itself hears of the stop once per
+ * connection; c may be gone when this returns unless the caller holds
+ * C_IN_CB. */
+static void conn_tell_drain(struct conn *c)
+{
+	unsigned in_cb = c->flags & C_IN_CB;
+
+	if ((c->flags & (C_TOLD | C_CLOSING | C_DEAD)) || !(c->flags & C_OPEN) ||
+	    !PLUGIN_HAS(conn_plugin(c), on_drain))
+		return;
+	c->flags |= C_TOLD | C_IN_CB;
+	conn_plugin(c)->on_drain(&c->pub);
+	c->flags = (c->flags & ~C_IN_CB) | in_cb;
+	conn_release(c);
 }
 
 /* Input the kernel has taken from the peer that we have not read yet. */
@@ -839,6 +916,7 @@ static void conn_drain_check(struct loop_timer *t)
 			continue;
 		c->flags &= ~C_DRAIN;
 		c->flags |= C_IN_CB; /* keep c alive while we look at it */
+		conn_why(c, RINGD_CLOSE_STOP);
 		conn_close(&c->pub);
 		c->flags &= ~C_IN_CB;
 		conn_release(c);
@@ -856,10 +934,18 @@ void conn_shutdown_all(struct conn_set *set)
 {
 	struct conn *c;
 
+	struct conn *next;
+
 	set->draining = true;
-	for (c = set->head; c; c = c->next)
-		if (!(c->flags & (C_CLOSING | C_DEAD)))
+	for (c = set->head; c; c = next) {
+		next = c->next;
+		if (c->flags & (C_CLOSING | C_DEAD))
+			continue;
+		if (PLUGIN_HAS(conn_plugin(c), on_drain))
+			conn_tell_drain(c);
+		else
 			c->flags |= C_DRAIN;
+	}
 	conn_drain_soon(set);
 }
 
@@ -869,6 +955,46 @@ void conn_abort_all(struct conn_set *set)
 
 	for (c = set->head; c; c = next) {
 		next = c->next;
+		conn_why(c, RINGD_CLOSE_STOP);
 		conn_abort(&c->pub);
 	}
+}
+
+/* A held connection stops reading like one over its high water: the
+ * recv is cancelled and the loop keeps whatever it had already read until
+ * the next recv (loop.h), so nothing reaches the plugin meanwhile. */
+void conn_hold_input(struct ringd_conn *pc, bool hold)
+{
+	struct conn *c = conn_of(pc);
+
+	if (c->flags & C_DEAD)
+		return;
+	if (hold) {
+		c->flags |= C_HELD;
+		conn_pause(c);
+		return;
+	}
+	if (!(c->flags & C_HELD))
+		return;
+	c->flags &= ~C_HELD;
+	conn_unpause(c);
+}
+
+enum ringd_close_reason conn_close_reason(const struct ringd_conn *pc)
+{
+	const struct conn *c = conn_of(pc);
+
+	return c->why ? (enum ringd_close_reason)(c->why - 1) :
+			RINGD_CLOSE_PEER;
+}
+
+void conn_count(struct ringd_conn *pc, unsigned idx, uint64_t n)
+{
+	struct conn *c = conn_of(pc);
+	struct metrics_block *m = c->set->metrics;
+
+	if (m == NULL || c->inst->idx >= m->nsvc ||
+	    idx >= c->inst->ncounters)
+		return;
+	metrics_add(&m->svc[c->inst->idx].own[idx], n);
 }

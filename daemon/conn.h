@@ -18,6 +18,7 @@
 #include "loop.h"
 
 struct conn;
+struct metrics_block;
 struct outseg;
 struct ringd_instance;
 
@@ -74,6 +75,14 @@ struct conn_set {
 	struct loop_timer budget_timer; /* lets the next batch of them go */
 	struct conn *budget_wait_tail;
 	struct conn_stats stats;
+
+	/* Where the set's connections count (and accept.c its refusals);
+	 * NULL counts nothing. Set by the owner after conn_set_init(). */
+	struct metrics_block *metrics;
+
+	/* Connections whose held input was released wait here for the
+	 * next iteration (hold_input() never calls back from inside). */
+	struct loop_timer unhold_timer;
 };
 
 /* Input a connection with an empty queue may still turn into output once
@@ -101,10 +110,12 @@ static inline size_t conn_set_count(const struct conn_set *s)
 int conn_open(struct conn_set *s, const struct ringd_instance *inst, int fd,
 	      const struct sockaddr *peer, socklen_t peerlen);
 
-/* Graceful stop of every connection of s: what the peer sent before the
- * stop still reaches the plugin, then flush, FIN, close; idle ones close
- * at once. Connections opened later are drained too. conn_abort_all
- * closes them all now, with a reset. */
+/* Graceful stop of every connection of s. A plugin with on_drain() hears
+ * of it and closes each connection itself (input keeps flowing until it
+ * does). For the others what the peer sent before the stop still reaches
+ * the plugin, then flush, FIN, close; idle ones close at once.
+ * Connections opened later are drained too. conn_abort_all closes them
+ * all now, with a reset. */
 void conn_shutdown_all(struct conn_set *s);
 void conn_abort_all(struct conn_set *s);
 
@@ -114,5 +125,8 @@ void conn_close(struct ringd_conn *c);
 void conn_abort(struct ringd_conn *c);
 size_t conn_queued(const struct ringd_conn *c);
 void conn_set_timeout(struct ringd_conn *c, int64_t ms);
+void conn_hold_input(struct ringd_conn *c, bool hold);
+enum ringd_close_reason conn_close_reason(const struct ringd_conn *c);
+void conn_count(struct ringd_conn *c, unsigned idx, uint64_t n);
 
 #endif

@@ -23,6 +23,10 @@ struct ringd_instance {
 	const struct ringd_plugin *p;
 	struct daemon *d;
 	size_t idx; /* in d->svc and in each worker's wstate[] */
+	/* What the plugin's counters() named (metrics.c); count() takes an
+	 * index into it. */
+	struct ringd_counter *counters;
+	size_t ncounters;
 };
 
 struct daemon {
@@ -47,6 +51,8 @@ struct daemon {
 	struct srclimit *srclimit;
 
 	_Atomic int state;      /* enum ringd_state */
+	_Atomic int stopping;   /* workers stop accepting and drain; set
+				   drain_delay after state turned DRAINING */
 	_Atomic int failed;     /* a worker's loop died: exit 1 */
 	_Atomic long nconns;    /* open connections, all workers */
 };

@@ -14,6 +14,7 @@
 #include "daemon.h"
 #include "dgram.h"
 #include "log.h"
+#include "metrics.h"
 #include "ratelimit.h"
 
 #define DGRAM_MAX 65536
@@ -47,8 +48,11 @@ struct dgram {
 	int pktinfo_level; /* 0: none */
 	struct in_pktinfo pi4;
 	struct in6_pktinfo pi6;
+	struct metrics_dgram *ctr; /* NULL: not counted */
 	char data[DGRAM_MAX];
 };
+
+_Static_assert(DGRAM_DROP_NREASONS == METRICS_DROP_N, "metrics.h sizes");
 
 /* Slots of the per-source table: 192 KiB that bound memory whatever
  * the number of (spoofed) sources. */
@@ -194,6 +198,8 @@ static void dgram_count_drop(struct dgram *g, enum dgram_drop why)
 
 	gd->drops[why]++;
 	gd->total++;
+	if (g->ctr != NULL)
+		metrics_add(&g->ctr->dropped[why], 1);
 	dgram_guard_log(gd, loop_now(g->loop));
 }
 
@@ -255,6 +261,10 @@ static void dgram_deliver(struct dgram *g, size_t len)
 	g->pub.peerlen = g->msg.msg_namelen;
 	g->pub.len = len;
 	g->replied = false;
+	if (g->ctr != NULL) {
+		metrics_add(&g->ctr->in, 1);
+		metrics_add(&g->ctr->bytes_in, len);
+	}
 	if (PLUGIN_HAS(p, on_datagram))
 		p->on_datagram(&g->pub, g->data, len);
 	/* A reply after the hook returned would go to whatever source the
@@ -411,5 +421,14 @@ int dgram_reply(struct ringd_dgram *d, const void *buf, size_t len)
 		msg.msg_control = ctl;
 	if (sendmsg(g->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		return -errno;
+	if (g->ctr != NULL) {
+		metrics_add(&g->ctr->out, 1);
+		metrics_add(&g->ctr->bytes_out, len);
+	}
 	return 0;
+}
+
+void dgram_set_metrics(struct dgram *g, struct metrics_dgram *m)
+{
+	g->ctr = m;
 }

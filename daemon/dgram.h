@@ -56,6 +56,10 @@ typedef void (*dgram_idle_fn)(void *arg);
 /* Serve fd (a bound UDP socket) for inst on loop l, through guard gd
  * (which must outlive it); wstate is the plugin's worker state. Returns
  * NULL when out of memory. */
+struct metrics_dgram;
+/* Count g's datagrams, bytes and drops into m (NULL: stop counting). */
+void dgram_set_metrics(struct dgram *g, struct metrics_dgram *m);
+
 struct dgram *dgram_open(struct loop *l, struct dgram_guard *gd,
 			 const struct ringd_instance *inst, void *wstate,
 			 int fd, dgram_idle_fn idle, void *idle_arg);

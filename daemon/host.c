@@ -11,6 +11,7 @@
 #include "dgram.h"
 #include "host.h"
 #include "log.h"
+#include "metrics.h"
 
 static int host_send(struct ringd_conn *c, const void *buf, size_t len)
 {
@@ -59,6 +60,20 @@ static int host_clock_synced(void)
 	return state != TIME_ERROR && !(tx.status & STA_UNSYNC);
 }
 
+static int64_t host_monotonic(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static size_t host_metrics(const struct ringd_instance *inst,
+			   ringd_metric_fn emit, void *arg)
+{
+	return metrics_walk(inst->d, emit, arg);
+}
+
 const struct ringd_host host_api = {
 	.size = sizeof(struct ringd_host),
 	.send = host_send,
@@ -72,4 +87,9 @@ const struct ringd_host host_api = {
 	.now = host_now,
 	.state = host_state,
 	.clock_synced = host_clock_synced,
+	.monotonic = host_monotonic,
+	.hold_input = conn_hold_input,
+	.close_reason = conn_close_reason,
+	.count = conn_count,
+	.metrics = host_metrics,
 };

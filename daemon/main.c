@@ -20,6 +20,7 @@
 #include "listen.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "notify.h"
 #include "srclimit.h"
 #include "worker.h"
@@ -232,6 +233,8 @@ static int main_instances(struct daemon *d)
 			.idx = i,
 		};
 	d->nworkers = (size_t)d->conf->workers_n;
+	if (metrics_name_counters(d) < 0)
+		return -1;
 	return main_srclimit(d);
 }
 
@@ -252,23 +255,68 @@ static void main_announce(struct daemon *d)
 }
 
 /* Signals arrive here, synchronously, never in a handler: workers have
- * them blocked and main sleeps in sigwaitinfo. */
-static void main_wait_for_stop(const sigset_t *set)
+ * them blocked and main sleeps in sigwaitinfo. Waits until a stop signal
+ * or, with a timeout (ms >= 0), until it passes; returns the signal, or
+ * 0 when the time ran out. */
+static int main_wait_for_stop(const sigset_t *set, int64_t ms)
 {
+	struct timespec end, now, left;
 	siginfo_t si;
 	int sig;
 
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += ms / 1000;
+	end.tv_nsec += (ms % 1000) * 1000000;
 	for (;;) {
-		sig = sigwaitinfo(set, &si);
-		if (sig == SIGTERM || sig == SIGINT) {
-			log_info("ringd: %s received, stopping",
-				 sig == SIGTERM ? "SIGTERM" : "SIGINT");
-			return;
+		if (ms < 0) {
+			sig = sigwaitinfo(set, &si);
+		} else {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			left.tv_sec = end.tv_sec - now.tv_sec;
+			left.tv_nsec = end.tv_nsec - now.tv_nsec;
+			if (left.tv_nsec < 0) {
+				left.tv_nsec += 1000000000;
+				left.tv_sec--;
+			}
+			if (left.tv_sec < 0)
+				return 0;
+			sig = sigtimedwait(set, &si, &left);
+			if (sig < 0 && errno == EAGAIN)
+				return 0;
 		}
+		if (sig == SIGTERM || sig == SIGINT)
+			return sig;
 		if (sig == SIGHUP)
 			log_notice("ringd: SIGHUP: reload is not implemented "
 				   "yet; the running configuration stays");
 	}
+}
+
+/* The stop: readiness fails at once (state DRAINING, seen by /readyz),
+ * accepting goes on for drain_delay so load balancers notice and stop
+ * sending, then the workers stop accepting and drain. A second stop
+ * signal cuts the delay short. */
+static void main_stop(struct daemon *d, const sigset_t *set, int sig)
+{
+	int64_t delay = d->conf->drain_delay_ms;
+
+	atomic_store(&d->state, RINGD_DRAINING);
+	notify_send("STOPPING=1");
+	if (delay > 0) {
+		log_info("ringd: %s received, draining for %lld ms before "
+			 "stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+			 (long long)delay);
+		sig = main_wait_for_stop(set, delay);
+		if (sig)
+			log_info("ringd: %s received again, stopping now",
+				 sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	} else {
+		log_info("ringd: %s received, stopping",
+			 sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	}
+	atomic_store(&d->stopping, 1);
+	listen_stop_all(d);
+	worker_stop_all(d);
 }
 
 static int main_run(struct daemon *d)
@@ -292,11 +340,7 @@ static int main_run(struct daemon *d)
 		return 1;
 	}
 	main_announce(d);
-	main_wait_for_stop(&set);
-	notify_send("STOPPING=1");
-	atomic_store(&d->state, RINGD_DRAINING);
-	listen_stop_all(d);
-	worker_stop_all(d);
+	main_stop(d, &set, main_wait_for_stop(&set, -1));
 	listen_close_all(d);
 	if (atomic_load(&d->failed)) {
 		log_err("ringd: stopped after a worker failed");
@@ -337,6 +381,7 @@ int main(int argc, char **argv)
 	log_set_level(conf_log_level(d.conf));
 	r = main_run(&d);
 	srclimit_free(d.srclimit);
+	metrics_forget_counters(&d);
 	free(d.svc);
 	conf_free(d.conf);
 	return r;

@@ -81,7 +81,7 @@ static void worker_woken(struct loop *l, void *arg)
 {
 	struct worker *w = arg;
 
-	if (!w->stopping && daemon_state(w->d) == RINGD_DRAINING)
+	if (!w->stopping && atomic_load(&w->d->stopping))
 		worker_begin_stop(w);
 }
 
@@ -138,6 +138,8 @@ static int worker_open_dgram(struct worker *w, const struct listener *l)
 	w->dg[w->ndg] = dgram_open(w->loop, w->udp_guard, inst,
 				   w->wstate[inst->idx], l->fds[0],
 				   worker_done_cb, w);
+	if (w->dg[w->ndg])
+		dgram_set_metrics(w->dg[w->ndg], &w->metrics.svc[inst->idx].dgram);
 	if (!w->dg[w->ndg])
 		return -ENOMEM;
 	w->ndg++;
@@ -153,6 +155,7 @@ static int worker_open_listeners(struct worker *w)
 
 	conn_set_init(&w->conns, w->loop, w->wstate, worker_budget(w),
 		      worker_conn_gone, w);
+	w->conns.metrics = &w->metrics;
 	w->acc = accept_new(d, w->id, w->loop, &w->conns, worker_done_cb, w);
 	w->dg = calloc(d->nlisteners + 1, sizeof(*w->dg));
 	if (!w->acc || !w->dg)
@@ -274,6 +277,14 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+static void worker_free_blocks(struct daemon *d)
+{
+	for (size_t i = 0; i < d->nworkers; i++)
+		metrics_block_free(&d->workers[i].metrics);
+	free(d->workers);
+	d->workers = NULL;
+}
+
 int worker_start_all(struct daemon *d)
 {
 	sem_t started;
@@ -283,10 +294,21 @@ int worker_start_all(struct daemon *d)
 	d->workers = calloc(d->nworkers, sizeof(*d->workers));
 	if (!d->workers || sem_init(&started, 0, 0) < 0)
 		return -1;
+	/* Every block exists before any thread runs: a scrape on one
+	 * worker reads them all. */
+	for (i = 0; i < d->nworkers; i++) {
+		d->workers[i] = (struct worker){ .d = d, .id = i,
+						 .started = &started };
+		if (metrics_block_init(&d->workers[i].metrics, d) < 0) {
+			log_err("worker: out of memory");
+			sem_destroy(&started);
+			worker_free_blocks(d);
+			return -1;
+		}
+	}
 	for (i = 0; i < d->nworkers; i++) {
 		struct worker *w = &d->workers[i];
 
-		*w = (struct worker){ .d = d, .id = i, .started = &started };
 		r = pthread_create(&w->tid, NULL, worker_main, w);
 		if (r != 0) {
 			log_err("worker: cannot create thread: %s", strerror(r));
@@ -300,9 +322,12 @@ int worker_start_all(struct daemon *d)
 	sem_destroy(&started);
 	for (i = 0; i < n; i++)
 		failed |= d->workers[i].start_err != 0;
+	for (i = n; i < d->nworkers; i++)
+		metrics_block_free(&d->workers[i].metrics);
 	d->nworkers = n;
 	if (failed) {
 		atomic_store(&d->state, RINGD_DRAINING);
+		atomic_store(&d->stopping, 1);
 		worker_stop_all(d);
 		return -1;
 	}
@@ -326,6 +351,7 @@ void worker_stop_all(struct daemon *d)
 		 * that is gone. */
 		if (d->workers[i].loop)
 			loop_free(d->workers[i].loop);
+		metrics_block_free(&d->workers[i].metrics);
 	}
 	free(d->workers);
 	d->workers = NULL;

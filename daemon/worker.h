@@ -13,6 +13,7 @@
 #include "loop.h"
 
 #include "conn.h"
+#include "metrics.h"
 
 struct accept_set;
 struct daemon;
@@ -29,6 +30,9 @@ struct worker {
 
 	void **wstate; /* per service, from the plugin's start() */
 	struct conn_set conns;
+	/* Written by this thread only; freed by worker_stop_all() after
+	 * every thread ended, since any worker's scrape reads them all. */
+	struct metrics_block metrics;
 	struct accept_set *acc;
 	struct dgram **dg;
 	size_t ndg;

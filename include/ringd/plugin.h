@@ -272,8 +272,10 @@ struct ringd_host {
 	 * over the workers with relaxed loads while they run: each is a
 	 * value its counter had during the call, not one instant's
 	 * snapshot. From any worker's hook; it takes no lock a hot path
-	 * takes. Returns the number of series emitted. */
-	size_t (*metrics)(ringd_metric_fn emit, void *arg);
+	 * takes. inst is the calling plugin's instance (the daemon it
+	 * belongs to). Returns the number of series emitted. */
+	size_t (*metrics)(const struct ringd_instance *inst,
+			  ringd_metric_fn emit, void *arg);
 };
 
 /* Whether s (a struct ringd_host or ringd_plugin the other side filled

@@ -1,0 +1,82 @@
+/* The daemon's counters. Each worker owns one block per service and is
+ * the only thread that writes it (a relaxed load and store, no atomic
+ * read-modify-write, no lock); a scrape from any thread sums the blocks of
+ * every worker with relaxed loads. Conn, accept and dgram count into the
+ * block their owner hands them; metrics.c knows the names. */
+#ifndef RINGD_METRICS_H
+#define RINGD_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ringd/plugin.h>
+
+struct daemon;
+
+/* Sizes of the reason arrays; accept.c, dgram.c and conn.c assert that
+ * their enums fit. */
+#define METRICS_CLOSE_N 6    /* enum ringd_close_reason */
+#define METRICS_REFUSED_N 5  /* enum accept_refusal */
+#define METRICS_DROP_N 8     /* enum dgram_drop */
+
+/* Stream counters, kept apart per transport. */
+enum metrics_transport {
+	METRICS_TCP = 0,
+	METRICS_UNIX,
+	METRICS_NSTREAM,
+};
+
+struct metrics_stream {
+	uint64_t accepted; /* handed to the plugin (conn_open) */
+	uint64_t closed[METRICS_CLOSE_N];
+	uint64_t refused[METRICS_REFUSED_N];
+	uint64_t bytes_in, bytes_out;
+};
+
+struct metrics_dgram {
+	uint64_t in, out;
+	uint64_t bytes_in, bytes_out;
+	uint64_t dropped[METRICS_DROP_N];
+};
+
+/* One service in one worker. */
+struct metrics_svc {
+	struct metrics_stream stream[METRICS_NSTREAM];
+	struct metrics_dgram dgram;
+	uint64_t *own; /* the plugin's counters(), ringd_instance.ncounters */
+};
+
+/* A worker's counters: one entry per service. */
+struct metrics_block {
+	struct metrics_svc *svc;
+	size_t nsvc;
+};
+
+static inline void metrics_add(uint64_t *ctr, uint64_t n)
+{
+	__atomic_store_n(ctr, __atomic_load_n(ctr, __ATOMIC_RELAXED) + n,
+			 __ATOMIC_RELAXED);
+}
+
+static inline uint64_t metrics_get(const uint64_t *ctr)
+{
+	return __atomic_load_n(ctr, __ATOMIC_RELAXED);
+}
+
+/* Allocate d's services' entries (and their plugin counters) zeroed.
+ * Returns 0 or -ENOMEM. */
+int metrics_block_init(struct metrics_block *b, const struct daemon *d);
+void metrics_block_free(struct metrics_block *b);
+
+/* Ask every service's plugin to name its counters (the counters() hook)
+ * and check the names: a metric name, ringd_ first, _total last, one help
+ * and label name per family. Main thread, before the workers start.
+ * Returns 0, or -1 after logging what is wrong. */
+int metrics_name_counters(struct daemon *d);
+void metrics_forget_counters(struct daemon *d);
+
+/* host->metrics(): every series of the daemon, its workers' blocks
+ * summed, grouped by family. Returns the number emitted. */
+size_t metrics_walk(const struct daemon *d, ringd_metric_fn emit, void *arg);
+
+#endif
