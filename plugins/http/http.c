@@ -398,7 +398,7 @@ static void send_metrics(struct http_worker *w, struct ringd_conn *c,
 
 	hbuf_reset(&w->body, HTTP_SCRATCH_KEEP);
 	if (w->has_metrics)
-		metrics_text_write(&w->body, w->host->metrics);
+		metrics_text_write(&w->body, w->host->metrics, w->inst);
 	else
 		hbuf_puts(&w->body, "# this ringd offers no metrics walk "
 			  "to plugins\n");

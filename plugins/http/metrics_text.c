@@ -78,10 +78,12 @@ void metrics_text_emit(void *arg, const struct ringd_metric *m)
 }
 
 size_t metrics_text_write(struct hbuf *out,
-			  size_t (*walk)(ringd_metric_fn, void *))
+			  size_t (*walk)(const struct ringd_instance *,
+					 ringd_metric_fn, void *),
+			  const struct ringd_instance *inst)
 {
 	struct metrics_text t = { .out = out };
 
-	walk(metrics_text_emit, &t);
+	walk(inst, metrics_text_emit, &t);
 	return t.series;
 }

@@ -21,9 +21,11 @@ struct metrics_text {
 /* A ringd_metric_fn: appends m to t->out (t is a struct metrics_text). */
 void metrics_text_emit(void *t, const struct ringd_metric *m);
 
-/* Appends a whole scrape: walk is host->metrics. Returns the number of
- * series written. */
+/* Appends a whole scrape: walk is host->metrics, inst the calling
+ * instance. Returns the number of series written. */
 size_t metrics_text_write(struct hbuf *out,
-			  size_t (*walk)(ringd_metric_fn, void *));
+			  size_t (*walk)(const struct ringd_instance *,
+					 ringd_metric_fn, void *),
+			  const struct ringd_instance *inst);
 
 #endif

@@ -122,7 +122,8 @@ static void fake_count(struct ringd_conn *c, unsigned idx, uint64_t n)
 		fake.counts[idx] += n;
 }
 
-static size_t fake_metrics(ringd_metric_fn emit, void *arg)
+static size_t fake_metrics(const struct ringd_instance *inst,
+			   ringd_metric_fn emit, void *arg)
 {
 	struct ringd_metric m = {
 		.name = "ringd_connections_accepted_total",
@@ -134,6 +135,7 @@ static size_t fake_metrics(ringd_metric_fn emit, void *arg)
 		.value = 12,
 	};
 
+	(void)inst;
 	emit(arg, &m);
 	m.label_values[0] = "a\\b\"c\nd";
 	m.value = 1e15 + 1;

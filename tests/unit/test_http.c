@@ -693,7 +693,7 @@ static void test_http_metrics_text(void **state)
 
 	(void)state;
 	fake_host_reset();
-	n = metrics_text_write(&b, fake_host_get()->host.metrics);
+	n = metrics_text_write(&b, fake_host_get()->host.metrics, NULL);
 	assert_int_equal(n, FAKE_METRICS_SERIES);
 	hbuf_put(&b, "", 1);
 	assert_string_equal(b.p,
