@@ -39,21 +39,6 @@ struct pre {
 	int status;
 };
 
-struct http_worker {
-	const struct ringd_host *host;
-	const struct ringd_instance *inst;
-	const struct http_config *cfg;
-	bool has_mono, has_hold, has_count, has_metrics, has_reason;
-	int64_t date_sec;
-	char date[HTTP_DATE_LEN + 1];
-	struct pre *pre;
-	size_t npre;
-	struct hbuf out, body; /* scratch: a response, a dynamic body */
-	int64_t log_sec;
-	unsigned log_lines, log_dropped;
-	struct http_request req; /* the head being answered */
-};
-
 enum {
 	HC_TIMED = 1u << 0,  /* header_timeout armed for the current head */
 	HC_HELD = 1u << 1,   /* input held; buf holds unserved requests */
@@ -69,9 +54,11 @@ struct hbody {
 	bool close;
 };
 
-/* Per connection: tiny, since idle keep-alive connections are most of
- * them. buf exists only while a head is split across reads or input is
- * held, and is freed when it empties. */
+/* A connection's state while it has a request in progress. Idle
+ * keep-alive connections are most of them, so between requests none is
+ * allocated: c->data then packs the little that survives a request into
+ * the pointer itself (see hc_get). buf exists only while a head is split
+ * across reads or input is held, and is freed when it empties. */
 struct hconn {
 	struct http_scan scan;
 	uint32_t nreq;
@@ -83,6 +70,23 @@ struct hconn {
 };
 
 _Static_assert(sizeof(struct hconn) <= 48, "keep per-connection state tiny");
+
+struct http_worker {
+	const struct ringd_host *host;
+	const struct ringd_instance *inst;
+	const struct http_config *cfg;
+	bool has_mono, has_hold, has_count, has_metrics, has_reason;
+	int64_t date_sec;
+	char date[HTTP_DATE_LEN + 1];
+	struct pre *pre;
+	size_t npre;
+	struct hbuf out, body; /* scratch: a response, a dynamic body */
+	int64_t log_sec;
+	unsigned log_lines, log_dropped;
+	struct hconn tmp;        /* an idle connection's state, unpacked */
+	struct http_request req; /* the head being answered */
+};
+
 
 /* What one request was answered with. */
 struct answer {
@@ -723,10 +727,68 @@ static void after_serve(struct http_worker *w, struct ringd_conn *c,
 		w->host->set_timeout(c, w->cfg->keepalive_timeout_ms);
 }
 
-static void http_data(struct ringd_conn *c, const void *data, size_t len)
+/* c->data of an idle connection: bit 0 set (a malloc'd pointer never
+ * has it), the flags above it, the request count from bit 8. Only
+ * flags and the count outlive a request, so an idle keep-alive
+ * connection costs the plugin no allocation at all. */
+#define HC_PACKED 1u
+_Static_assert(sizeof(uintptr_t) >= 8, "nreq needs the bits of a 64-bit word");
+
+static bool hc_idle(const struct hconn *h)
 {
-	struct http_worker *w = c->wstate;
-	struct hconn *h = c->data;
+	return h->len == 0 && !h->body && h->scan.pos == 0;
+}
+
+/* The connection's state: its own, or an idle one unpacked into the
+ * worker's tmp (hooks do not nest: no host call calls back into the
+ * plugin, so one tmp per worker is enough). */
+static struct hconn *hc_get(struct http_worker *w, struct ringd_conn *c)
+{
+	uintptr_t v = (uintptr_t)c->data;
+
+	if (!(v & HC_PACKED))
+		return c->data;
+	w->tmp = (struct hconn){ .flags = (uint8_t)((v >> 1) & 0x7f),
+				 .nreq = (uint32_t)(v >> 8) };
+	return &w->tmp;
+}
+
+/* Stores h back: packed when idle (freeing an allocated one, so the
+ * memory goes when the request completes), allocated when a request is
+ * in progress. Without memory for that, the connection is aborted. */
+static void hc_put(struct http_worker *w, struct ringd_conn *c,
+		   struct hconn *h)
+{
+	struct hconn *heap;
+
+	if (hc_idle(h)) {
+		c->data = (void *)(((uintptr_t)h->nreq << 8) |
+				   ((uintptr_t)(h->flags & 0x7f) << 1) |
+				   HC_PACKED);
+		if (h != &w->tmp)
+			free(h);
+		return;
+	}
+	if (h != &w->tmp) {
+		c->data = h;
+		return;
+	}
+	heap = malloc(sizeof(*heap));
+	if (heap) {
+		*heap = *h;
+		c->data = heap;
+		return;
+	}
+	free(h->buf);
+	body_free(h);
+	*h = (struct hconn){ .flags = HC_CLOSED, .nreq = h->nreq };
+	hc_put(w, c, h);
+	w->host->abort(c);
+}
+
+static void data_in(struct http_worker *w, struct ringd_conn *c,
+		    struct hconn *h, const void *data, size_t len)
+{
 	size_t used;
 
 	if (h->flags & HC_CLOSED)
@@ -749,21 +811,31 @@ static void http_data(struct ringd_conn *c, const void *data, size_t len)
 	after_serve(w, c, h);
 }
 
+static void http_data(struct ringd_conn *c, const void *data, size_t len)
+{
+	struct http_worker *w = c->wstate;
+	struct hconn *h = hc_get(w, c);
+
+	data_in(w, c, h, data, len);
+	hc_put(w, c, h);
+}
+
 /* The client read enough of what was queued: serve the requests held
  * back, and let input flow again unless they queued as much again. */
 static void http_writable(struct ringd_conn *c)
 {
 	struct http_worker *w = c->wstate;
-	struct hconn *h = c->data;
+	struct hconn *h = hc_get(w, c);
 
-	if (!(h->flags & HC_HELD) || (h->flags & HC_CLOSED) ||
-	    w->host->queued(c) >= HTTP_HOLD_BYTES)
-		return;
-	h->flags &= ~HC_HELD;
-	serve_kept(w, c, h);
-	if (!(h->flags & (HC_HELD | HC_CLOSED)))
-		w->host->hold_input(c, false);
-	after_serve(w, c, h);
+	if ((h->flags & (HC_HELD | HC_CLOSED)) == HC_HELD &&
+	    w->host->queued(c) < HTTP_HOLD_BYTES) {
+		h->flags &= ~HC_HELD;
+		serve_kept(w, c, h);
+		if (!(h->flags & (HC_HELD | HC_CLOSED)))
+			w->host->hold_input(c, false);
+		after_serve(w, c, h);
+	}
+	hc_put(w, c, h);
 }
 
 /* The daemon stops: an idle connection ends now, one with a request in
@@ -771,23 +843,21 @@ static void http_writable(struct ringd_conn *c)
 static void http_drain(struct ringd_conn *c)
 {
 	struct http_worker *w = c->wstate;
-	struct hconn *h = c->data;
+	struct hconn *h = hc_get(w, c);
 
 	h->flags |= HC_DRAIN;
-	if (!(h->flags & HC_CLOSED) && h->len == 0 && !h->body)
+	if (!(h->flags & HC_CLOSED) && hc_idle(h))
 		conn_end(w, c, h);
+	hc_put(w, c, h);
 }
 
 static int http_open(struct ringd_conn *c)
 {
 	struct http_worker *w = c->wstate;
-	struct hconn *h = calloc(1, sizeof(*h));
 
-	if (!h)
-		return -1;
-	c->data = h;
 	/* The first head's deadline runs from the connection's start. */
-	h->flags = HC_TIMED;
+	w->tmp = (struct hconn){ .flags = HC_TIMED };
+	hc_put(w, c, &w->tmp);
 	w->host->set_timeout(c, w->cfg->header_timeout_ms);
 	return 0;
 }
@@ -801,7 +871,7 @@ static const char *const close_reasons[] = {
 static void http_close(struct ringd_conn *c)
 {
 	struct http_worker *w = c->wstate;
-	struct hconn *h = c->data;
+	struct hconn *h = hc_get(w, c);
 	enum ringd_close_reason why;
 	char peer[PEER_MAX];
 
@@ -818,7 +888,8 @@ static void http_close(struct ringd_conn *c)
 	}
 	free(h->buf);
 	body_free(h);
-	free(h);
+	if (h != &w->tmp)
+		free(h);
 	c->data = NULL;
 }
 

@@ -802,6 +802,38 @@ static void test_http_request_log(void **state)
 	unload(&in);
 }
 
+/* Between requests a connection holds no allocation of the plugin's
+ * (c->data packs its state, bit 0 set); a head split across reads gets
+ * one, freed once the request is answered. */
+static void test_http_idle_connection_allocates_nothing(void **state)
+{
+	struct inst in;
+	struct ringd_conn c;
+
+	(void)state;
+	std_start(&in);
+	conn_open(&in, &c);
+	assert_true((uintptr_t)c.data & 1);
+	feed(&c, "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n");
+	assert_true((uintptr_t)c.data & 1);
+	feed(&c, "GET /healthz HTTP/1.1\r\nHo");
+	assert_false((uintptr_t)c.data & 1);
+	feed(&c, "st: a\r\n\r\nGET /version HTTP/1.1\r\nHost: a\r\n\r\n");
+	assert_true((uintptr_t)c.data & 1);
+	/* The request count survives packing: keepalive_requests holds. */
+	for (int i = 4; i < 1000; i++) {
+		/* The client reads: nothing is held back. */
+		fake_host_drain(fake_host_get()->queue);
+		fake_host_get()->outlen = 0;
+		feed(&c, "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n");
+	}
+	assert_int_equal(fake_host_get()->closes, 0);
+	feed(&c, "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n");
+	assert_int_equal(fake_host_get()->closes, 1);
+	ringd_plugin.on_close(&c);
+	unload(&in);
+}
+
 /* A head that never ends is what a slowloris looks like: one line with
  * why the connection went. */
 static void test_http_incomplete_logged(void **state)
@@ -882,6 +914,7 @@ int main(void)
 		cmocka_unit_test(test_http_metrics_text),
 		cmocka_unit_test(test_http_counters),
 		cmocka_unit_test(test_http_request_log),
+		cmocka_unit_test(test_http_idle_connection_allocates_nothing),
 		cmocka_unit_test(test_http_incomplete_logged),
 		cmocka_unit_test(test_http_old_host),
 		cmocka_unit_test(test_http_keys),
