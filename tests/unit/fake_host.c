@@ -209,6 +209,26 @@ struct fake_host *fake_host_get(void)
 	return &fake;
 }
 
+char fake_errs[FAKE_MAX_ERRS][1024];
+int fake_nerrs;
+
+void fake_check_err(struct ringd_check *chk, const char *key, const char *fmt,
+		    ...)
+{
+	va_list ap;
+	int n;
+
+	(void)chk;
+	assert_true(fake_nerrs < FAKE_MAX_ERRS);
+	n = snprintf(fake_errs[fake_nerrs], sizeof(fake_errs[0]), "%s: ",
+		     key ? key : "-");
+	va_start(ap, fmt);
+	vsnprintf(fake_errs[fake_nerrs] + n, sizeof(fake_errs[0]) - (size_t)n,
+		  fmt, ap);
+	va_end(ap);
+	fake_nerrs++;
+}
+
 const struct ringd_key *fake_plugin_key(const char *name)
 {
 	for (const struct ringd_key *k = ringd_plugin.keys; k->name; k++)

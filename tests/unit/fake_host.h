@@ -52,6 +52,15 @@ void fake_host_reset(void);
  * test to call, as the daemon's low-water mark would. */
 void fake_host_drain(size_t n);
 
+/* check()'s error callback for plugin tests: records each error as
+ * "key: message" ("-" for no key) in fake_errs; the test zeroes
+ * fake_nerrs before a check. */
+#define FAKE_MAX_ERRS 64
+extern char fake_errs[FAKE_MAX_ERRS][1024];
+extern int fake_nerrs;
+void fake_check_err(struct ringd_check *chk, const char *key, const char *fmt,
+		    ...) __attribute__((format(printf, 3, 4)));
+
 /* The plugin under test, linked into the same test executable. */
 extern const struct ringd_plugin ringd_plugin;
 

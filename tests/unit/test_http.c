@@ -25,27 +25,6 @@
 /* 2026-12-01 12:00:00 UTC, a Tuesday. */
 #define NOW_NS (1796126400LL * 1000000000LL)
 
-static char errs[64][512];
-static int nerrs;
-
-static void collect(struct ringd_check *chk, const char *key, const char *fmt,
-		    ...) __attribute__((format(printf, 3, 4)));
-
-static void collect(struct ringd_check *chk, const char *key, const char *fmt,
-		    ...)
-{
-	va_list ap;
-	int n;
-
-	(void)chk;
-	assert_true(nerrs < 64);
-	n = snprintf(errs[nerrs], sizeof(errs[0]), "%s: ", key ? key : "-");
-	va_start(ap, fmt);
-	vsnprintf(errs[nerrs] + n, sizeof(errs[0]) - (size_t)n, fmt, ap);
-	va_end(ap);
-	nerrs++;
-}
-
 /* The plugin's config, filled in through the key table as the daemon
  * would (defaults first, then the test's keys). */
 struct inst {
@@ -109,7 +88,7 @@ static void configure(struct inst *in, const char *const *keys)
 				   .transports = RINGD_STREAM };
 
 	memset(in, 0, sizeof(*in));
-	nerrs = 0;
+	fake_nerrs = 0;
 	in->cfg = calloc(1, ringd_plugin.config_size);
 	assert_non_null(in->cfg);
 	for (const struct ringd_key *k = ringd_plugin.keys; k->name; k++)
@@ -117,7 +96,7 @@ static void configure(struct inst *in, const char *const *keys)
 			set_key(in, k->name, k->def);
 	for (; keys && keys[0]; keys += 2)
 		set_key(in, keys[0], keys[1]);
-	in->rc = ringd_plugin.check(in->cfg, &chk, collect);
+	in->rc = ringd_plugin.check(in->cfg, &chk, fake_check_err);
 }
 
 static void start(struct inst *in)
@@ -161,15 +140,6 @@ static void feed(struct ringd_conn *c, const char *s)
 	ringd_plugin.on_data(c, s, strlen(s));
 }
 
-/* What the fake host holds as sent, as a string. */
-static const char *sent(void)
-{
-	struct fake_host *f = fake_host_get();
-
-	f->out[f->outlen] = '\0';
-	return f->out;
-}
-
 /* The instance most tests use: every endpoint and one route of each
  * kind. */
 static const char *const std_keys[] = {
@@ -188,6 +158,27 @@ static void std_start(struct inst *in)
 	configure(in, std_keys);
 	start(in);
 }
+
+/* An instance configured with keys (std_keys when NULL), started, and
+ * one connection open on it. */
+static struct fake_host *open_with(struct inst *in, const char *const *keys,
+				   struct ringd_conn *c)
+{
+	configure(in, keys ? keys : std_keys);
+	start(in);
+	conn_open(in, c);
+	return fake_host_get();
+}
+
+/* What the fake host holds as sent, as a string. */
+static const char *sent(void)
+{
+	struct fake_host *f = fake_host_get();
+
+	f->out[f->outlen] = '\0';
+	return f->out;
+}
+
 
 /* Compares what was sent with golden/http/NAME; RINGD_GOLDEN_UPDATE=1
  * in the environment rewrites the file instead. */
@@ -417,9 +408,7 @@ static void test_http_date_changes(void **state)
 	struct fake_host *f;
 
 	(void)state;
-	std_start(&in);
-	f = fake_host_get();
-	conn_open(&in, &c);
+	f = open_with(&in, NULL, &c);
 	feed(&c, "GET /version HTTP/1.1\r\nHost: a\r\n\r\n");
 	assert_non_null(strstr(sent(), "Date: Tue, 01 Dec 2026 12:00:00 GMT\r\n"));
 	f->now_ns += 999999999;
@@ -476,10 +465,7 @@ static void test_http_keepalive_requests(void **state)
 	struct fake_host *f;
 
 	(void)state;
-	configure(&in, keys);
-	start(&in);
-	f = fake_host_get();
-	conn_open(&in, &c);
+	f = open_with(&in, keys, &c);
 	feed(&c, "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n");
 	assert_null(strstr(sent(), "Connection:"));
 	assert_int_equal(f->closes, 0);
@@ -506,10 +492,7 @@ static void test_http_timeouts(void **state)
 	struct fake_host *f;
 
 	(void)state;
-	configure(&in, keys);
-	start(&in);
-	f = fake_host_get();
-	conn_open(&in, &c);
+	f = open_with(&in, keys, &c);
 	assert_int_equal(f->timeout_ms, 7000);
 	assert_int_equal(f->timeouts, 1);
 	for (size_t i = 0; i + 1 < strlen(req); i++)
@@ -643,8 +626,8 @@ static void test_http_route_errors(void **state)
 	(void)state;
 	configure(&in, keys);
 	assert_int_equal(in.rc, -1);
-	for (int i = 0; i < nerrs; i++) {
-		strcat(got, errs[i]);
+	for (int i = 0; i < fake_nerrs; i++) {
+		strcat(got, fake_errs[i]);
 		strcat(got, "\n");
 	}
 	snprintf(path, sizeof(path), "%s/http/route_errors.txt", GOLDEN_DIR);
@@ -778,10 +761,7 @@ static void test_http_request_log(void **state)
 	struct fake_host *f;
 
 	(void)state;
-	configure(&in, keys);
-	start(&in);
-	f = fake_host_get();
-	conn_open(&in, &c);
+	f = open_with(&in, keys, &c);
 	f->mono_ns += 1500000000LL;
 	feed(&c, "GET /nope?secret=1 HTTP/1.1\r\nHo");
 	f->mono_ns += 1500000;
@@ -843,10 +823,7 @@ static void test_http_incomplete_logged(void **state)
 	struct fake_host *f;
 
 	(void)state;
-	configure(&in, NULL);
-	start(&in);
-	f = fake_host_get();
-	conn_open(&in, &c);
+	f = open_with(&in, (const char *const[]){ NULL }, &c);
 	feed(&c, "GET / HTTP/1.1\r\nHo");
 	f->close_reason = RINGD_CLOSE_DEADLINE;
 	ringd_plugin.on_close(&c);
