@@ -154,7 +154,8 @@ static int check_routes(struct http_config *cfg, struct ringd_check *chk,
 		struct http_route *r = &cfg->routes[cfg->nroutes];
 
 		snprintf(key, sizeof(key), "route[%zu]", i);
-		if (route_parse(cfg->route.items[i], r, msg, sizeof(msg)) < 0) {
+		if (route_parse(cfg->route.items[i], chk->config_dir, r, msg,
+				sizeof(msg)) < 0) {
 			err(chk, key, "%s", msg);
 			bad = -1;
 			continue;

@@ -202,17 +202,26 @@ static int route_header(struct http_route *r, const struct word *w,
 	return b.oom ? fail(err, errlen, "out of memory") : 0;
 }
 
-/* Relative names are taken from the current directory: the daemon
- * resolves RINGD_KEY_PATH keys against the INI file, not words inside a
- * list item. O_NONBLOCK: a FIFO must fail the S_ISREG test, not hang. */
-static int route_file(struct http_route *r, const char *path, char *err,
-		      size_t errlen)
+/* A relative name is taken from dir, the INI file's directory, as the
+ * daemon resolves its PATH keys (from the current directory when dir is
+ * NULL). O_NONBLOCK: a FIFO must fail the S_ISREG test, not hang. */
+static int route_file(struct http_route *r, const char *name,
+		      const char *dir, char *err, size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	char path[4096];
+	int fd;
 	struct stat st = { 0 };
 	size_t got = 0;
 	ssize_t n = 1;
 
+	if (name[0] != '/' && dir != NULL)
+		n = snprintf(path, sizeof(path), "%s/%s", dir, name);
+	else
+		n = snprintf(path, sizeof(path), "%s", name);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return fail(err, errlen, "file %s: name too long", name);
+	n = 1;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return fail(err, errlen, "file %s: %s", path, strerror(errno));
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
@@ -251,7 +260,8 @@ static int route_status(struct http_route *r, const char *s, char *err,
 }
 
 static int route_option(struct http_route *r, const struct word *w,
-			bool *bodyset, char *err, size_t errlen)
+			const char *dir, bool *bodyset, char *err,
+			size_t errlen)
 {
 	const char *k = w->key;
 
@@ -277,7 +287,7 @@ static int route_option(struct http_route *r, const struct word *w,
 	if (k[0] == 'f')
 		return w->has_nul || !w->val.len
 			       ? fail(err, errlen, "file= needs a file name")
-			       : route_file(r, w->val.p, err, errlen);
+			       : route_file(r, w->val.p, dir, err, errlen);
 	r->body = malloc(w->val.len + 1);
 	if (!r->body)
 		return fail(err, errlen, "out of memory");
@@ -323,8 +333,8 @@ static int route_path(struct http_route *r, const struct word *w, char *err,
 	return 0;
 }
 
-int route_parse(const char *line, struct http_route *r, char *err,
-		size_t errlen)
+int route_parse(const char *line, const char *dir, struct http_route *r,
+		char *err, size_t errlen)
 {
 	struct word w = { 0 };
 	bool bodyset = false;
@@ -338,7 +348,7 @@ int route_parse(const char *line, struct http_route *r, char *err,
 	if (rc > 0)
 		rc = route_path(r, &w, err, errlen);
 	while (rc >= 0 && (rc = word_next(&line, &w, err, errlen)) > 0)
-		rc = w.key[0] ? route_option(r, &w, &bodyset, err, errlen)
+		rc = w.key[0] ? route_option(r, &w, dir, &bodyset, err, errlen)
 			      : route_word(r, &w, bodyset, err, errlen);
 	if (rc == 0 && !r->status)
 		r->status = 200;

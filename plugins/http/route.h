@@ -25,10 +25,11 @@ struct http_route {
 	size_t body_len;
 };
 
-/* Parses one route line into *r (zeroed first). Returns 0, or -1 with a
- * message in err (nothing to free then). */
-int route_parse(const char *line, struct http_route *r, char *err,
-		size_t errlen);
+/* Parses one route line into *r (zeroed first); a relative file= is
+ * taken from dir (the INI file's directory; NULL: the current one).
+ * Returns 0, or -1 with a message in err (nothing to free then). */
+int route_parse(const char *line, const char *dir, struct http_route *r,
+		char *err, size_t errlen);
 void route_free(struct http_route *r);
 
 /* Whether s[0, n) is a path a route or endpoint may name: '/' first,

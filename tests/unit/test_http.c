@@ -21,6 +21,7 @@
 
 #include "fake_host.h"
 #include "plugins/http/metrics_text.h"
+#include "plugins/http/route.h"
 
 /* 2026-12-01 12:00:00 UTC, a Tuesday. */
 #define NOW_NS (1796126400LL * 1000000000LL)
@@ -874,9 +875,40 @@ static void test_http_keys(void **state)
 	assert_int_equal(fake_plugin_key("route")->type, RINGD_KEY_LIST);
 }
 
+/* A relative file= is read from the INI file's directory, as the
+ * daemon resolves PATH keys; an absolute one as written. */
+static void test_http_route_file_relative_to_config_dir(void **state)
+{
+	struct http_route r;
+	char err[512], dir[] = "/tmp/ringd-route-XXXXXX", path[600], line[700];
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/body.txt", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("from the config dir\n", f);
+	fclose(f);
+	assert_int_equal(route_parse("/r file=body.txt", dir, &r, err,
+				     sizeof(err)), 0);
+	assert_int_equal(r.body_len, 20);
+	assert_memory_equal(r.body, "from the config dir\n", 20);
+	route_free(&r);
+	assert_int_equal(route_parse("/r file=body.txt", "/nonexistent", &r,
+				     err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "/nonexistent/body.txt"));
+	snprintf(line, sizeof(line), "/r file=%s", path);
+	assert_int_equal(route_parse(line, "/nonexistent", &r, err,
+				     sizeof(err)), 0);
+	route_free(&r);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_http_route_file_relative_to_config_dir),
 		cmocka_unit_test(test_http_golden_responses),
 		cmocka_unit_test(test_http_golden_limits),
 		cmocka_unit_test(test_http_pipelining_and_splits),
