@@ -269,6 +269,28 @@ mem_kb() {
 	echo "$rss ${pss:-NA}"
 }
 
+# Busy and total jiffies of the server's and the load's CPUs, from
+# /proc/stat: "busy0 total0 busy1 total1". Busy is everything but idle and
+# iowait, whoever ran: set beside the server's and the load's own CPU time,
+# it shows how much other work shared their CPUs during a run.
+cpus_stat() {
+	awk -v a="cpu$SRV_CPU" -v b="cpu$LG_CPU" '
+		$1 == a || $1 == b {
+			t = 0
+			for (i = 2; i <= NF; i++) t += $i
+			busy[$1] = t - $5 - $6
+			tot[$1] = t
+		}
+		END { print busy[a], tot[a], busy[b], tot[b] }' /proc/stat
+}
+cpus_busy() { # cpus_busy "BEFORE" "AFTER": the RESULT words
+	awk -v s0="$1" -v s1="$2" 'BEGIN {
+		split(s0, x, " "); split(s1, y, " ")
+		d0 = y[2] - x[2]; d1 = y[4] - x[4]
+		printf "cpu0_busy=%.3f cpu1_busy=%.3f", d0 ? (y[1] - x[1]) / d0 : 0, d1 ? (y[3] - x[3]) / d1 : 0
+	}'
+}
+
 field() { # field KEY LINE
 	sed -n "s/.*\(^\|[[:space:]]\)$1=\([^[:space:]]*\).*/\2/p" <<<"$2"
 }
@@ -431,7 +453,7 @@ echo "http.sh: about $(awk -v e="$est" 'BEGIN { printf "%.0f", e / 60 + 0.5 }') 
 
 TSV=$OUT/results.tsv
 COLS=(rps p50_us p99_us cpu_us_per_req errors reqs srv_util lg_util resp_bytes mem_b_per_conn
-	pss_b_per_conn rss0_kb rss1_kb cpu_ns_us_per_req)
+	pss_b_per_conn rss0_kb rss1_kb cpu_ns_us_per_req cpu0_busy cpu1_busy)
 {
 	printf 'load\tround\tserver\tstatus'
 	printf '\t%s' "${COLS[@]}"
@@ -451,17 +473,21 @@ for load in "${LOAD_LIST[@]}"; do
 			status=ok
 			line=
 			if [[ $name == floor ]]; then
+				st0=$(cpus_stat)
 				timeout $((DURATION + 60)) taskset -c "$LG_CPU" "$LOADGEN" --floor \
 					--floor-cpu "$SRV_CPU" --conns "$CONNS" --size 64 --duration "$DURATION" \
 					--warmup "$WARMUP" --name floor >"$base.log" 2>&1 || status="loadgen-exit-$?"
 				line=$(grep '^RESULT ' "$base.log" || true)
+				[[ -n $line ]] && line="$line $(cpus_busy "$st0" "$(cpus_stat)")"
 			else
 				port=$(free_port)
 				start_server "$name" "$port" "$base.server.log"
 				ready=0
 				wait_ready "$port" || ready=$?
 				if ((ready == 0)); then
+					st0=$(cpus_stat)
 					line=$(run_load "$load" "$port" "$base") || status="load-failed"
+					[[ -n $line ]] && line="$line $(cpus_busy "$st0" "$(cpus_stat)")"
 				fi
 				# ringd gets 5 s to drain and exit 0, nginx 1 s.
 				if [[ $name == ringd-* ]]; then

@@ -101,8 +101,8 @@ def load_table(res, load, order):
         print()
         return
     print("| server | cpu us/req | cpu min-max | (schedstat) | req/s | p50 us | p99 us | "
-          "server busy | loadgen busy | response B | clean runs |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+          "server busy | loadgen busy | CPU 0 / 1 busy | response B | clean runs |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for name in names:
         runs = res.clean.get((load, name), [])
         cpu = [num(r["cpu_us_per_req"]) for r in runs]
@@ -115,6 +115,8 @@ def load_table(res, load, order):
               f"| {fmt(res.med(load, name, 'p99_us'), 1)} "
               f"| {fmt(res.med(load, name, 'srv_util'), 2)} "
               f"| {fmt(res.med(load, name, 'lg_util'), 2)} "
+              f"| {fmt(res.med(load, name, 'cpu0_busy'), 2)} / "
+              f"{fmt(res.med(load, name, 'cpu1_busy'), 2)} "
               f"| {fmt(res.med(load, name, 'resp_bytes'), 0)} "
               f"| {runs_note(res, load, name)} |")
     print()
@@ -215,6 +217,9 @@ def main():
         rows = list(csv.DictReader(f, delimiter="\t"))
     res = Results(rows)
     order = sys.argv[2:] or list(dict.fromkeys(r["server"] for r in rows))
+    print("CPU 0 / 1 busy: the whole machine's use of the server's and the load's "
+          "CPUs during each run (warm-up included), whoever ran; well above "
+          "server busy and loadgen busy, other work shared the CPUs.\n")
     goals_table(res, order)
     floor_table(res, order)
     for load in res.loads:
