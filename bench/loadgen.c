@@ -1349,6 +1349,13 @@ static void stall_check(uint64_t now)
 
 		if (c->fd < 0 || !c->busy || now - c->t_progress < limit)
 			continue;
+		if (opt.http_path)
+			die("STALL on conn %u, request #%" PRIu64 ": no progress for %.1f s "
+			    "(sent %zu/%zu; %s)",
+			    c->id, c->seq, opt.stall, c->sent, http_req_len,
+			    c->eof_wait ? "response complete, the server did not close"
+			    : c->in_body ? "in the middle of the body"
+			    : c->acc_len ? "in the middle of the head" : "no response yet");
 		die("STALL on conn %u, request #%" PRIu64 ": no progress for %.1f s "
 		    "(sent %zu/%zu, received %zu/%zu); the server stopped echoing",
 		    c->id, c->seq, opt.stall, c->sent, opt.size, c->got, opt.size);
