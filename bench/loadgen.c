@@ -3,7 +3,9 @@
  * latency percentiles and the server's CPU time per request. With --churn each
  * request gets a connection of its own, to measure accepting and closing.
  * With --floor it serves itself from one blocking thread to show what the
- * kernel alone costs.
+ * kernel alone costs. With --http PATH each request is a keep-alive GET and
+ * each reply an HTTP response checked for status 200, Content-Length framing
+ * and the same body every time.
  * It knows nothing of ringd; bench/run.sh chooses servers and pins CPUs. */
 
 #ifndef _GNU_SOURCE
@@ -47,6 +49,10 @@
 #define MAX_CONNS 100000u
 #define SCRATCH_MAX ((size_t)256 << 10)
 #define MAX_EVENTS 256
+/* HTTP mode: the largest response head and body loadgen accepts. */
+#define HTTP_HEAD_MAX 8192u
+#define HTTP_BODY_MAX ((size_t)1 << 20)
+#define HTTP_SCRATCH ((size_t)64 << 10)
 
 /* Log-linear histogram of nanoseconds: 64 linear steps per power of two,
  * so a reported percentile is within 1/128 of the true value. */
@@ -67,6 +73,8 @@ struct opts {
 	bool floor;
 	int floor_cpu;
 	bool churn;
+	const char *http_path;
+	bool size_set;
 };
 
 struct conn {
@@ -81,6 +89,14 @@ struct conn {
 	uint64_t t_start;
 	uint64_t t_progress;
 	unsigned char hdr[HDR_LEN];
+	/* HTTP mode: a response head split across reads is gathered in acc
+	 * (allocated on first need); got counts body bytes. */
+	char *acc;
+	size_t acc_len;
+	size_t body_len;
+	bool in_body;
+	bool eof_wait;
+	bool server_closes;
 };
 
 struct hist {
@@ -111,6 +127,8 @@ static struct opts opt = {
 	.floor = false,
 	.floor_cpu = -1,
 	.churn = false,
+	.http_path = NULL,
+	.size_set = false,
 };
 
 static struct sockaddr_in server_sa;
@@ -125,6 +143,16 @@ static uint64_t win_reqs;
 static uint64_t win_bytes;
 static uint64_t total_verified;
 static unsigned errors;
+/* HTTP mode: the request every connection sends, and the body of the first
+ * complete response, which every later response must repeat byte for byte. */
+static char *http_req;
+static size_t http_req_len;
+static unsigned char *ref_body;
+static size_t ref_len;
+static bool ref_set;
+static uint64_t win_resp_bytes;
+static uint64_t total_responses;
+static unsigned reconnects;
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
@@ -296,7 +324,11 @@ static void usage(FILE *f)
 	      "  --floor           serve from an in-process blocking thread (kernel floor)\n"
 	      "  --floor-cpu C     pin that server thread to CPU C\n"
 	      "  --churn           open a new connection per request and close it after\n"
-	      "                    the reply (connections/s); --conns of them in parallel\n",
+	      "                    the reply (connections/s); --conns of them in parallel\n"
+	      "  --http PATH       HTTP: GET PATH HTTP/1.1 on keep-alive connections; each\n"
+	      "                    response needs status 200, Content-Length and the body\n"
+	      "                    of the first one. With --churn: Connection: close, and\n"
+	      "                    the server must close after the response\n",
 	      f);
 }
 
@@ -316,6 +348,7 @@ static void parse_opt(int c)
 	case 's':
 		if (!parse_size(optarg, &opt.size) || opt.size < 1 || opt.size > MAX_SIZE)
 			die("--size: expected 1 to %zu bytes, got %s", MAX_SIZE, optarg);
+		opt.size_set = true;
 		break;
 	case 'd':
 		opt.duration = parse_seconds(optarg, "--duration");
@@ -340,6 +373,12 @@ static void parse_opt(int c)
 		break;
 	case 'K':
 		opt.churn = true;
+		break;
+	case 'T':
+		if (optarg[0] != '/' || strpbrk(optarg, " \t\r\n") || strlen(optarg) > 4096)
+			die("--http: expected an origin-form path (/...) without blanks, got %s",
+			    optarg);
+		opt.http_path = optarg;
 		break;
 	case 'h':
 		usage(stdout);
@@ -367,6 +406,10 @@ static void check_opts(void)
 	/* The floor server accepts its N connections once and then only echoes. */
 	if (opt.floor && opt.churn)
 		die("--churn and --floor exclude each other");
+	if (opt.http_path && opt.floor)
+		die("--http and --floor exclude each other: the floor is an echo server");
+	if (opt.http_path && opt.size_set)
+		die("--http sends a fixed GET request; drop --size");
 }
 
 static void parse_args(int argc, char **argv)
@@ -384,6 +427,7 @@ static void parse_args(int argc, char **argv)
 		{ "floor", no_argument, NULL, 'f' },
 		{ "floor-cpu", required_argument, NULL, 'C' },
 		{ "churn", no_argument, NULL, 'K' },
+		{ "http", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -706,8 +750,12 @@ static void floor_start(struct floor_srv *fs)
 		die("floor: pthread_create: %s", strerror(err));
 }
 
+static int ref_owner = -1;
+
 static void conn_fail(struct conn *c, const char *what, int err)
 {
+	if (ref_owner == (int)c->id)
+		ref_owner = -1;
 	fprintf(stderr, "loadgen: conn %u: %s%s%s; closing it (request #%" PRIu64
 		", sent %zu/%zu, received %zu)\n",
 		c->id, what, err ? ": " : "", err ? strerror(err) : "", c->seq,
@@ -747,6 +795,11 @@ static void req_begin(struct conn *c, uint64_t now)
 	put_le(c->hdr + 12, h >> 32, 4);
 	c->sent = 0;
 	c->got = 0;
+	c->acc_len = 0;
+	c->body_len = 0;
+	c->in_body = false;
+	c->eof_wait = false;
+	c->server_closes = false;
 	c->busy = true;
 	c->t_start = now;
 	c->t_progress = now;
@@ -763,12 +816,63 @@ static void conn_want_out(struct conn *c, int epfd, bool on)
 	c->out_armed = on;
 }
 
+/* A persistent connection, non-blocking once connected. Over loopback the
+ * blocking connect returns at once or fails. */
+static int connect_one(unsigned i)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		die("socket: %s", strerror(errno));
+	if (connect(fd, (struct sockaddr *)&server_sa, sizeof(server_sa)) < 0)
+		die("connect %s:%u (connection %u of %u): %s", opt.host, opt.port, i + 1,
+		    opt.conns, strerror(errno));
+	set_nodelay(fd);
+	if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0)
+		die("fcntl: %s", strerror(errno));
+	return fd;
+}
+
+static void conn_watch(struct conn *c, int epfd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+
+	c->out_armed = false;
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
+		die("epoll_ctl: %s", strerror(errno));
+}
+
+/* HTTP mode: the request is the same few bytes every time. */
+static bool http_send(struct conn *c, int epfd)
+{
+	while (c->sent < http_req_len) {
+		ssize_t r = send(c->fd, http_req + c->sent, http_req_len - c->sent, MSG_NOSIGNAL);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				conn_want_out(c, epfd, true);
+				return true;
+			}
+			conn_fail(c, "send", errno);
+			return false;
+		}
+		c->sent += (size_t)r;
+		c->t_progress = now_ns();
+	}
+	conn_want_out(c, epfd, false);
+	return true;
+}
+
 /* Sends what is left of the current request; returns false if the
  * connection failed. */
 static bool conn_send(struct conn *c, int epfd)
 {
 	size_t hl = opt.size < HDR_LEN ? opt.size : HDR_LEN;
 
+	if (opt.http_path)
+		return http_send(c, epfd);
 	while (c->sent < opt.size) {
 		struct iovec iov[2];
 		struct msghdr msg = { .msg_iov = iov };
@@ -957,10 +1061,250 @@ static void idle_check(const struct conn *c)
 	}
 }
 
+static void http_error(const struct conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3), noreturn));
+
+static void http_error(const struct conn *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fprintf(stderr, "loadgen: PROTOCOL ERROR on conn %u, request #%" PRIu64 ": ", c->id,
+		c->seq);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(2);
+}
+
+/* The first line of a head, printable, for error messages. */
+static const char *http_first_line(const char *head, size_t len)
+{
+	static char line[128];
+	size_t n = 0;
+
+	for (size_t i = 0; i < len && head[i] != '\r' && head[i] != '\n' && n + 5 < sizeof(line); i++) {
+		unsigned char ch = (unsigned char)head[i];
+
+		n += (size_t)snprintf(line + n, sizeof(line) - n, isprint(ch) ? "%c" : "\\x%02x", ch);
+	}
+	line[n] = '\0';
+	return line;
+}
+
+static bool http_name_is(const char *name, size_t len, const char *want)
+{
+	return len == strlen(want) && strncasecmp(name, want, len) == 0;
+}
+
+/* Checks a complete response head (status line to the empty line) and takes
+ * its framing: Content-Length is required, Transfer-Encoding refused, and
+ * `Connection: close` noted. No other field is looked at. */
+static void http_parse_head(struct conn *c, const char *head, size_t hl)
+{
+	const char *p = memchr(head, '\n', hl), *end = head + hl - 2;
+	bool have_len = false;
+	size_t len = 0;
+
+	if (hl < 16 || memcmp(head, "HTTP/1.", 7) != 0 || !isdigit((unsigned char)head[7]) ||
+	    memcmp(head + 8, " 200", 4) != 0 || (head[12] != ' ' && head[12] != '\r'))
+		http_error(c, "expected status 200, got \"%s\"", http_first_line(head, hl));
+	for (p++; p < end;) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p) + 1);
+		const char *colon = memchr(p, ':', (size_t)(eol - p));
+		const char *v, *ve = eol;
+
+		if (!colon || eol[-1] != '\r')
+			http_error(c, "malformed header line in a response to GET %s", opt.http_path);
+		v = colon + 1;
+		while (v < ve && (*v == ' ' || *v == '\t'))
+			v++;
+		ve--;
+		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+			ve--;
+		if (http_name_is(p, (size_t)(colon - p), "content-length")) {
+			size_t n = 0;
+
+			if (v == ve)
+				http_error(c, "empty Content-Length");
+			for (const char *q = v; q < ve; q++) {
+				if (!isdigit((unsigned char)*q) || n > HTTP_BODY_MAX)
+					http_error(c, "bad or too large Content-Length (limit %zu)",
+						   HTTP_BODY_MAX);
+				n = n * 10 + (size_t)(*q - '0');
+			}
+			if (n > HTTP_BODY_MAX || (have_len && n != len))
+				http_error(c, "bad, conflicting or too large Content-Length");
+			len = n;
+			have_len = true;
+		} else if (http_name_is(p, (size_t)(colon - p), "transfer-encoding")) {
+			http_error(c, "Transfer-Encoding in the response: loadgen reads "
+				      "Content-Length framing only");
+		} else if (http_name_is(p, (size_t)(colon - p), "connection")) {
+			for (const char *q = v; q + 5 <= ve; q++)
+				if (strncasecmp(q, "close", 5) == 0)
+					c->server_closes = true;
+		}
+		p = eol + 1;
+	}
+	if (!have_len)
+		http_error(c, "response without Content-Length");
+	if (ref_set && len != ref_len)
+		http_error(c, "Content-Length %zu differs from the first response's %zu", len,
+			   ref_len);
+	if (!ref_set && ref_owner < 0) {
+		/* This response's body becomes the reference. */
+		free(ref_body);
+		ref_body = malloc(len ? len : 1);
+		if (!ref_body)
+			die("out of memory");
+		ref_len = len;
+		ref_owner = (int)c->id;
+	}
+	c->body_len = len;
+	c->got = 0;
+	c->in_body = true;
+	if (measuring)
+		win_resp_bytes += hl + len;
+}
+
+/* Finds the end of the head in what arrived; false (all of it taken) while
+ * the head is incomplete. Copies only a head split across reads. */
+static bool http_head_take(struct conn *c, const unsigned char *data, size_t len, size_t *used)
+{
+	const unsigned char *e;
+	size_t old = c->acc_len, take, from;
+
+	if (old == 0) {
+		e = memmem(data, len, "\r\n\r\n", 4);
+		if (e) {
+			*used = (size_t)(e + 4 - data);
+			http_parse_head(c, (const char *)data, *used);
+			return true;
+		}
+	}
+	if (!c->acc && !(c->acc = malloc(HTTP_HEAD_MAX)))
+		die("out of memory");
+	take = len < HTTP_HEAD_MAX - old ? len : HTTP_HEAD_MAX - old;
+	memcpy(c->acc + old, data, take);
+	c->acc_len += take;
+	from = old >= 3 ? old - 3 : 0;
+	e = memmem(c->acc + from, c->acc_len - from, "\r\n\r\n", 4);
+	if (!e) {
+		if (c->acc_len == HTTP_HEAD_MAX)
+			http_error(c, "response head longer than %u bytes", HTTP_HEAD_MAX);
+		*used = take;
+		return false;
+	}
+	*used = (size_t)(e + 4 - (const unsigned char *)c->acc) - old;
+	http_parse_head(c, c->acc, (size_t)(e + 4 - (const unsigned char *)c->acc));
+	c->acc_len = 0;
+	return true;
+}
+
+/* Every body must repeat the first complete one byte for byte. */
+static void http_body_check(struct conn *c, const unsigned char *data, size_t len)
+{
+	if (ref_set) {
+		if (memcmp(ref_body + c->got, data, len) != 0)
+			http_error(c, "body differs from the first response's (at byte %zu of %zu)",
+				   c->got, ref_len);
+	} else if (ref_owner == (int)c->id) {
+		memcpy(ref_body + c->got, data, len);
+	}
+}
+
+/* Takes bytes of the current response; true once the response is complete
+ * and the next request (or connection) has been started. */
+static bool http_feed(struct conn *c, int epfd, const unsigned char *data, size_t len,
+		      uint64_t now, uint64_t t_end)
+{
+	size_t take;
+
+	if (c->eof_wait)
+		http_error(c, "%zu bytes after the complete response; the server should have "
+			      "closed (Connection: close)", len);
+	if (!c->in_body) {
+		size_t used;
+
+		if (!http_head_take(c, data, len, &used))
+			return false;
+		data += used;
+		len -= used;
+	}
+	take = c->body_len - c->got < len ? c->body_len - c->got : len;
+	http_body_check(c, data, take);
+	c->got += take;
+	len -= take;
+	if (c->got < c->body_len)
+		return false;
+	if (len > 0)
+		http_error(c, "%zu bytes after the complete response (no request was pipelined)",
+			   len);
+	c->in_body = false;
+	total_responses++;
+	if (ref_owner == (int)c->id) {
+		ref_set = true;
+		ref_owner = -1;
+	}
+	if (opt.churn) {
+		/* The request said Connection: close: done when the server closes. */
+		c->eof_wait = true;
+		return false;
+	}
+	if (c->server_closes) {
+		/* keepalive_requests ran out: both servers close after N requests. */
+		close(c->fd);
+		c->fd = connect_one(c->id);
+		conn_watch(c, epfd);
+		reconnects++;
+	}
+	reply_done(c, epfd, now, t_end);
+	return true;
+}
+
+static void http_recv(struct conn *c, int epfd, uint64_t t_end)
+{
+	while (c->fd >= 0 && c->busy) {
+		ssize_t r = recv(c->fd, scratch, scratch_len, 0);
+		uint64_t now;
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			conn_fail(c, "recv", errno);
+			return;
+		}
+		now = now_ns();
+		if (r == 0) {
+			if (c->eof_wait) {
+				reply_done(c, epfd, now, t_end);
+				return;
+			}
+			conn_fail(c, c->in_body || c->acc_len ? "server closed the connection "
+				  "in the middle of a response" : "server closed the connection", 0);
+			return;
+		}
+		total_verified += (uint64_t)r;
+		c->t_progress = now;
+		if (http_feed(c, epfd, scratch, (size_t)r, now, t_end))
+			return;
+	}
+	if (c->fd >= 0 && !c->busy)
+		idle_check(c);
+}
+
 /* Reads and checks what the server sent; on a complete reply records the
  * latency and starts the next request unless the run is over. */
 static void conn_recv(struct conn *c, int epfd, uint64_t t_end)
 {
+	if (opt.http_path) {
+		http_recv(c, epfd, t_end);
+		return;
+	}
 	while (c->busy && c->got < opt.size) {
 		size_t want = opt.size - c->got;
 		ssize_t r = recv(c->fd, scratch, want < scratch_len ? want : scratch_len, 0);
@@ -1005,6 +1349,13 @@ static void stall_check(uint64_t now)
 
 		if (c->fd < 0 || !c->busy || now - c->t_progress < limit)
 			continue;
+		if (opt.http_path)
+			die("STALL on conn %u, request #%" PRIu64 ": no progress for %.1f s "
+			    "(sent %zu/%zu; %s)",
+			    c->id, c->seq, opt.stall, c->sent, http_req_len,
+			    c->eof_wait ? "response complete, the server did not close"
+			    : c->in_body ? "in the middle of the body"
+			    : c->acc_len ? "in the middle of the head" : "no response yet");
 		die("STALL on conn %u, request #%" PRIu64 ": no progress for %.1f s "
 		    "(sent %zu/%zu, received %zu/%zu); the server stopped echoing",
 		    c->id, c->seq, opt.stall, c->sent, opt.size, c->got, opt.size);
@@ -1014,21 +1365,8 @@ static void stall_check(uint64_t now)
 static void connect_all(int epfd)
 {
 	for (unsigned i = 0; i < opt.conns; i++) {
-		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &conns[i] };
-
-		if (fd < 0)
-			die("socket: %s", strerror(errno));
-		/* Blocking connect: over loopback it returns at once or fails. */
-		if (connect(fd, (struct sockaddr *)&server_sa, sizeof(server_sa)) < 0)
-			die("connect %s:%u (connection %u of %u): %s", opt.host, opt.port, i + 1,
-			    opt.conns, strerror(errno));
-		set_nodelay(fd);
-		if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0)
-			die("fcntl: %s", strerror(errno));
-		conns[i] = (struct conn){ .fd = fd, .id = i };
-		if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-			die("epoll_ctl: %s", strerror(errno));
+		conns[i] = (struct conn){ .fd = connect_one(i), .id = i };
+		conn_watch(&conns[i], epfd);
 	}
 }
 
@@ -1089,18 +1427,34 @@ static void print_result(const char *name, double window_s, double srv_cpu_s,
 	double mean = hist.count ? (double)hist.sum / (double)hist.count / 1000.0 : NAN;
 	char cpu[32] = "NA", util[32] = "NA";
 
-	printf("loadgen: %s: %s %s:%u, %u %s, %zu-byte requests, "
+	const char *mode = opt.http_path ? (opt.churn ? " mode=http-churn" : " mode=http")
+					 : (opt.churn ? " mode=churn" : "");
+	char http_fields[96] = "";
+
+	printf("loadgen: %s: %s %s:%u, %u %s, %zu-byte %s, "
 	       "%.1f s warm-up + %.1f s measured\n",
 	       name, opt.floor ? "floor (in-process blocking server)" : "server", opt.host,
 	       opt.port, opt.conns,
 	       opt.churn ? "parallel clients, a new connection per request" : "connections",
-	       opt.size, opt.warmup, window_s);
+	       opt.size, opt.http_path ? "GET requests" : "requests", opt.warmup, window_s);
 	printf("  requests     %" PRIu64 " = %.1f req/s (%.1f MB/s each way)\n", win_reqs, rps,
 	       (double)win_bytes / window_s / 1e6);
 	printf("  latency us   p50 %.1f  p99 %.1f  p99.9 %.1f  mean %.1f  max %.1f\n", p50, p99,
 	       p999, mean, (double)hist.max / 1000.0);
-	printf("  verified     %" PRIu64 " bytes echoed byte-for-byte (warm-up included)\n",
-	       total_verified);
+	if (opt.http_path) {
+		printf("  verified     %" PRIu64 " responses to GET %s: status 200, Content-Length, "
+		       "the same %zu-byte body (warm-up included)\n",
+		       total_responses, opt.http_path, ref_len);
+		printf("  response     %.1f bytes (head + body, mean)%s; %u reconnects after "
+		       "Connection: close\n",
+		       win_reqs ? (double)win_resp_bytes / (double)win_reqs : 0.0,
+		       opt.churn ? ", then the server's close" : "", reconnects);
+		snprintf(http_fields, sizeof(http_fields), " resp_bytes=%.1f reconnects=%u",
+			 win_reqs ? (double)win_resp_bytes / (double)win_reqs : 0.0, reconnects);
+	} else {
+		printf("  verified     %" PRIu64 " bytes echoed byte-for-byte (warm-up included)\n",
+		       total_verified);
+	}
 	if (srv_cpu_s >= 0.0 && win_reqs > 0) {
 		snprintf(cpu, sizeof(cpu), "%.3f", srv_cpu_s * 1e6 / (double)win_reqs);
 		snprintf(util, sizeof(util), "%.3f", srv_cpu_s / window_s);
@@ -1119,9 +1473,9 @@ static void print_result(const char *name, double window_s, double srv_cpu_s,
 	printf("  errors       %u\n", errors);
 	printf("RESULT name=%s conns=%u size=%zu rps=%.1f p50_us=%.1f p99_us=%.1f p999_us=%.1f "
 	       "cpu_us_per_req=%s errors=%u reqs=%" PRIu64 " window_s=%.3f srv_util=%s "
-	       "lg_util=%.3f%s\n",
+	       "lg_util=%.3f%s%s\n",
 	       name, opt.conns, opt.size, rps, p50, p99, p999, cpu, errors, win_reqs, window_s,
-	       util, lg_cpu_s / window_s, opt.churn ? " mode=churn" : "");
+	       util, lg_cpu_s / window_s, mode, http_fields);
 	fflush(stdout);
 }
 
@@ -1148,10 +1502,28 @@ static void make_label(char *label, size_t len)
 			*p = '_';
 }
 
+/* HTTP mode: GET PATH on keep-alive (HTTP/1.1's default), or with
+ * Connection: close under --churn so that the server closes after the
+ * response, as it does for ab's HTTP/1.0 requests and for kubelet's probes. */
+static void http_build_request(void)
+{
+	int n = asprintf(&http_req, "GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", opt.http_path,
+			 opt.host, opt.churn ? "Connection: close\r\n" : "");
+
+	if (n < 0)
+		die("out of memory");
+	http_req_len = (size_t)n;
+	opt.size = http_req_len;
+}
+
 static void alloc_buffers(void)
 {
+	if (opt.http_path)
+		http_build_request();
 	fill_pattern(opt.size + PATTERN_SLACK);
 	scratch_len = opt.size < SCRATCH_MAX ? opt.size : SCRATCH_MAX;
+	if (opt.http_path)
+		scratch_len = HTTP_SCRATCH;
 	scratch = malloc(scratch_len);
 	conns = calloc(opt.conns, sizeof(*conns));
 	if (!scratch || !conns)
@@ -1246,9 +1618,11 @@ static void event_loop(int epfd, uint64_t t0, struct window *w)
  * reads EOF on each connection in turn. */
 static void close_all(int epfd, struct floor_srv *fs)
 {
-	for (unsigned i = 0; i < opt.conns; i++)
+	for (unsigned i = 0; i < opt.conns; i++) {
 		if (conns[i].fd >= 0)
 			close(conns[i].fd);
+		free(conns[i].acc);
+	}
 	close(epfd);
 	if (opt.floor) {
 		int err = pthread_join(fs->thread, NULL);
