@@ -149,6 +149,28 @@ static void expect_errors(const char *ini, const char *const *sets,
 	conf_errors_free(&errs);
 }
 
+/* The http plugin's route errors, with the real plugin and loader: a
+ * list item's error carries its own line. */
+static void test_conf_http_route_errors_name_their_line(void **state)
+{
+	struct conf_errors errs = { 0 };
+	struct ringd_conf *c = NULL;
+	char *got = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(conf_load("http_routes.ini", NULL, 0,
+				   BUILD_PLUGIN_DIR, &c, &errs), -1);
+	f = open_memstream(&got, &len);
+	assert_non_null(f);
+	conf_errors_print(&errs, f);
+	fclose(f);
+	golden_compare(got, "http_routes.txt");
+	free(got);
+	conf_errors_free(&errs);
+}
+
 static struct ringd_conf *load_ok(const char *ini, const char *const *sets,
 				  size_t nsets)
 {
@@ -597,6 +619,7 @@ int main(void)
 		cmocka_unit_test(test_conf_load_refuses_what_is_not_a_regular_file),
 		cmocka_unit_test(test_conf_load_set_text_sanitized),
 		cmocka_unit_test(test_conf_print_keys_aligned),
+		cmocka_unit_test(test_conf_http_route_errors_name_their_line),
 	};
 
 	return cmocka_run_group_tests(tests, data_dir_enter, NULL);

@@ -20,27 +20,6 @@ extern const struct ringd_plugin ringd_plugin;
 
 #define DAY_NS (86400LL * 1000000000LL)
 
-static char errs[64][1024];
-static int nerrs;
-
-static void collect(struct ringd_check *chk, const char *key, const char *fmt,
-		    ...) __attribute__((format(printf, 3, 4)));
-
-static void collect(struct ringd_check *chk, const char *key, const char *fmt,
-		    ...)
-{
-	va_list ap;
-	int n;
-
-	(void)chk;
-	assert_true(nerrs < 64);
-	n = snprintf(errs[nerrs], sizeof(errs[0]), "%s: ", key ? key : "-");
-	va_start(ap, fmt);
-	vsnprintf(errs[nerrs] + n, sizeof(errs[0]) - (size_t)n, fmt, ap);
-	va_end(ap);
-	nerrs++;
-}
-
 /* A plugin config filled in as the daemon would: through the key table. */
 struct loaded {
 	void *cfg;
@@ -69,7 +48,7 @@ static void load_n(struct loaded *l, const char *text, size_t len,
 				   .transports = RINGD_STREAM | RINGD_DGRAM };
 	int idx = 0;
 
-	nerrs = 0;
+	fake_nerrs = 0;
 	l->w = NULL;
 	l->cfg = calloc(1, ringd_plugin.config_size);
 	assert_non_null(l->cfg);
@@ -83,7 +62,7 @@ static void load_n(struct loaded *l, const char *text, size_t len,
 		if (strcmp(fake_plugin_key("pick")->choices[idx], pick) == 0)
 			break;
 	memcpy((char *)l->cfg + fake_plugin_key("pick")->offset, &idx, sizeof(idx));
-	l->rc = ringd_plugin.check(l->cfg, &chk, collect);
+	l->rc = ringd_plugin.check(l->cfg, &chk, fake_check_err);
 	if (text)
 		unlink(l->path);
 }
@@ -159,7 +138,7 @@ static void test_qotd_load_good(void **state)
 
 	(void)state;
 	load(&l, three, "sequential");
-	assert_int_equal(nerrs, 0);
+	assert_int_equal(fake_nerrs, 0);
 	start(&l);
 	tcp_quote(&l, q, sizeof(q));
 	assert_string_equal(q, "First quote.\r\n    -- One\r\n");
@@ -180,7 +159,7 @@ static void test_qotd_load_crlf_file_no_final_newline(void **state)
 
 	(void)state;
 	load(&l, "One.\r\n%\r\nTwo,\r\nlines.", "sequential");
-	assert_int_equal(nerrs, 0);
+	assert_int_equal(fake_nerrs, 0);
 	start(&l);
 	tcp_quote(&l, q, sizeof(q));
 	assert_string_equal(q, "One.\r\n");
@@ -207,29 +186,29 @@ static void test_qotd_load_long_quote(void **state)
 	text[n] = '\0';
 	load(&l, text, NULL);
 	assert_int_equal(l.rc, -1);
-	assert_int_equal(nerrs, 1);
+	assert_int_equal(fake_nerrs, 1);
 	/* The quote starts on line 7: "x", CRLF, 600 b's, CRLF. */
 	snprintf(want, sizeof(want),
 		 "quotes: %s:7: quote is 605 bytes as sent (limit 511)",
 		 l.path);
-	assert_string_equal(errs[0], want);
+	assert_string_equal(fake_errs[0], want);
 	unload(&l);
 
 	text[strlen(text) - 600 - 3] = '\0'; /* drop the long one */
 	load(&l, text, NULL);
 	assert_int_equal(l.rc, 0);
-	assert_int_equal(nerrs, 0);
+	assert_int_equal(fake_nerrs, 0);
 	unload(&l);
 
 	memcpy(text, "ok\n%\n", 5);
 	memset(text + 5, 'c', 510);
 	strcpy(text + 515, "\n");
 	load(&l, text, NULL);
-	assert_int_equal(nerrs, 1);
+	assert_int_equal(fake_nerrs, 1);
 	snprintf(want, sizeof(want),
 		 "quotes: %s:3: quote is 512 bytes as sent (limit 511)",
 		 l.path);
-	assert_string_equal(errs[0], want);
+	assert_string_equal(fake_errs[0], want);
 	unload(&l);
 }
 
@@ -241,19 +220,19 @@ static void test_qotd_load_non_ascii(void **state)
 	(void)state;
 	load(&l, "Fine.\n%\nA caf\xc3\xa9 quote.\n", NULL);
 	assert_int_equal(l.rc, -1);
-	assert_int_equal(nerrs, 1);
+	assert_int_equal(fake_nerrs, 1);
 	snprintf(want, sizeof(want),
 		 "quotes: %s:3: byte 0xc3 is not printable ASCII", l.path);
-	assert_string_equal(errs[0], want);
+	assert_string_equal(fake_errs[0], want);
 	unload(&l);
 
 	/* Tab, NUL and DEL are refused too: printable ASCII, CR, LF only. */
 	load_n(&l, "a\tb\n%\nc\0d\n%\ne\x7f\n", 15, NULL);
 	assert_int_equal(l.rc, -1);
-	assert_int_equal(nerrs, 3);
-	assert_non_null(strstr(errs[0], ":1: byte 0x09 is not"));
-	assert_non_null(strstr(errs[1], ":3: byte 0x00 is not"));
-	assert_non_null(strstr(errs[2], ":5: byte 0x7f is not"));
+	assert_int_equal(fake_nerrs, 3);
+	assert_non_null(strstr(fake_errs[0], ":1: byte 0x09 is not"));
+	assert_non_null(strstr(fake_errs[1], ":3: byte 0x00 is not"));
+	assert_non_null(strstr(fake_errs[2], ":5: byte 0x7f is not"));
 	unload(&l);
 }
 
@@ -267,9 +246,9 @@ static void test_qotd_load_empty(void **state)
 	for (size_t i = 0; i < sizeof(empties) / sizeof(*empties); i++) {
 		load(&l, empties[i], NULL);
 		assert_int_equal(l.rc, -1);
-		assert_int_equal(nerrs, 1);
+		assert_int_equal(fake_nerrs, 1);
 		snprintf(want, sizeof(want), "quotes: %s: no quotes", l.path);
-		assert_memory_equal(errs[0], want, strlen(want));
+		assert_memory_equal(fake_errs[0], want, strlen(want));
 		unload(&l);
 	}
 }
@@ -281,8 +260,8 @@ static void test_qotd_load_missing(void **state)
 	(void)state;
 	load(&l, NULL, NULL);
 	assert_int_equal(l.rc, -1);
-	assert_int_equal(nerrs, 1);
-	assert_string_equal(errs[0], "quotes: /nonexistent/quotes: cannot "
+	assert_int_equal(fake_nerrs, 1);
+	assert_string_equal(fake_errs[0], "quotes: /nonexistent/quotes: cannot "
 				     "open: No such file or directory");
 	unload(&l);
 }
@@ -301,10 +280,10 @@ static void test_qotd_load_all_errors_reported(void **state)
 			      "\n%%\ngood\n%%\nx\ny\x80\n");
 	load(&l, text, NULL);
 	assert_int_equal(l.rc, -1);
-	assert_int_equal(nerrs, 3);
-	assert_non_null(strstr(errs[0], ":3: byte 0xff is not printable"));
-	assert_non_null(strstr(errs[1], ":5: quote is 702 bytes as sent"));
-	assert_non_null(strstr(errs[2], ":10: byte 0x80 is not printable"));
+	assert_int_equal(fake_nerrs, 3);
+	assert_non_null(strstr(fake_errs[0], ":3: byte 0xff is not printable"));
+	assert_non_null(strstr(fake_errs[1], ":5: quote is 702 bytes as sent"));
+	assert_non_null(strstr(fake_errs[2], ":10: byte 0x80 is not printable"));
 	unload(&l);
 }
 
@@ -320,9 +299,9 @@ static void test_qotd_load_error_cap(void **state)
 	text[120] = '\0';
 	load(&l, text, NULL);
 	assert_int_equal(l.rc, -1);
-	assert_int_equal(nerrs, 21);
-	assert_non_null(strstr(errs[19], ":39: byte 0x01"));
-	assert_non_null(strstr(errs[20], ": 10 more errors not shown"));
+	assert_int_equal(fake_nerrs, 21);
+	assert_non_null(strstr(fake_errs[19], ":39: byte 0x01"));
+	assert_non_null(strstr(fake_errs[20], ": 10 more errors not shown"));
 	unload(&l);
 }
 
