@@ -314,6 +314,10 @@ def test_framing_errors_close_cleanly(ctx):
         ('101 fields', req(extra=b''.join(b'X-F%d: v\r\n' % i for i in range(101))), 431),
         ('body over max_body', req(extra=b'Content-Length: 2000\r\n') + b'z' * 2000, 413),
         ('body over max_body, head only', req(extra=b'Content-Length: 5000\r\n'), 413),
+        ('2 MiB upload over max_body', req(extra=b'Content-Length: 2097152\r\n')
+         + b'u' * 2097152, 413),
+        ('chunked over max_body', req(extra=b'Transfer-Encoding: chunked\r\n')
+         + b'400\r\n' + b'c' * 1024 + b'\r\n' + b'1\r\nc\r\n0\r\n\r\n', 413),
         ('TE gzip', req(extra=b'Transfer-Encoding: gzip\r\n'), 501),
         ('TE gzip, chunked', req(extra=b'Transfer-Encoding: gzip, chunked\r\n'), 501),
         ('CL and TE', req(extra=b'Content-Length: 5\r\nTransfer-Encoding: chunked\r\n')
@@ -539,6 +543,13 @@ def test_route_config_errors(ctx):
         assert r.returncode == 1, (bad, r.returncode, out)
         assert any(l.startswith('%s:3:' % conf1) and word in l for l in out.splitlines()), \
             (bad, out)
+    # A body file that is not a regular file.
+    conf3 = os.path.join(tmp, 'dir.ini')
+    with open(conf3, 'w') as f:
+        f.write('[http]\nlisten = tcp://127.0.0.1:0\n\nroute = /d file=%s\n' % tmp)
+    r = ctx.run(['-t', '-c', conf3])
+    assert r.returncode == 1 and '%s:4:' % conf3 in r.stdout + r.stderr, \
+        (r.returncode, r.stdout + r.stderr)
     # A literal CR byte in a header value inside the file.
     conf2 = os.path.join(tmp, 'cr.ini')
     with open(conf2, 'wb') as f:
@@ -985,6 +996,127 @@ def test_fuzz_lite(ctx):
     d.stop()
 
 
+# -- responses, endpoints, request logs, admission ---------------------------------
+
+IMF_FIXDATE = r'(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT'
+
+
+def test_response_fields_and_endpoints(ctx):
+    import email.utils
+    import re
+    d = http_daemon(ctx, http={'healthz': '/live', 'readyz': '/ready/x', 'metrics': '',
+                               'server': ''},
+                    extra={'http2': {'plugin': 'http', 'listen': 'tcp://127.0.0.1:0',
+                                     'server': 'probe-responder/2'}})
+    p, p2 = port_of(d), port_of(d, 'http2')
+    for path, status in (('/live', 200), ('/ready/x', 200), ('/healthz', 404),
+                         ('/readyz', 404), ('/metrics', 404), ('/nope', 404)):
+        r = get(p, req(path))
+        assert r.status == status, (path, r)
+        assert 'server' not in r.headers, 'server = (empty) still sent %r' % r.fields
+        date = one_header(r, 'Date')
+        assert re.fullmatch(IMF_FIXDATE, date), date
+        assert abs(email.utils.parsedate_to_datetime(date).timestamp() - time.time()) < 2
+        one_header(r, 'Content-Type')
+        assert int(one_header(r, 'Content-Length')) == len(r.body)
+    r = get(p, req('/live'))
+    assert one_header(r, 'Cache-Control') == 'no-store' and r.body == b'ok\n'
+    r = get(p2, req('/healthz'))
+    assert r.status == 200 and one_header(r, 'Server') == 'probe-responder/2', r.fields
+    st, hd, body = hc.http_get(p2, '/metrics')
+    assert st == 200 and b'ringd_http_requests_total{service="http",route="/live"}' in body
+    d.stop()
+
+
+def wait_log(d, pattern, timeout=3.0):
+    import re
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.findall(pattern, d.stderr(), re.M)
+        if found:
+            return found
+        time.sleep(0.05)
+    return []
+
+
+def test_request_logs(ctx):
+    import re
+    d = http_daemon(ctx, ringd={'workers': '1'}, http={'header_timeout': '500ms'},
+                    extra={'all': {'plugin': 'http', 'listen': 'tcp://127.0.0.1:0',
+                                   'log_requests': 'all'},
+                           'quiet': {'plugin': 'http', 'listen': 'tcp://127.0.0.1:0',
+                                     'log_requests': 'no'}})
+    p = port_of(d)
+    s = socket.create_connection((HOST, p), timeout=5)
+    local = '%s:%d' % s.getsockname()
+    s.sendall(req('/nope?secret=1', extra=b'Connection: close\r\n'))
+    harness.recv_until_eof(s, deadline=time.monotonic() + 5)
+    s.close()
+    get(p, req('/healthz'))
+    line = wait_log(d, r'^.*http: request method=GET path=.*$')
+    assert len(line) == 1, 'want one line (errors only), got %r' % line
+    l = line[0]
+    for want in ('status=404', 'path="/nope"', 'peer=' + local, 'svc=http'):
+        assert want in l, 'no %s in %r' % (want, l)
+    assert 'secret' not in l, l
+    assert re.search(r' bytes=\d+ ', l) and re.search(r' duration_us=\d+', l), l
+    # Bytes outside visible ASCII in a path the parser takes: written \xHH.
+    r = get(p, req('/caf\u00e9'))
+    if r.status == 404:
+        assert wait_log(d, r'path="/caf\\x[cC]3\\x[aA]9"'), d.stderr()
+    get(port_of(d, 'all'), req('/healthz'))
+    assert wait_log(d, r'^.*http: request method=GET path="/healthz" status=200 .*svc=all')
+    get(port_of(d, 'quiet'), req('/nope'))
+    # A head that never ends: logged as incomplete when header_timeout cuts it.
+    s = socket.create_connection((HOST, p), timeout=5)
+    s.sendall(b'GET /slow HTTP/1.1\r\nHost: x\r\n')
+    try:
+        harness.recv_until_eof(s, deadline=time.monotonic() + 3)
+    except ConnectionResetError:
+        pass
+    s.close()
+    assert wait_log(d, r'^.*http: request incomplete .*reason=deadline'), d.stderr()
+    # A flood of errors: at most 10 lines a second, then the suppressed count.
+    before = len(re.findall(r'http: request method=', d.stderr()))
+    for i in range(60):
+        get(p, req('/flood%d' % i), close_wait=0)
+    time.sleep(1.2)
+    get(p, req('/after'))
+    sup = wait_log(d, r'http: request lines suppressed count=(\d+)')
+    lines = re.findall(r'http: request method=\S+ path="/flood', d.stderr())
+    assert len(lines) <= 10, '%d flood lines logged in about a second' % len(lines)
+    assert sup and sum(map(int, sup)) >= 60 - 10 - 1, (sup, len(lines))
+    assert 'svc=quiet' not in d.stderr(), 'log_requests = no logged'
+    d.stop()
+
+
+def test_per_source_limit_applies(ctx):
+    d = http_daemon(ctx, http={'max_connections_per_source': '2'})
+    p = port_of(d)
+    a = socket.create_connection((HOST, p), timeout=5)
+    b = socket.create_connection((HOST, p), timeout=5)
+    for s in (a, b):
+        s.sendall(req('/healthz'))
+        buf = b''
+        while not buf.endswith(b'ok\n'):
+            buf += s.recv(4096)
+    try:
+        c = socket.create_connection((HOST, p), timeout=5)
+        try:
+            c.sendall(req('/healthz'))
+            got = c.recv(4096)
+        finally:
+            c.close()
+    except ConnectionResetError:
+        got = b''
+    assert got == b'', 'a third connection from one source was served: %r' % got[:80]
+    a.close()
+    time.sleep(0.2)
+    assert get(p, req('/healthz')).status == 200
+    b.close()
+    d.stop()
+
+
 if __name__ == '__main__':
     harness.main([
         test_curl,
@@ -1015,4 +1147,7 @@ if __name__ == '__main__':
         test_keepalive_requests,
         test_slowloris,
         test_fuzz_lite,
+        test_response_fields_and_endpoints,
+        test_request_logs,
+        test_per_source_limit_applies,
     ])
