@@ -772,42 +772,63 @@ def test_drain_body_in_progress(ctx):
     assert b'\r\nconnection: close' in head.lower(), head
     assert d.returncode == 0, d.stderr()
 
-def test_header_timeout_is_a_deadline(ctx):
-    d = http_daemon(ctx, http={'header_timeout': '1s'})
-    s = harness.connect(d.addr('tcp', svc='http'), timeout=5)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    data = b'GET /' + b'a' * 100
-    t0 = time.monotonic()
-    closed_at = None
+def trickle_until_closed(s, data, t0, every=0.2, limit=4.0):
+    """Send data a byte every `every` s until the server closes: (seconds
+    from t0 to the close or None, what came back)."""
     got = b''
     for i in range(len(data)):
         try:
             s.send(data[i:i + 1])
         except OSError:
-            closed_at = time.monotonic() - t0
-            break
-        s.settimeout(0.2)
+            return time.monotonic() - t0, got
+        s.settimeout(every)
         try:
             b = s.recv(4096)
             got += b
             if not b:
-                closed_at = time.monotonic() - t0
-                break
+                return time.monotonic() - t0, got
         except socket.timeout:
             pass
         except ConnectionResetError:
-            closed_at = time.monotonic() - t0
+            return time.monotonic() - t0, got
+        if time.monotonic() - t0 > limit:
             break
-        if time.monotonic() - t0 > 4:
-            break
-    s.close()
-    assert closed_at is not None, 'still open after %.1f s of trickling' % (
-        time.monotonic() - t0)
-    assert 0.8 <= closed_at <= 2.0, 'closed after %.2f s, header_timeout 1 s' % closed_at
-    assert not got or got.startswith(b'HTTP/1.1 4'), got
-    print('  header_timeout: closed after %.2f s (%r)' % (closed_at, got[:40]))
-    d.stop()
+    return None, got
 
+
+def test_header_timeout_is_a_deadline(ctx):
+    d = http_daemon(ctx, http={'header_timeout': '1s', 'keepalive_timeout': '5s'})
+    addr = d.addr('tcp', svc='http')
+
+    def conn():
+        s = harness.connect(addr, timeout=5)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s
+    # The first head, trickled from the connection's start.
+    s = conn()
+    t, got = trickle_until_closed(s, b'GET /' + b'a' * 100, time.monotonic())
+    s.close()
+    assert t is not None, 'still open after 4 s of trickling, header_timeout 1 s'
+    assert 0.8 <= t <= 2.0, 'closed after %.2f s, header_timeout 1 s' % t
+    assert not got or got.startswith(b'HTTP/1.1 4'), got
+    print('  header_timeout: first head closed after %.2f s (%r)' % (t, got[:40]))
+    # A body trickled after its head: the same deadline from the head's end.
+    s = conn()
+    s.sendall(req('/healthz', extra=b'Content-Length: 100\r\n'))
+    t, got = trickle_until_closed(s, b'b' * 100, time.monotonic())
+    s.close()
+    assert t is not None and 0.8 <= t <= 2.0, 'body trickle closed after %s s' % t
+    # The second head on a keep-alive connection: from its first byte.
+    s = conn()
+    s.sendall(req('/healthz'))
+    buf = b''
+    while not buf.endswith(b'ok\n'):
+        buf += s.recv(4096)
+    time.sleep(0.6)
+    t, got = trickle_until_closed(s, b'GET /' + b'a' * 100, time.monotonic())
+    s.close()
+    assert t is not None and 0.8 <= t <= 2.0, 'second head closed after %s s' % t
+    d.stop()
 
 def test_keepalive_timeout(ctx):
     d = http_daemon(ctx, http={'keepalive_timeout': '500ms'})
