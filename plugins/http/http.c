@@ -602,6 +602,34 @@ static void on_head(struct http_worker *w, struct ringd_conn *c,
 		conn_end(w, c, h);
 }
 
+/* The response kept for a body that was still arriving when the drain
+ * began was rendered to keep the connection: its head ends with the
+ * Connection line (if any) and the empty line, so that line is replaced
+ * or added. On no memory it goes as it was, and the close still comes. */
+static void resp_force_close(struct hbuf *r)
+{
+	static const char ka[] = "Connection: keep-alive\r\n";
+	const char *end = memmem(r->p, r->len, "\r\n\r\n", 4);
+	struct hbuf n = { 0 };
+	size_t head;
+
+	if (end == NULL)
+		return;
+	head = (size_t)(end - r->p) + 2;
+	if (head >= sizeof(ka) - 1 &&
+	    memcmp(r->p + head - (sizeof(ka) - 1), ka, sizeof(ka) - 1) == 0)
+		head -= sizeof(ka) - 1;
+	hbuf_put(&n, r->p, head);
+	hbuf_puts(&n, "Connection: close\r\n");
+	hbuf_put(&n, end + 2, r->len - (size_t)(end + 2 - r->p));
+	if (n.oom) {
+		hbuf_free(&n);
+		return;
+	}
+	hbuf_free(r);
+	*r = n;
+}
+
 /* Body bytes: discarded as they come; the kept response leaves when the
  * body is complete. Returns the bytes that were the body's. */
 static size_t body_step(struct http_worker *w, struct ringd_conn *c,
@@ -617,6 +645,12 @@ static size_t body_step(struct http_worker *w, struct ringd_conn *c,
 	}
 	if (http_body_done(&hb->b)) {
 		h->body = NULL;
+		/* The drain began while the body came in: this is the last
+		 * response. */
+		if ((h->flags & HC_DRAIN) && !hb->close) {
+			resp_force_close(&hb->resp);
+			hb->close = true;
+		}
 		out_send(w, c, h, hb->resp.p, hb->resp.len, false);
 		if (hb->close && !(h->flags & HC_CLOSED))
 			conn_end(w, c, h);
