@@ -434,7 +434,9 @@ static int parse_request_line(const char *buf, struct http_span line,
 	if (req->method_name.len == 0 || p >= end || buf[p] != ' ')
 		return fail(why, 400, "bad method");
 	req->target.off = ++p;
-	while (p < end && buf[p] > 0x20 && buf[p] < 0x7f)
+	/* Visible ASCII, '#' excepted: a fragment is the client's and never
+	 * part of a request-target (RFC 9112 section 3.2). */
+	while (p < end && buf[p] > 0x20 && buf[p] < 0x7f && buf[p] != '#')
 		p++;
 	req->target.len = p - req->target.off;
 	if (req->target.len == 0 || p >= end || buf[p] != ' ')

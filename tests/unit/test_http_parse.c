@@ -315,6 +315,8 @@ static const struct corpus_case corpus[] = {
 	  "GET HTTP://h a p= a=h h=h 1.1 n=1 body=0"),
 	C("GET http://h?q" H11 "\r\n",
 	  "GET http://h?q a p= q=q a=h h=h 1.1 n=1 body=0"),
+	/* A fragment never travels (RFC 9112 section 3.2): not a target. */
+	C("GET /healthz#frag" H11 "\r\n", "400"),
 	C("GET http:///p" H11 "\r\n", "400"),
 	C("GET http://u@h/" H11 "\r\n", "400"),
 	C("GET host:80" H11 "\r\n", "400"),
