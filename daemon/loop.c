@@ -179,59 +179,68 @@ const char *loop_backend_name(const struct loop *l)
 	return l->engine->name;
 }
 
+/* The caller has set the union member its opcode uses; a RECV's park
+ * stays as it is, since parked input outlives the op that parked it. */
 static void loop_submit(struct loop *l, struct loop_op *op, uint8_t opcode,
-			int fd, void *buf, size_t len)
+			int fd)
 {
 	assert(!(op->flags & LOOP_OPF_INFLIGHT));
 	op->opcode = opcode;
 	op->flags = LOOP_OPF_INFLIGHT;
 	op->fd = fd;
 	op->res = 0;
-	op->buf = buf;
-	/* Results are ints, like the kernel's MAX_RW_COUNT clamp. */
-	op->len = len > INT_MAX ? INT_MAX : len;
 	op->next = NULL;
 	l->engine->submit(l->state, op);
 }
 
+/* Results are ints, like the kernel's MAX_RW_COUNT clamp. */
+static void loop_set_buf(struct loop_op *op, const void *buf, size_t len)
+{
+	op->buf = (void *)buf;
+	op->len = len > INT_MAX ? INT_MAX : len;
+}
+
 void loop_accept(struct loop *l, struct loop_op *op, int fd)
 {
-	op->msg = NULL;
-	loop_submit(l, op, LOOP_OP_ACCEPT, fd, NULL, 0);
+	loop_submit(l, op, LOOP_OP_ACCEPT, fd);
 }
 
 void loop_recv(struct loop *l, struct loop_op *op, int fd)
 {
-	op->msg = NULL;
-	loop_submit(l, op, LOOP_OP_RECV, fd, NULL, 0);
+	/* The first RECV of an op: no parked input yet. */
+	if (op->opcode != LOOP_OP_RECV) {
+		op->park = NULL;
+		op->parked = 0;
+	}
+	loop_submit(l, op, LOOP_OP_RECV, fd);
 }
 
 void loop_send(struct loop *l, struct loop_op *op, int fd, const void *buf,
 	       size_t len)
 {
-	op->msg = NULL;
-	loop_submit(l, op, LOOP_OP_SEND, fd, (void *)buf, len);
+	loop_set_buf(op, buf, len);
+	loop_submit(l, op, LOOP_OP_SEND, fd);
 }
 
 void loop_recvmsg(struct loop *l, struct loop_op *op, int fd,
 		  struct msghdr *msg)
 {
 	op->msg = msg;
-	loop_submit(l, op, LOOP_OP_RECVMSG, fd, NULL, 0);
+	loop_submit(l, op, LOOP_OP_RECVMSG, fd);
 }
 
 void loop_sendmsg(struct loop *l, struct loop_op *op, int fd,
 		  struct msghdr *msg)
 {
 	op->msg = msg;
-	loop_submit(l, op, LOOP_OP_SENDMSG, fd, NULL, 0);
+	loop_submit(l, op, LOOP_OP_SENDMSG, fd);
 }
 
 void loop_read(struct loop *l, struct loop_op *op, int fd, void *buf,
 	       size_t len)
 {
-	op->msg = NULL;
-	loop_submit(l, op, LOOP_OP_READ, fd, buf, len);
+	loop_set_buf(op, buf, len);
+	loop_submit(l, op, LOOP_OP_READ, fd);
 }
 
 void loop_cancel(struct loop *l, struct loop_op *op)

@@ -571,7 +571,7 @@ static int uring_hold(struct uring_state *us, struct loop_op *op, int res,
 		else
 			p->head = ch;
 		p->tail = ch;
-		op->parked += (size_t)res;
+		op->parked += (uint32_t)res;
 		us->npool_parked++;
 		*held = true;
 		return -ECANCELED;
@@ -639,7 +639,7 @@ static void uring_deliver_parked(struct uring_state *us, struct loop_op *op)
 		p->head = ch->next;
 		if (!p->head)
 			p->tail = NULL;
-		op->parked -= ch->len;
+		op->parked -= (uint32_t)ch->len;
 		op->cb(op, (int)ch->len, LOOP_F_MORE | LOOP_F_BUFFER,
 		       ch->bid == URING_SPILLED ? ch->data :
 						  uring_buf(us, ch->bid));
