@@ -680,7 +680,10 @@ def test_metrics_after_traffic(ctx):
 # -- drain ------------------------------------------------------------------------
 
 def test_drain(ctx):
-    d = http_daemon(ctx, ringd={'drain_delay': '2s'})
+    # One worker: with two, the busy connection's worker may begin its
+    # stop after the idle one's FIN is seen, and answer the request
+    # before it heard of the drain (keep-alive, then a FIN).
+    d = http_daemon(ctx, ringd={'drain_delay': '2s', 'workers': '1'})
     p = port_of(d)
     idle = socket.create_connection((HOST, p), timeout=5)
     idle.sendall(req('/healthz'))
@@ -726,7 +729,8 @@ def test_drain_body_in_progress(ctx):
     """Stop with a request whose head is in and whose body is not: the
     rest of the body, sent after the stop, completes the request, which
     is answered with Connection: close, then FIN; no reset."""
-    d = http_daemon(ctx, ringd={'drain_delay': '1s', 'shutdown_timeout': '4s'})
+    d = http_daemon(ctx, ringd={'drain_delay': '1s', 'shutdown_timeout': '4s',
+                                'workers': '1'})
     p = port_of(d)
     idle = socket.create_connection((HOST, p), timeout=8)
     upload = socket.create_connection((HOST, p), timeout=8)
