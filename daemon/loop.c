@@ -22,6 +22,7 @@ struct loop {
 	int64_t now;
 	bool stop;
 	int fatal; /* an error loop_run() returns: the loop cannot go on */
+	unsigned bufs_kept; /* loop_buf_keep() minus loop_buf_release() */
 	struct loop_counters counters;
 
 	struct loop_timer **heap;
@@ -256,6 +257,30 @@ size_t loop_recv_parked(const struct loop_op *op)
 	return op->parked;
 }
 
+int loop_buf_keep(struct loop *l, const void *buf)
+{
+	int res;
+
+	if (!l->engine->keep)
+		return -EOPNOTSUPP;
+	res = l->engine->keep(l->state, buf);
+	if (res > 0)
+		l->bufs_kept++;
+	return res;
+}
+
+void loop_buf_release(struct loop *l, const void *buf)
+{
+	assert(l->bufs_kept > 0);
+	l->bufs_kept--;
+	l->engine->release(l->state, buf);
+}
+
+unsigned loop_bufs_kept(const struct loop *l)
+{
+	return l->bufs_kept;
+}
+
 void loop_close(struct loop *l, int fd)
 {
 	l->engine->forget(l->state, fd);
@@ -422,6 +447,8 @@ void loop_stats(const struct loop *l, struct loop_stats *out)
 	out->waits = loop_stat(l, LOOP_STAT_WAITS);
 	out->late_after_cancel = loop_stat(l, LOOP_STAT_LATE);
 	out->spills = loop_stat(l, LOOP_STAT_SPILLS);
+	out->keeps = loop_stat(l, LOOP_STAT_KEEPS);
+	out->keeps_refused = loop_stat(l, LOOP_STAT_KEEPS_REFUSED);
 }
 
 void loop_stop(struct loop *l)

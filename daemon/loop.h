@@ -156,6 +156,36 @@ void loop_cancel(struct loop *l, struct loop_op *op);
  * epoll. */
 size_t loop_recv_parked(const struct loop_op *op);
 
+/* Keeping a RECV buffer past its callback, so its owner can send from
+ * it instead of copying the bytes out (echo's reply, say), and give it
+ * back once the send is done.
+ *
+ * loop_buf_keep(): only from inside the callback of a RECV completion
+ * that lent buf (LOOP_F_BUFFER), with buf as the callback got it. When
+ * it returns a positive number the buffer is kept: buf[0, res) stays
+ * valid and unchanged until loop_buf_release(), and the number is the
+ * pool memory it takes (the buffer's whole size) for the owner's
+ * accounting. Otherwise nothing changed and the buffer is the loop's
+ * again when the callback returns (copy what you need), with
+ * -EOPNOTSUPP where the buffer is not the pool's to lend (epoll: the
+ * loop's one read buffer; io_uring: parked input that had to be copied
+ * out of the pool), -ENOBUFS when a quarter of the pool is kept already
+ * (kept buffers never starve receives: with parked input, see
+ * loop_cancel(), at most half the pool is out of the kernel's reach),
+ * -EINVAL when buf is not the buffer of the completion in progress or
+ * is kept already. */
+int loop_buf_keep(struct loop *l, const void *buf);
+
+/* Gives back a buffer loop_buf_keep() kept, exactly once, on the
+ * loop's thread: from any callback (the very one that kept it too), a
+ * timer, or outside loop_run(), also after loop_close() of the fd it
+ * came from. The pool reuses it at once. Every kept buffer must be
+ * released before loop_free(), which frees the pool regardless. */
+void loop_buf_release(struct loop *l, const void *buf);
+
+/* Buffers kept and not yet released. */
+unsigned loop_bufs_kept(const struct loop *l);
+
 /* Close fd once no op on it is in flight (the caller's duty to ensure);
  * the engine forgets its state for that fd number first, parked input
  * of ops on it included. */
@@ -212,6 +242,12 @@ struct loop_stats {
 	/* io_uring: parked buffers copied out of the pool because a RECV
 	 * that was not cancelled found it empty (see loop_cancel()). */
 	uint64_t spills;
+	/* io_uring: RECV buffers kept past their callback
+	 * (loop_buf_keep()). */
+	uint64_t keeps;
+	/* io_uring: loop_buf_keep() refused because a quarter of the pool
+	 * was kept already. */
+	uint64_t keeps_refused;
 };
 
 /* Copies l's counters into *out. Only l's thread writes them, each

@@ -36,6 +36,8 @@ enum loop_stat {
 	LOOP_STAT_WAITS,
 	LOOP_STAT_LATE,
 	LOOP_STAT_SPILLS,
+	LOOP_STAT_KEEPS,
+	LOOP_STAT_KEEPS_REFUSED,
 	LOOP_STAT_N
 };
 
@@ -75,6 +77,10 @@ struct loop_engine {
 	void (*cancel)(void *state, struct loop_op *op);
 	void (*forget)(void *state, int fd);
 	int (*poll)(void *state, int64_t timeout_ns);
+	/* loop_buf_keep() and loop_buf_release(), as loop.h says; NULL
+	 * where the engine lends no buffer it could keep. */
+	int (*keep)(void *state, const void *buf);
+	void (*release)(void *state, const void *buf);
 };
 
 extern const struct loop_engine loop_epoll_engine;

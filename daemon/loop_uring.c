@@ -67,6 +67,15 @@ struct uring_state {
 	struct loop_park *parks, *parks_tail;
 	unsigned npool_parked;
 	size_t spilled; /* bytes of parked input copied out of the pool */
+	/* Buffers loop_buf_keep() took out of the pool: kept[bid] is 1
+	 * until loop_buf_release(); nkept counts them. While a callback
+	 * runs with pool buffer lent_bid, lending is set, and lent_taken
+	 * once that buffer was kept, so the engine does not recycle it. */
+	uint8_t *kept;
+	unsigned nkept;
+	bool lending;
+	bool lent_taken;
+	unsigned lent_bid;
 	/* Ops to (re)submit, to finish, or whose cancel found no SQE;
 	 * flagged LOOP_OPF_REARM, linked by op->next, run after each CQE
 	 * batch once the batch's buffers are back in the ring. */
@@ -203,7 +212,8 @@ static int uring_bufs_init(struct uring_state *us)
 	us->bufs_size = (size_t)us->nbufs * us->buf_size;
 	us->bufs = uring_map(us->bufs_size);
 	us->chunks = calloc(us->nbufs, sizeof(*us->chunks));
-	if (!us->br || !us->bufs || !us->chunks)
+	us->kept = calloc(us->nbufs, sizeof(*us->kept));
+	if (!us->br || !us->bufs || !us->chunks || !us->kept)
 		return -ENOMEM;
 	reg.ring_addr = (uintptr_t)us->br;
 	err = io_uring_register_buf_ring(&us->ring, &reg, 0);
@@ -477,6 +487,57 @@ static char *uring_buf(struct uring_state *us, unsigned bid)
 	return us->bufs + (size_t)bid * us->buf_size;
 }
 
+/* Runs a RECV callback that is lent pool buffer bid and returns whether
+ * the callback kept it (loop_buf_keep()), in which case the buffer is
+ * loop_buf_release()'s to recycle. Submitting never calls back, so
+ * lends never nest. */
+static bool uring_lend(struct uring_state *us, struct loop_op *op, int res,
+		       unsigned flags, unsigned bid)
+{
+	us->lending = true;
+	us->lent_taken = false;
+	us->lent_bid = bid;
+	op->cb(op, res, flags, uring_buf(us, bid));
+	us->lending = false;
+	return us->lent_taken;
+}
+
+static int uring_keep(void *state, const void *buf)
+{
+	struct uring_state *us = state;
+	const char *p = buf;
+
+	if (p < us->bufs || p >= us->bufs + us->bufs_size)
+		return -EOPNOTSUPP;
+	if (!us->lending || us->lent_taken || p != uring_buf(us, us->lent_bid))
+		return -EINVAL;
+	if (us->nkept >= us->nbufs / 4) {
+		loop_count(us->counters, LOOP_STAT_KEEPS_REFUSED);
+		return -ENOBUFS;
+	}
+	us->lent_taken = true;
+	us->kept[us->lent_bid] = 1;
+	us->nkept++;
+	loop_count(us->counters, LOOP_STAT_KEEPS);
+	return (int)us->buf_size;
+}
+
+/* The ring takes it back at the next uring_bufs_return(): after this
+ * CQE batch, or at the top of the next uring_poll(). */
+static void uring_release(void *state, const void *buf)
+{
+	struct uring_state *us = state;
+	size_t off = (size_t)((const char *)buf - us->bufs);
+	unsigned bid = (unsigned)(off / us->buf_size);
+
+	if ((const char *)buf < us->bufs || off >= us->bufs_size ||
+	    off % us->buf_size || !us->kept[bid])
+		abort(); /* not a buffer loop_buf_keep() kept */
+	us->kept[bid] = 0;
+	us->nkept--;
+	uring_recycle(us, bid);
+}
+
 static void uring_bufs_return(struct uring_state *us)
 {
 	if (us->nrecycled) {
@@ -640,10 +701,16 @@ static void uring_deliver_parked(struct uring_state *us, struct loop_op *op)
 		if (!p->head)
 			p->tail = NULL;
 		op->parked -= (uint32_t)ch->len;
-		op->cb(op, (int)ch->len, LOOP_F_MORE | LOOP_F_BUFFER,
-		       ch->bid == URING_SPILLED ? ch->data :
-						  uring_buf(us, ch->bid));
-		uring_chunk_free(us, ch);
+		if (ch->bid == URING_SPILLED) {
+			op->cb(op, (int)ch->len, LOOP_F_MORE | LOOP_F_BUFFER,
+			       ch->data);
+			uring_chunk_free(us, ch);
+		} else if (uring_lend(us, op, (int)ch->len,
+				      LOOP_F_MORE | LOOP_F_BUFFER, ch->bid)) {
+			us->npool_parked--; /* kept: no longer parked */
+		} else {
+			uring_chunk_free(us, ch);
+		}
 	}
 	end = p->end;
 	if (!p->head && (end == URING_NO_END || !(op->flags & LOOP_OPF_CANCEL)))
@@ -693,8 +760,8 @@ static void uring_complete(struct uring_state *us, struct io_uring_cqe *cqe)
 	unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 	bool more = cqe->flags & IORING_CQE_F_MORE;
 	bool held = false;
+	bool taken = false;
 	int res = cqe->res;
-	void *buf = NULL;
 
 	if (op && (op->flags & LOOP_OPF_CANCEL)) {
 		if (op->opcode == LOOP_OP_RECV)
@@ -724,13 +791,14 @@ static void uring_complete(struct uring_state *us, struct io_uring_cqe *cqe)
 		}
 	}
 	if (op && !(held && more)) {
+		unsigned f = more ? LOOP_F_MORE : 0;
+
 		if (buffered && res > 0)
-			buf = uring_buf(us, bid);
-		op->cb(op, res,
-		       (more ? LOOP_F_MORE : 0) | (buf ? LOOP_F_BUFFER : 0),
-		       buf);
+			taken = uring_lend(us, op, res, f | LOOP_F_BUFFER, bid);
+		else
+			op->cb(op, res, f, NULL);
 	}
-	if (buffered && !held)
+	if (buffered && !held && !taken)
 		uring_recycle(us, bid);
 }
 
@@ -831,6 +899,7 @@ static void uring_destroy(void *state)
 	if (us->bufs)
 		munmap(us->bufs, us->bufs_size);
 	free(us->chunks);
+	free(us->kept);
 	free(us);
 }
 
@@ -872,4 +941,6 @@ const struct loop_engine loop_uring_engine = {
 	.cancel = uring_cancel,
 	.forget = uring_forget,
 	.poll = uring_poll,
+	.keep = uring_keep,
+	.release = uring_release,
 };

@@ -958,6 +958,333 @@ static void test_loop_parked_input_dropped_on_close(void **state)
 	close(sw[1]);
 }
 
+/* A RECV that tries to keep its buffers past the callback
+ * (loop_buf_keep()): the first `tries` buffers, or every one with
+ * release_now, which gives each back inside the callback that kept it.
+ * It records what the kept buffers held, to check that the pool leaves
+ * them alone, and stops the loop once it has stop_at bytes. */
+#define KEEPER_MAX 16
+
+struct keeper {
+	struct tally t;
+	int tries;
+	bool release_now;
+	size_t stop_at;
+	size_t cancel_at; /* 0: never; else cancel once this much came */
+	int answers[64];  /* what loop_buf_keep() returned, in order */
+	int nanswers;
+	const uint8_t *kept[KEEPER_MAX];
+	uint8_t copy[KEEPER_MAX][256];
+	size_t len[KEEPER_MAX];
+	int nkept;
+	uint8_t got[16384];
+	size_t ngot;
+};
+
+static void keeper_cb(struct loop_op *op, int res, unsigned flags, void *buf)
+{
+	struct keeper *k = op->data;
+	int r;
+
+	k->t.calls++;
+	if (res <= 0) {
+		k->t.finals++;
+		k->t.final_res = res;
+		k->t.bad |= (flags & LOOP_F_MORE) != 0;
+		loop_stop(k->t.l);
+		return;
+	}
+	k->t.bad |= !(flags & LOOP_F_BUFFER) ||
+		    k->ngot + (size_t)res > sizeof(k->got);
+	if (k->t.bad)
+		return;
+	memcpy(k->got + k->ngot, buf, (size_t)res);
+	k->ngot += (size_t)res;
+	if (k->release_now || k->nanswers < k->tries) {
+		r = loop_buf_keep(k->t.l, buf);
+		if (k->nanswers < 64)
+			k->answers[k->nanswers++] = r;
+		if (r > 0) {
+			/* Once per buffer. */
+			k->t.bad |= loop_buf_keep(k->t.l, buf) != -EINVAL;
+			if (k->release_now) {
+				loop_buf_release(k->t.l, buf);
+			} else if (k->nkept < KEEPER_MAX &&
+				   (size_t)res <= sizeof(k->copy[0])) {
+				k->kept[k->nkept] = buf;
+				memcpy(k->copy[k->nkept], buf, (size_t)res);
+				k->len[k->nkept++] = (size_t)res;
+			} else {
+				k->t.bad = true;
+			}
+		}
+	}
+	if (k->cancel_at && k->ngot >= k->cancel_at) {
+		k->cancel_at = 0;
+		loop_cancel(k->t.l, op);
+	}
+	if (k->stop_at && k->ngot >= k->stop_at)
+		loop_stop(k->t.l);
+}
+
+static void keeper_init(struct keeper *k, struct loop *l)
+{
+	memset(k, 0, sizeof(*k));
+	tally_init(&k->t, l, keeper_cb);
+	k->t.op.data = k;
+}
+
+/* The kept buffers still hold what they held. */
+static void keeper_check(const struct keeper *k)
+{
+	for (int i = 0; i < k->nkept; i++)
+		assert_memory_equal(k->kept[i], k->copy[i], k->len[i]);
+}
+
+static void keeper_release(struct keeper *k)
+{
+	for (int i = 0; i < k->nkept; i++)
+		loop_buf_release(k->t.l, k->kept[i]);
+	k->nkept = 0;
+}
+
+/* Kept buffers survive the pool's reuse of the others until released;
+ * epoll lends its one read buffer, which it never lets go. */
+static void test_loop_recv_keep_release(void **state)
+{
+	struct loop *l = new_loop(16, 256);
+	bool uring = test_backend == LOOP_BACKEND_IO_URING;
+	struct keeper k;
+	struct loop_stats st;
+	uint8_t want[8192];
+	int sv[2];
+
+	unix_pair(sv);
+	keeper_init(&k, l);
+	fill_pattern(want, sizeof(want), 21);
+	k.tries = 3;
+	k.stop_at = 1024;
+	write_all(sv[1], want, 1024);
+	loop_recv(l, &k.t.op, sv[0]);
+	run_guarded(l);
+	assert_false(k.t.bad);
+	assert_int_equal(k.nanswers, 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(k.answers[i], uring ? 256 : -EOPNOTSUPP);
+	assert_int_equal(k.nkept, uring ? 3 : 0);
+	assert_int_equal(loop_bufs_kept(l), uring ? 3 : 0);
+	/* Outside a callback nothing can be kept. */
+	if (uring)
+		assert_int_equal(loop_buf_keep(l, k.kept[0]), -EINVAL);
+	/* Ten times the pool's worth of input goes through the 13 buffers
+	 * left: not one of them is a kept one. */
+	for (size_t off = 1024; off < sizeof(want); off += 1024) {
+		k.stop_at = off + 1024;
+		write_all(sv[1], want + off, 1024);
+		run_guarded(l);
+		assert_false(k.t.bad);
+		keeper_check(&k);
+	}
+	assert_int_equal(k.ngot, sizeof(want));
+	assert_memory_equal(k.got, want, sizeof(want));
+	loop_stats(l, &st);
+	assert_int_equal(st.keeps, uring ? 3 : 0);
+	keeper_release(&k);
+	assert_int_equal(loop_bufs_kept(l), 0);
+	shutdown(sv[1], SHUT_WR);
+	k.stop_at = 0;
+	run_guarded(l);
+	assert_int_equal(k.t.final_res, 0);
+	loop_close(l, sv[0]);
+	close(sv[1]);
+	loop_free(l);
+}
+
+/* At most a quarter of the pool is kept; past it loop_buf_keep() says
+ * -ENOBUFS and the input still flows. Released buffers count again. */
+static void test_loop_keep_quarter_of_pool(void **state)
+{
+	struct loop *l = new_loop(8, 256);
+	bool uring = test_backend == LOOP_BACKEND_IO_URING;
+	struct keeper k;
+	struct loop_stats st;
+	uint8_t want[4096];
+	int sv[2];
+
+	unix_pair(sv);
+	keeper_init(&k, l);
+	fill_pattern(want, sizeof(want), 22);
+	k.tries = 6;
+	k.stop_at = 2048;
+	write_all(sv[1], want, 2048);
+	loop_recv(l, &k.t.op, sv[0]);
+	run_guarded(l);
+	assert_false(k.t.bad);
+	assert_int_equal(k.nanswers, 6);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(k.answers[i], !uring  ? -EOPNOTSUPP
+					       : i < 2 ? 256
+						       : -ENOBUFS);
+	assert_int_equal(loop_bufs_kept(l), uring ? 2 : 0);
+	loop_stats(l, &st);
+	assert_int_equal(st.keeps, uring ? 2 : 0);
+	assert_int_equal(st.keeps_refused, uring ? 4 : 0);
+	keeper_check(&k);
+	keeper_release(&k);
+	/* Both back: two more can be kept. */
+	k.tries = 8;
+	k.stop_at = 4096;
+	write_all(sv[1], want + 2048, 2048);
+	run_guarded(l);
+	assert_false(k.t.bad);
+	assert_int_equal(k.nanswers, 8);
+	assert_int_equal(k.answers[6], uring ? 256 : -EOPNOTSUPP);
+	assert_int_equal(k.answers[7], uring ? 256 : -EOPNOTSUPP);
+	assert_int_equal(k.ngot, sizeof(want));
+	assert_memory_equal(k.got, want, sizeof(want));
+	keeper_check(&k);
+	keeper_release(&k);
+	loop_close(l, sv[0]);
+	close(sv[1]);
+	loop_free(l);
+}
+
+/* A buffer released inside the callback that kept it goes back to the
+ * pool once, not twice: 16 KiB through four buffers arrive intact (a
+ * buffer recycled twice would be filled twice; one never recycled
+ * would leave the pool short and stall). */
+static void test_loop_keep_release_in_callback(void **state)
+{
+	struct loop *l = new_loop(4, 256);
+	bool uring = test_backend == LOOP_BACKEND_IO_URING;
+	struct keeper k;
+	uint8_t want[16384];
+	int sv[2];
+
+	unix_pair(sv);
+	keeper_init(&k, l);
+	fill_pattern(want, sizeof(want), 23);
+	k.release_now = true;
+	loop_recv(l, &k.t.op, sv[0]);
+	for (size_t off = 0; off < sizeof(want); off += 2048) {
+		k.stop_at = off + 2048;
+		write_all(sv[1], want + off, 2048);
+		run_guarded(l);
+		assert_false(k.t.bad);
+	}
+	assert_int_equal(k.ngot, sizeof(want));
+	assert_memory_equal(k.got, want, sizeof(want));
+	for (int i = 0; i < k.nanswers; i++)
+		assert_int_equal(k.answers[i], uring ? 256 : -EOPNOTSUPP);
+	assert_int_equal(loop_bufs_kept(l), 0);
+	loop_close(l, sv[0]);
+	close(sv[1]);
+	loop_free(l);
+}
+
+/* Kept buffers outlive loop_close() of their fd and are released after
+ * it; another socket then has the whole pool. */
+static void test_loop_keep_across_close(void **state)
+{
+	struct loop *l = new_loop(8, 256);
+	bool uring = test_backend == LOOP_BACKEND_IO_URING;
+	struct keeper k, m;
+	uint8_t want[4096];
+	int sv[2], sw[2];
+
+	unix_pair(sv);
+	unix_pair(sw);
+	keeper_init(&k, l);
+	keeper_init(&m, l);
+	fill_pattern(want, sizeof(want), 24);
+	k.tries = 2;
+	write_all(sv[1], want, 512);
+	shutdown(sv[1], SHUT_WR);
+	loop_recv(l, &k.t.op, sv[0]);
+	run_guarded(l);
+	assert_int_equal(k.t.final_res, 0);
+	assert_int_equal(k.ngot, 512);
+	loop_close(l, sv[0]);
+	close(sv[1]);
+	assert_int_equal(loop_bufs_kept(l), uring ? 2 : 0);
+	keeper_check(&k);
+	/* The other socket's input may use any buffer but the kept two. */
+	m.stop_at = 2048;
+	write_all(sw[1], want, 2048);
+	loop_recv(l, &m.t.op, sw[0]);
+	run_guarded(l);
+	assert_false(m.t.bad);
+	keeper_check(&k);
+	keeper_release(&k);
+	m.tries = 2; /* the quarter is free again */
+	m.stop_at = 4096;
+	write_all(sw[1], want + 2048, 2048);
+	run_guarded(l);
+	assert_false(m.t.bad);
+	assert_int_equal(m.ngot, sizeof(want));
+	assert_memory_equal(m.got, want, sizeof(want));
+	assert_int_equal(m.nkept, uring ? 2 : 0);
+	keeper_check(&m);
+	keeper_release(&m);
+	assert_int_equal(loop_bufs_kept(l), 0);
+	loop_close(l, sw[0]);
+	close(sw[1]);
+	loop_free(l);
+}
+
+/* Parked input (loop_cancel()) is lent from the pool like fresh input
+ * and can be kept as well, in order. */
+static void test_loop_keep_parked_input(void **state)
+{
+	struct loop *l = new_loop(16, 256);
+	bool uring = test_backend == LOOP_BACKEND_IO_URING;
+	struct keeper k, m;
+	uint8_t want[2048], more[8192];
+	int sv[2];
+
+	unix_pair(sv);
+	keeper_init(&k, l);
+	fill_pattern(want, sizeof(want), 25);
+	write_all(sv[1], want, sizeof(want));
+	shutdown(sv[1], SHUT_WR);
+	k.cancel_at = 1;
+	loop_recv(l, &k.t.op, sv[0]);
+	run_guarded(l);
+	assert_int_equal(k.t.final_res, -ECANCELED);
+	assert_true(k.ngot < sizeof(want));
+	if (uring)
+		assert_true(loop_recv_parked(&k.t.op) > 0);
+	/* Keep the first four buffers of what follows: parked ones. */
+	k.tries = k.nanswers + 4;
+	loop_recv(l, &k.t.op, sv[0]);
+	run_guarded(l);
+	assert_false(k.t.bad);
+	assert_int_equal(k.t.final_res, 0);
+	assert_int_equal(k.ngot, sizeof(want));
+	assert_memory_equal(k.got, want, sizeof(want));
+	assert_int_equal(k.nkept, uring ? 4 : 0);
+	assert_int_equal(loop_bufs_kept(l), uring ? 4 : 0);
+	loop_close(l, sv[0]);
+	close(sv[1]);
+	/* Twice the pool's worth through another socket leaves them be. */
+	unix_pair(sv);
+	keeper_init(&m, l);
+	fill_pattern(more, sizeof(more), 26);
+	write_all(sv[1], more, sizeof(more));
+	shutdown(sv[1], SHUT_WR);
+	loop_recv(l, &m.t.op, sv[0]);
+	run_guarded(l);
+	assert_false(m.t.bad);
+	assert_int_equal(m.ngot, sizeof(more));
+	assert_memory_equal(m.got, more, sizeof(more));
+	keeper_check(&k);
+	keeper_release(&k);
+	assert_int_equal(loop_bufs_kept(l), 0);
+	loop_close(l, sv[0]);
+	close(sv[1]);
+	loop_free(l);
+}
+
 #define NSOCK 8
 #define PER_SOCK (32u << 10)
 
@@ -1851,6 +2178,11 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_loop_recv_pause_while_parked),
 		cmocka_unit_test(test_loop_parked_input_does_not_starve_others),
 		cmocka_unit_test(test_loop_parked_input_dropped_on_close),
+		cmocka_unit_test(test_loop_recv_keep_release),
+		cmocka_unit_test(test_loop_keep_quarter_of_pool),
+		cmocka_unit_test(test_loop_keep_release_in_callback),
+		cmocka_unit_test(test_loop_keep_across_close),
+		cmocka_unit_test(test_loop_keep_parked_input),
 		cmocka_unit_test(test_loop_enobufs_rearm),
 		cmocka_unit_test(test_loop_cq_overflow_rearm),
 		cmocka_unit_test(test_loop_udp_msg),
