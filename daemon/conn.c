@@ -42,12 +42,17 @@ enum {
 _Static_assert(RINGD_CLOSE_STOP + 1 == METRICS_CLOSE_N, "metrics.h sizes");
 
 /* Queued output. A copy segment owns data[cap]; a reference segment
- * (cap 0) points at plugin memory that outlives the connection. */
+ * (cap 0) points at plugin memory that outlives the connection, or into
+ * a RECV buffer the loop lent and we kept (send_input()): kept is that
+ * buffer, given back to the loop when the segment leaves the queue, and
+ * kept_size the pool memory it holds, which counts as held. */
 struct outseg {
 	struct outseg *next;
 	const char *ptr; /* next byte to send */
 	size_t len;      /* bytes left from ptr */
 	size_t cap;
+	const void *kept;
+	size_t kept_size;
 	char data[];
 };
 
@@ -63,6 +68,10 @@ static const size_t outseg_class[2] = { 16384, 65536 };
 static const size_t outseg_cache[2] = { 64, 16 };
 /* send_ref() data up to this size joins a copy segment with room. */
 #define CONN_REF_COPY_MAX 4096
+/* send_input() copies less than this: a copy of a few hundred bytes
+ * costs less than a segment of its own, and a kept buffer is a whole
+ * pool buffer out of the kernel's reach until the send completes. */
+#define CONN_KEEP_MIN 1024
 
 struct conn {
 	struct ringd_conn pub; /* first: plugins hold &pub */
@@ -75,6 +84,10 @@ struct conn {
 	struct loop_op rop, sop;
 	struct outseg *head, *tail;
 	size_t queued;
+	/* During on_data(): the buffer the loop lent for it, which
+	 * send_input() may keep (NULL otherwise, or once kept). */
+	const char *in_buf;
+	size_t in_len;
 	struct loop_timer timer;
 	int64_t deadline; /* set_timeout() or linger; 0: none */
 	int64_t last_active;
@@ -312,7 +325,7 @@ static size_t conn_budget_low(const struct conn_set *set)
 
 static size_t conn_seg_mem(const struct outseg *s)
 {
-	return sizeof(*s) + s->cap;
+	return sizeof(*s) + s->cap + s->kept_size;
 }
 
 /* A segment leaves c's queue: sent, or dropped on close. The set's budget
@@ -323,6 +336,8 @@ static void conn_seg_done(struct conn *c, struct outseg *s)
 	struct conn_set *set = c->set;
 
 	set->held -= conn_seg_mem(s);
+	if (s->kept)
+		loop_buf_release(set->loop, s->kept);
 	conn_put_seg(set, s);
 	if (set->budget_level && set->held < conn_budget_low(set))
 		set->budget_level = 0;
@@ -595,8 +610,14 @@ static void conn_recv_done(struct loop_op *op, int res, unsigned flags,
 		if (ctr != NULL)
 			metrics_add(&ctr->bytes_in, (uint64_t)res);
 		conn_touch(c);
-		if (!(c->flags & (C_CLOSING | C_SHUT)))
+		if (!(c->flags & (C_CLOSING | C_SHUT))) {
+			if (flags & LOOP_F_BUFFER) {
+				c->in_buf = buf;
+				c->in_len = (size_t)res;
+			}
 			conn_call_data(c, buf, (size_t)res);
+			c->in_buf = NULL;
+		}
 		if (c->flags & C_DRAIN)
 			conn_drain_soon(c->set);
 		if (c->queued >= CONN_HIGH_WATER) {
@@ -706,6 +727,8 @@ static struct outseg *conn_new_seg(struct conn_set *set, size_t need,
 	s->ptr = s->data;
 	s->len = 0;
 	s->cap = cap;
+	s->kept = NULL;
+	s->kept_size = 0;
 	return s;
 }
 
@@ -770,6 +793,40 @@ int conn_send(struct ringd_conn *pc, const void *buf, size_t len, int copy)
 		memcpy((char *)s->ptr + s->len, buf, len);
 		s->len += len;
 	}
+	c->queued += len;
+	if (!(c->flags & C_IN_CB))
+		conn_flush(c);
+	return 0;
+}
+
+/* Keeps the loop's buffer only where that saves a copy and cannot
+ * reorder or pile up output: bytes of the input being delivered, behind
+ * nothing queued. Anything else is send(). */
+int conn_send_input(struct ringd_conn *pc, const void *buf, size_t len)
+{
+	struct conn *c = conn_of(pc);
+	const char *p = buf;
+	struct outseg *s;
+	int size;
+
+	if (!c->in_buf || c->head || len < CONN_KEEP_MIN || p < c->in_buf ||
+	    len > c->in_len || p - c->in_buf > (ptrdiff_t)(c->in_len - len) ||
+	    (c->flags & (C_DEAD | C_CLOSING)))
+		return conn_send(pc, buf, len, 1);
+	size = loop_buf_keep(c->set->loop, c->in_buf);
+	if (size < 0)
+		return conn_send(pc, buf, len, 1);
+	s = malloc(sizeof(*s));
+	if (!s) {
+		loop_buf_release(c->set->loop, c->in_buf);
+		return conn_send(pc, buf, len, 1);
+	}
+	*s = (struct outseg){ .ptr = p,
+			      .len = len,
+			      .kept = c->in_buf,
+			      .kept_size = (size_t)size };
+	c->in_buf = NULL;
+	conn_append(c, s);
 	c->queued += len;
 	if (!(c->flags & C_IN_CB))
 		conn_flush(c);

@@ -122,6 +122,14 @@ void conn_abort_all(struct conn_set *s);
 
 /* The ringd_host operations on a connection. */
 int conn_send(struct ringd_conn *c, const void *buf, size_t len, int copy);
+/* host->send_input(): as conn_send(c, buf, len, 1), except that bytes of
+ * the on_data() call in progress may be sent from the loop's buffer they
+ * arrived in (loop_buf_keep()), given back when they are sent or the
+ * connection goes. Keeps only with nothing queued, at least
+ * CONN_KEEP_MIN bytes, and a buffer the loop will lend; copies
+ * otherwise. The kept buffer's whole size counts toward the set's
+ * budget while queued. */
+int conn_send_input(struct ringd_conn *c, const void *buf, size_t len);
 void conn_close(struct ringd_conn *c);
 void conn_abort(struct ringd_conn *c);
 size_t conn_queued(const struct ringd_conn *c);

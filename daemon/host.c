@@ -92,4 +92,5 @@ const struct ringd_host host_api = {
 	.close_reason = conn_close_reason,
 	.count = conn_count,
 	.metrics = host_metrics,
+	.send_input = conn_send_input,
 };

@@ -7,6 +7,9 @@
 
 struct echo_worker {
 	const struct ringd_host *host;
+	/* send_input() where the daemon has it (it may skip the copy),
+	 * else send(). */
+	int (*send)(struct ringd_conn *c, const void *buf, size_t len);
 };
 
 static void *echo_start(const struct ringd_host *host,
@@ -16,8 +19,11 @@ static void *echo_start(const struct ringd_host *host,
 
 	(void)inst;
 	(void)config;
-	if (w)
+	if (w) {
 		w->host = host;
+		w->send = RINGD_HAS(host, send_input) ? host->send_input
+						      : host->send;
+	}
 	return w;
 }
 
@@ -30,7 +36,7 @@ static void echo_data(struct ringd_conn *c, const void *buf, size_t len)
 {
 	const struct echo_worker *w = c->wstate;
 
-	w->host->send(c, buf, len);
+	w->send(c, buf, len);
 }
 
 static void echo_datagram(struct ringd_dgram *d, const void *buf, size_t len)

@@ -281,6 +281,16 @@ struct ringd_host {
 	 * belongs to). Returns the number of series emitted. */
 	size_t (*metrics)(const struct ringd_instance *inst,
 			  ringd_metric_fn emit, void *arg);
+
+	/* As send(), for bytes the plugin got as input: the daemon may send
+	 * them from the buffer they arrived in instead of copying them
+	 * (echo's reply), which saves a copy where it can. From on_data(),
+	 * buf is its buf or a part of it; the plugin must not change those
+	 * bytes, and may still read them until on_data() returns. Other
+	 * bytes, or a call from elsewhere, are simply copied. Output stays
+	 * in order with send() and send_ref(); returns as send() does.
+	 * Allowed wherever send() is. */
+	int (*send_input)(struct ringd_conn *c, const void *buf, size_t len);
 };
 
 /* Whether s (a struct ringd_host or ringd_plugin the other side filled

@@ -34,6 +34,12 @@ static int fake_send(struct ringd_conn *c, const void *buf, size_t len)
 	return rc;
 }
 
+static int fake_send_input(struct ringd_conn *c, const void *buf, size_t len)
+{
+	fake.inputs++;
+	return fake_send(c, buf, len);
+}
+
 static void fake_close(struct ringd_conn *c)
 {
 	(void)c;
@@ -193,6 +199,7 @@ void fake_host_reset(void)
 		.close_reason = fake_close_reason,
 		.count = fake_count,
 		.metrics = fake_metrics,
+		.send_input = fake_send_input,
 	};
 	fake.clock_synced = 1;
 }

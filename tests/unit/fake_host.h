@@ -18,6 +18,7 @@ struct fake_host {
 	 * are not counted, datagrams have no queue. */
 	size_t queue;
 	int sends, replies, closes, aborts;
+	int inputs; /* of the sends, those made through send_input() */
 	int64_t now_ns;
 	int64_t timeout_ms;
 	enum ringd_state state;

@@ -36,7 +36,11 @@ struct seen {
 	size_t max_queued;
 	int close_send_res;
 	size_t send_on_open; /* bytes on_open queues before close() */
+	size_t max_held;     /* the set's held memory, seen from on_data */
 };
+
+/* The set under test, for plugins that look at its accounting. */
+static struct conn_set *cur_set;
 
 static struct seen seen;
 
@@ -85,6 +89,34 @@ static void p_echo(struct ringd_conn *c, const void *buf, size_t len)
 		seen.max_queued = q;
 }
 
+/* Echo through send_input(): the reply may leave from the loop's own
+ * buffer. */
+static void p_echo_input(struct ringd_conn *c, const void *buf, size_t len)
+{
+	size_t q;
+
+	seen.received += len;
+	assert_int_equal(host_api.send_input(c, buf, len), 0);
+	q = host_api.queued(c);
+	if (q > seen.max_queued)
+		seen.max_queued = q;
+	if (cur_set->held > seen.max_held)
+		seen.max_held = cur_set->held;
+}
+
+/* Echo in two send_input() calls: the second, behind the first, must
+ * be copied, and the two leave in order. */
+static void p_echo_input_halves(struct ringd_conn *c, const void *buf,
+				size_t len)
+{
+	size_t half = len / 2;
+
+	seen.received += len;
+	assert_int_equal(host_api.send_input(c, buf, half), 0);
+	assert_int_equal(
+		host_api.send_input(c, (const char *)buf + half, len - half), 0);
+}
+
 static void p_bad_close(struct ringd_conn *c)
 {
 	seen.closed++;
@@ -120,6 +152,7 @@ static struct fixture *fixture_new(size_t budget)
 	assert_int_equal(loop_new(&f->l, &p), 0);
 	conn_set_init(&f->set, f->l, wstate, budget, on_gone, NULL);
 	memset(&seen, 0, sizeof(seen));
+	cur_set = &f->set;
 	return f;
 }
 
@@ -357,7 +390,8 @@ static void test_conn_high_and_low_water(void **state)
  * set's output memory stays within budget plus one buffer per
  * connection, the budget (not high water) is what stopped them, and
  * everything comes back intact once they read. */
-static void test_conn_budget_bounds_the_set(void **state)
+static void budget_bounds_the_set(void (*echo)(struct ringd_conn *,
+					       const void *, size_t))
 {
 	const size_t budget = 128 * 1024, total = 1024 * 1024;
 	struct fixture *f = fixture_new(budget);
@@ -369,7 +403,7 @@ static void test_conn_budget_bounds_the_set(void **state)
 
 	plugin.on_open = p_count_open;
 	plugin.on_close = p_count_close;
-	plugin.on_data = p_echo;
+	plugin.on_data = echo;
 	for (int i = 0; i < BUDGET_PEERS; i++) {
 		peer[i] = open_pair(f, 16384);
 		got[i] = malloc(total);
@@ -407,7 +441,124 @@ static void test_conn_budget_bounds_the_set(void **state)
 	run_for(f, 20);
 	assert_int_equal(seen.gone, BUDGET_PEERS);
 	assert_int_equal(f->set.held, 0);
+	assert_int_equal(loop_bufs_kept(f->l), 0);
 	fixture_free(f);
+}
+
+static void test_conn_budget_bounds_the_set(void **state)
+{
+	budget_bounds_the_set(p_echo);
+}
+
+/* The same with kept loop buffers (io_uring): they count as held, so
+ * the bound is the same. */
+static void test_conn_budget_bounds_the_set_send_input(void **state)
+{
+	budget_bounds_the_set(p_echo_input);
+}
+
+static uint64_t keeps(struct fixture *f)
+{
+	struct loop_stats st;
+
+	loop_stats(f->l, &st);
+	return st.keeps;
+}
+
+/* Every byte comes back in order whether send_input() kept the loop's
+ * buffer (io_uring: a reference segment, the buffer given back once
+ * sent) or copied (epoll; or behind queued output), and a kept buffer
+ * counts as held memory like the copy segment it replaces. */
+static void send_input_in_order(void (*echo)(struct ringd_conn *,
+					     const void *, size_t))
+{
+	struct fixture *f = fixture_new(0);
+	const size_t total = 1024 * 1024;
+	unsigned char *got = malloc(total);
+	size_t sent = 0, have = 0;
+	int64_t end = mono_ns() + 10000 * MSEC;
+	int peer;
+
+	plugin.on_open = p_count_open;
+	plugin.on_close = p_count_close;
+	plugin.on_data = echo;
+	peer = open_pair(f, 0);
+	while (have < total && mono_ns() < end) {
+		fill_peer(peer, &sent, total);
+		run_for(f, 2);
+		drain_peer(peer, got, &have, total);
+	}
+	assert_int_equal(have, total);
+	check_pattern(got, have);
+	if (test_backend == LOOP_BACKEND_IO_URING)
+		assert_true(keeps(f) > 0);
+	else
+		assert_int_equal(keeps(f), 0);
+	if (echo == p_echo_input)
+		assert_true(seen.max_held >= 16384);
+	assert_int_equal(loop_bufs_kept(f->l), 0);
+	assert_int_equal(f->set.held, 0);
+	close(peer);
+	run_for(f, 20);
+	assert_int_equal(seen.gone, 1);
+	free(got);
+	fixture_free(f);
+}
+
+static void test_conn_send_input_in_order(void **state)
+{
+	send_input_in_order(p_echo_input);
+}
+
+static void test_conn_send_input_behind_queued_copies(void **state)
+{
+	send_input_in_order(p_echo_input_halves);
+}
+
+/* A kept buffer stays out of the pool while its bytes wait for a peer
+ * that does not read, and goes back when the connection goes: by the
+ * peer's close (with_abort false) or by an abort. */
+static void send_input_kept_until_closed(bool with_abort)
+{
+	struct fixture *f = fixture_new(0);
+	size_t sent = 0;
+	int peer;
+
+	plugin.on_open = p_count_open;
+	plugin.on_close = p_count_close;
+	plugin.on_data = p_echo_input;
+	peer = open_pair(f, 16384);
+	for (int i = 0; i < 20; i++) {
+		fill_peer(peer, &sent, 1024 * 1024);
+		run_for(f, 5);
+	}
+	/* Stuck at high water, the first reply still at the head. */
+	assert_true(seen.max_queued >= CONN_HIGH_WATER);
+	assert_int_equal(loop_bufs_kept(f->l),
+			 test_backend == LOOP_BACKEND_IO_URING ? 1 : 0);
+	assert_true(f->set.held >= CONN_HIGH_WATER);
+	if (with_abort)
+		conn_abort_all(&f->set);
+	else
+		close(peer);
+	run_for(f, 50);
+	assert_int_equal(seen.gone, 1);
+	assert_int_equal(seen.closed, 1);
+	assert_int_equal(loop_bufs_kept(f->l), 0);
+	assert_int_equal(f->set.held, 0);
+	if (with_abort)
+		close(peer);
+	fixture_free(f);
+}
+
+static void test_conn_send_input_kept_until_peer_closes(void **state)
+{
+	send_input_kept_until_closed(false);
+}
+
+static void test_conn_send_input_kept_until_abort(void **state)
+{
+	send_input_kept_until_closed(true);
 }
 
 #define IDLE_PEERS 24
@@ -551,6 +702,16 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_conn_budget_level_falls_back,
 				       reset_plugin),
 		cmocka_unit_test_setup(test_conn_abort_all, reset_plugin),
+		cmocka_unit_test_setup(test_conn_budget_bounds_the_set_send_input,
+				       reset_plugin),
+		cmocka_unit_test_setup(test_conn_send_input_in_order,
+				       reset_plugin),
+		cmocka_unit_test_setup(test_conn_send_input_behind_queued_copies,
+				       reset_plugin),
+		cmocka_unit_test_setup(test_conn_send_input_kept_until_peer_closes,
+				       reset_plugin),
+		cmocka_unit_test_setup(test_conn_send_input_kept_until_abort,
+				       reset_plugin),
 		cmocka_unit_test_setup(test_conn_sends_in_a_hook_leave_together,
 				       reset_plugin),
 	};

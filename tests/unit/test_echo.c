@@ -60,6 +60,43 @@ static void test_echo_stream_in_order(void **state)
 	assert_int_equal(f->closes, 0);
 }
 
+/* Input goes back through send_input(), which may spare the copy. */
+static void test_echo_stream_uses_send_input(void **state)
+{
+	struct ringd_conn c = { .wstate = *state };
+	struct fake_host *f = fake_host_get();
+
+	ringd_plugin.on_data(&c, "abc", 3);
+	ringd_plugin.on_data(&c, "de", 2);
+	assert_int_equal(f->sends, 2);
+	assert_int_equal(f->inputs, 2);
+	assert_int_equal(f->outlen, 5);
+	assert_memory_equal(f->out, "abcde", 5);
+}
+
+/* A daemon whose host ends before send_input (built before it was
+ * appended) still gets every byte, through send(). */
+static int setup_old_host(void **state)
+{
+	fake_host_reset();
+	fake_host_get()->host.size = offsetof(struct ringd_host, send_input);
+	*state = ringd_plugin.start(&fake_host_get()->host, NULL, NULL);
+	return *state ? 0 : -1;
+}
+
+static void test_echo_stream_old_host_uses_send(void **state)
+{
+	struct ringd_conn c = { .wstate = *state };
+	struct fake_host *f = fake_host_get();
+
+	assert_false(RINGD_HAS(&f->host, send_input));
+	ringd_plugin.on_data(&c, "abc", 3);
+	assert_int_equal(f->sends, 1);
+	assert_int_equal(f->inputs, 0);
+	assert_int_equal(f->outlen, 3);
+	assert_memory_equal(f->out, "abc", 3);
+}
+
 static void test_echo_datagram_same_bytes(void **state)
 {
 	struct fake_host *f = fake_host_get();
@@ -84,6 +121,11 @@ int main(void)
 		cmocka_unit_test(test_echo_abi),
 		cmocka_unit_test_setup_teardown(test_echo_stream_in_order,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_echo_stream_uses_send_input,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_echo_stream_old_host_uses_send, setup_old_host,
+			teardown),
 		cmocka_unit_test_setup_teardown(test_echo_datagram_same_bytes,
 						setup, teardown),
 	};
