@@ -56,9 +56,12 @@ struct conn_set {
 
 	struct conn *head; /* doubly linked */
 	size_t n;
-	/* Freed output segments kept for reuse, per size class. */
+	/* Freed output segments kept for reuse, per size class, and
+	 * freed reference segments (no data of their own). */
 	struct outseg *free_segs[2];
 	size_t nfree_segs[2];
+	struct outseg *free_refs;
+	size_t nfree_refs;
 	/* A graceful stop checks draining connections after each batch of
 	 * completions. */
 	struct loop_timer drain_timer;
