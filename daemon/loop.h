@@ -170,9 +170,9 @@ size_t loop_recv_parked(const struct loop_op *op);
  * -EOPNOTSUPP where the buffer is not the pool's to lend (epoll: the
  * loop's one read buffer; io_uring: parked input that had to be copied
  * out of the pool), -ENOBUFS when a quarter of the pool is kept already
- * (kept buffers never starve receives: with parked input, see
- * loop_cancel(), at most half the pool is out of the kernel's reach),
- * -EINVAL when buf is not the buffer of the completion in progress or
+ * (so kept buffers alone never starve receives: three quarters of the
+ * pool stay the kernel's, less what parked input holds, which
+ * loop_cancel() bounds on its own), -EINVAL when buf is not the buffer of the completion in progress or
  * is kept already. */
 int loop_buf_keep(struct loop *l, const void *buf);
 
