@@ -88,10 +88,6 @@ struct conn {
 	struct loop_op rop, sop;
 	struct outseg *head, *tail;
 	size_t queued;
-	/* During on_data(): the buffer the loop lent for it, which
-	 * send_input() may keep (NULL otherwise, or once kept). */
-	const char *in_buf;
-	size_t in_len;
 	struct loop_timer timer;
 	int64_t deadline; /* set_timeout() or linger; 0: none */
 	int64_t last_active;
@@ -626,12 +622,15 @@ static void conn_recv_done(struct loop_op *op, int res, unsigned flags,
 			metrics_add(&ctr->bytes_in, (uint64_t)res);
 		conn_touch(c);
 		if (!(c->flags & (C_CLOSING | C_SHUT))) {
+			struct conn_set *set = c->set;
+
 			if (flags & LOOP_F_BUFFER) {
-				c->in_buf = buf;
-				c->in_len = (size_t)res;
+				set->in_conn = c;
+				set->in_buf = buf;
+				set->in_len = (size_t)res;
 			}
 			conn_call_data(c, buf, (size_t)res);
-			c->in_buf = NULL;
+			set->in_conn = NULL;
 		}
 		if (c->flags & C_DRAIN)
 			conn_drain_soon(c->set);
@@ -837,25 +836,27 @@ int conn_send(struct ringd_conn *pc, const void *buf, size_t len, int copy)
 int conn_send_input(struct ringd_conn *pc, const void *buf, size_t len)
 {
 	struct conn *c = conn_of(pc);
+	struct conn_set *set = c->set;
 	const char *p = buf;
 	struct outseg *s;
 	int size;
 
-	if (!c->in_buf || c->head || len < CONN_KEEP_MIN || p < c->in_buf ||
-	    len > c->in_len || p - c->in_buf > (ptrdiff_t)(c->in_len - len) ||
+	if (set->in_conn != c || c->head || len < CONN_KEEP_MIN ||
+	    p < set->in_buf || len > set->in_len ||
+	    p - set->in_buf > (ptrdiff_t)(set->in_len - len) ||
 	    (c->flags & (C_DEAD | C_CLOSING)))
 		return conn_send(pc, buf, len, 1);
-	size = loop_buf_keep(c->set->loop, c->in_buf);
+	size = loop_buf_keep(set->loop, set->in_buf);
 	if (size < 0)
 		return conn_send(pc, buf, len, 1);
-	s = conn_new_ref(c->set, p, len);
+	s = conn_new_ref(set, p, len);
 	if (!s) {
-		loop_buf_release(c->set->loop, c->in_buf);
+		loop_buf_release(set->loop, set->in_buf);
 		return conn_send(pc, buf, len, 1);
 	}
-	s->kept = c->in_buf;
+	s->kept = set->in_buf;
 	s->kept_size = (size_t)size;
-	c->in_buf = NULL;
+	set->in_conn = NULL; /* kept once */
 	conn_append(c, s);
 	c->queued += len;
 	if (!(c->flags & C_IN_CB))

@@ -62,6 +62,12 @@ struct conn_set {
 	size_t nfree_segs[2];
 	struct outseg *free_refs;
 	size_t nfree_refs;
+	/* During one connection's on_data(): that connection and the
+	 * buffer the loop lent for it, which send_input() may keep (here,
+	 * not in struct conn, which every idle connection pays for). */
+	struct conn *in_conn;
+	const char *in_buf;
+	size_t in_len;
 	/* A graceful stop checks draining connections after each batch of
 	 * completions. */
 	struct loop_timer drain_timer;
