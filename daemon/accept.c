@@ -81,28 +81,16 @@ static const char *const accept_refusal_names[ACCEPT_REFUSED_N] = {
 
 _Static_assert(ACCEPT_REFUSED_N == METRICS_REFUSED_N, "metrics.h sizes");
 
-/* Where refusals on al's listener are counted; NULL without metrics. */
-static uint64_t *accept_refused_ctr(const struct accept_set *a,
-				    const struct ringd_instance *inst,
-				    const struct listener *l, int why)
-{
-	struct metrics_block *m = a->conns->metrics;
-
-	if (m == NULL || inst->idx >= m->nsvc)
-		return NULL;
-	return &m->svc[inst->idx]
-			.stream[l->addr.kind == LISTEN_UNIX ? METRICS_UNIX : METRICS_TCP]
-			.refused[why];
-}
-
 static void accept_count(const struct accept_set *a,
 			 const struct ringd_instance *inst,
 			 const struct listener *l, int why)
 {
-	uint64_t *ctr = accept_refused_ctr(a, inst, l, why);
+	struct metrics_stream *ctr = metrics_stream_of(
+		a->conns->metrics, inst->idx,
+		l->addr.kind == LISTEN_UNIX ? METRICS_UNIX : METRICS_TCP);
 
 	if (ctr != NULL)
-		metrics_add(ctr, 1);
+		metrics_add(&ctr->refused[why], 1);
 }
 
 static void accept_pause(struct accept_listener *al, const char *why);

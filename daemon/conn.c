@@ -137,11 +137,7 @@ static void conn_why(struct conn *c, enum ringd_close_reason r)
 
 static struct metrics_stream *conn_ctr(const struct conn *c)
 {
-	struct metrics_block *m = c->set->metrics;
-
-	if (m == NULL || c->inst->idx >= m->nsvc)
-		return NULL;
-	return &m->svc[c->inst->idx].stream[c->transport];
+	return metrics_stream_of(c->set->metrics, c->inst->idx, c->transport);
 }
 
 /* Per-connection lines are debug: formatting them is skipped unless an
@@ -696,6 +692,7 @@ static void conn_send_done(struct loop_op *op, int res, unsigned flags,
 			   void *buf)
 {
 	struct conn *c = op->data;
+	struct metrics_stream *ctr;
 
 	c->flags &= ~C_SENDING;
 	if (c->flags & C_DEAD) {
@@ -710,8 +707,9 @@ static void conn_send_done(struct loop_op *op, int res, unsigned flags,
 		conn_release(c);
 		return;
 	}
-	if (conn_ctr(c) != NULL)
-		metrics_add(&conn_ctr(c)->bytes_out, (uint64_t)res);
+	ctr = conn_ctr(c);
+	if (ctr != NULL)
+		metrics_add(&ctr->bytes_out, (uint64_t)res);
 	conn_consume(c, (size_t)res);
 	conn_touch(c);
 	conn_drained(c);
@@ -936,6 +934,7 @@ int conn_open(struct conn_set *set, const struct ringd_instance *inst, int fd,
 {
 	const struct ringd_plugin *p = inst->p;
 	struct conn *c = calloc(1, sizeof(*c));
+	struct metrics_stream *ctr;
 
 	if (!c) {
 		log_warnx("conn: out of memory svc=%s", inst->sc->name);
@@ -959,8 +958,9 @@ int conn_open(struct conn_set *set, const struct ringd_instance *inst, int fd,
 	}
 
 	conn_debug(c, "open");
-	if (conn_ctr(c) != NULL)
-		metrics_add(&conn_ctr(c)->accepted, 1);
+	ctr = conn_ctr(c);
+	if (ctr != NULL)
+		metrics_add(&ctr->accepted, 1);
 	c->flags |= C_IN_CB;
 	if (PLUGIN_HAS(p, on_open) && p->on_open(&c->pub) < 0) {
 		conn_why(c, RINGD_CLOSE_SERVICE);

@@ -55,6 +55,8 @@ struct daemon {
 				   drain_delay after state turned DRAINING */
 	_Atomic int failed;     /* a worker's loop died: exit 1 */
 	_Atomic long nconns;    /* open connections, all workers */
+	double start_time;      /* Unix seconds the process started
+				   (metrics_name_counters()) */
 };
 
 static inline enum ringd_state daemon_state(struct daemon *d)

@@ -140,8 +140,11 @@ static int metrics_name_one(struct ringd_instance *inst)
 	return 0;
 }
 
+static double proc_start_time(void);
+
 int metrics_name_counters(struct daemon *d)
 {
+	d->start_time = proc_start_time();
 	for (size_t i = 0; i < d->conf->nsvc; i++)
 		if (PLUGIN_HAS(d->svc[i].p, counters) &&
 		    metrics_name_one(&d->svc[i]) < 0)
@@ -511,7 +514,7 @@ static void walk_process(struct walk *w)
 		 getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (double)rl.rlim_cur : 0);
 	walk_one(w, "process_start_time_seconds",
 		 "Start time of the process since unix epoch in seconds.",
-		 RINGD_METRIC_GAUGE, proc_start_time());
+		 RINGD_METRIC_GAUGE, w->d->start_time);
 }
 
 size_t metrics_walk(const struct daemon *d, ringd_metric_fn emit, void *arg)

@@ -52,6 +52,16 @@ struct metrics_block {
 	size_t nsvc;
 };
 
+/* Service svc's stream counters for transport t in block m; NULL when
+ * nothing counts (no block: a test's conn_set) or svc is not in it. */
+static inline struct metrics_stream *
+metrics_stream_of(struct metrics_block *m, size_t svc, unsigned t)
+{
+	if (m == NULL || svc >= m->nsvc)
+		return NULL;
+	return &m->svc[svc].stream[t];
+}
+
 static inline void metrics_add(uint64_t *ctr, uint64_t n)
 {
 	__atomic_store_n(ctr, __atomic_load_n(ctr, __ATOMIC_RELAXED) + n,
@@ -70,8 +80,9 @@ void metrics_block_free(struct metrics_block *b);
 
 /* Ask every service's plugin to name its counters (the counters() hook)
  * and check the names: a metric name, ringd_ first, _total last, one help
- * and label name per family. Main thread, before the workers start.
- * Returns 0, or -1 after logging what is wrong. */
+ * and label name per family; and note when the process started, which a
+ * scrape reports and never changes. Main thread, before the workers
+ * start. Returns 0, or -1 after logging what is wrong. */
 int metrics_name_counters(struct daemon *d);
 void metrics_forget_counters(struct daemon *d);
 
