@@ -175,26 +175,7 @@ ulimit -Sn "$NOFILE"
 
 OUT=$OUTROOT/http-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT"
-LOADGEN=$BUILDDIR/bench/loadgen
-build_loadgen() {
-	if [[ ! -f $BUILDDIR/build.ninja ]]; then
-		meson setup "$BUILDDIR" "$ROOT" || return 1
-	fi
-	ninja -C "$BUILDDIR" bench/loadgen
-}
-if ! build_loadgen >"$OUT/build.log" 2>&1; then
-	echo "http.sh: meson build of loadgen failed (see $OUT/build.log); compiling bench/loadgen.c directly" >&2
-	LOADGEN=$OUT/loadgen
-	cc -std=c17 -O2 -D_GNU_SOURCE -Wall -Wextra -pthread "$BENCH/loadgen.c" -o "$LOADGEN" ||
-		die "cannot build loadgen"
-fi
-
-free_port() {
-	"$PYTHON" -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
+build_loadgen http.sh
 
 SPID=
 IDLE_PID=

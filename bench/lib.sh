@@ -46,3 +46,26 @@ stop_server() {
 	wait "$SPID" 2>/dev/null || SRC=$?
 	SPID=
 }
+
+# A free loopback TCP port, as the kernel picks one.
+free_port() {
+	python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+# Sets LOADGEN: the build's bench/loadgen (configuring BUILDDIR from ROOT
+# if needed), or, when the tree does not build, loadgen.c compiled alone
+# into OUT. $1 names the calling script in the message.
+build_loadgen() {
+	LOADGEN=$BUILDDIR/bench/loadgen
+	if { [[ -f $BUILDDIR/build.ninja ]] || meson setup "$BUILDDIR" "$ROOT"; } &&
+		ninja -C "$BUILDDIR" bench/loadgen; then
+		return 0
+	fi >"$OUT/build.log" 2>&1
+	echo "$1: meson build of loadgen failed (see $OUT/build.log); compiling bench/loadgen.c directly" >&2
+	LOADGEN=$OUT/loadgen
+	cc -std=c17 -O2 -D_GNU_SOURCE -Wall -Wextra -pthread "$ROOT/bench/loadgen.c" -o "$LOADGEN" ||
+		die "cannot build loadgen"
+}

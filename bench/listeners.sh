@@ -126,13 +126,6 @@ LOADGEN=$BUILDDIR/bench/loadgen
 OUT=$OUTROOT/listeners-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT"
 
-free_port() {
-	python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
 SPID=
 cleanup() {
 	if [[ -n $SPID ]]; then

@@ -124,26 +124,7 @@ fi
 # configure or build yet, fall back to compiling the one file directly.
 OUT=$OUTROOT/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT"
-LOADGEN=$BUILDDIR/bench/loadgen
-build_loadgen() {
-	if [[ ! -f $BUILDDIR/build.ninja ]]; then
-		meson setup "$BUILDDIR" "$ROOT" || return 1
-	fi
-	ninja -C "$BUILDDIR" bench/loadgen
-}
-if ! build_loadgen >"$OUT/build.log" 2>&1; then
-	echo "run.sh: meson build of loadgen failed (see $OUT/build.log); compiling bench/loadgen.c directly" >&2
-	LOADGEN=$OUT/loadgen
-	cc -std=c17 -O2 -D_GNU_SOURCE -Wall -Wextra -pthread "$BENCH/loadgen.c" -o "$LOADGEN" ||
-		die "cannot build loadgen"
-fi
-
-free_port() {
-	"$PYTHON" -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
+build_loadgen run.sh
 
 SPID=
 cleanup() {
