@@ -291,6 +291,17 @@ struct ringd_host {
 	 * in order with send() and send_ref(); returns as send() does.
 	 * Allowed wherever send() is. */
 	int (*send_input)(struct ringd_conn *c, const void *buf, size_t len);
+
+	/* As close(), for a connection whose peer has said it sends nothing
+	 * more and whose input the plugin has used up (an HTTP request with
+	 * Connection: close, answered): once the output is sent, the FIN
+	 * goes with the last bytes and the socket closes at once. close()
+	 * instead keeps reading until the peer's FIN, because closing with
+	 * unread input resets the connection, and a reset can destroy a
+	 * reply the peer has not read yet; that wait costs a wake-up per
+	 * connection. Input the daemon already holds for the plugin makes
+	 * it a plain close(). Allowed wherever close() is. */
+	void (*close_no_linger)(struct ringd_conn *c);
 };
 
 /* Whether s (a struct ringd_host or ringd_plugin the other side filled
