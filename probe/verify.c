@@ -1,0 +1,250 @@
+/* Judging replies: time arithmetic, printable-text rules, the chargen
+ * pattern and the HTTP response head. Pure functions over bytes. */
+#include "probe/verify.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define RFC868_EPOCH 2208988800LL /* seconds from 1900 to 1970 */
+#define WRAP (1LL << 32)
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+	int64_t q = a / b;
+
+	return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+int64_t verify_time_unix(uint32_t v, int64_t now_unix)
+{
+	int64_t base = (int64_t)v - RFC868_EPOCH;
+	int64_t k = floor_div(now_unix - base + WRAP / 2, WRAP);
+
+	return base + k * WRAP;
+}
+
+uint32_t verify_time_rfc868(int64_t unix_time)
+{
+	return (uint32_t)((uint64_t)(unix_time + RFC868_EPOCH) & 0xffffffffu);
+}
+
+static bool printable(unsigned char c)
+{
+	return (c >= 0x20 && c < 0x7f) || c == '\t';
+}
+
+bool verify_daytime(const unsigned char *buf, size_t len, const char **why)
+{
+	size_t i = 0;
+
+	while (i < len && printable(buf[i]))
+		i++;
+	if (i == 0)
+		return *why = "empty daytime line", false;
+	if (i < len && buf[i] == '\r' && i + 1 < len && buf[i + 1] == '\n')
+		i += 2;
+	else if (i < len && buf[i] == '\n')
+		i++;
+	if (i != len)
+		return *why = "daytime reply is not one printable line", false;
+	return true;
+}
+
+bool verify_qotd(const unsigned char *buf, size_t len, const char **why)
+{
+	if (len == 0)
+		return *why = "empty quote", false;
+	if (len >= 512)
+		return *why = "quote of 512 bytes or more", false;
+	for (size_t i = 0; i < len; i++)
+		if (!printable(buf[i]) && buf[i] != '\r' && buf[i] != '\n')
+			return *why = "quote is not printable ASCII", false;
+	return true;
+}
+
+#define CG_WIDTH 72
+#define CG_NCHARS 95
+
+static bool chargen_byte(struct verify_chargen *st, unsigned char c)
+{
+	if (!st->started) {
+		/* A reply starts at the beginning of a line; its first
+		 * character says which line. */
+		if (c < 0x20 || c > 0x7e)
+			return false;
+		st->started = true;
+		st->line = c - 0x20u;
+		st->col = 1;
+		return true;
+	}
+	if (st->col < CG_WIDTH) {
+		if (c != 0x20u + (st->line + st->col) % CG_NCHARS)
+			return false;
+		st->col++;
+		return true;
+	}
+	if (st->col == CG_WIDTH) {
+		st->col++;
+		return c == '\r';
+	}
+	if (c != '\n')
+		return false;
+	st->line = (st->line + 1) % CG_NCHARS;
+	st->col = 0;
+	return true;
+}
+
+bool verify_chargen_feed(struct verify_chargen *st, const unsigned char *buf,
+			 size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (!chargen_byte(st, buf[i]))
+			return false;
+		st->offset++;
+	}
+	return true;
+}
+
+static const char *find_crlf(const char *p, const char *end)
+{
+	for (; p + 1 < end; p++)
+		if (p[0] == '\r' && p[1] == '\n')
+			return p;
+	return NULL;
+}
+
+static int http_status_line(struct verify_http *h, const char *p,
+			    const char *eol, const char **why)
+{
+	if (eol - p < 12 || strncmp(p, "HTTP/1.", 7) != 0 ||
+	    !isdigit((unsigned char)p[7]) || p[8] != ' ')
+		return *why = "not an HTTP/1.x status line", -1;
+	for (int i = 9; i < 12; i++)
+		if (!isdigit((unsigned char)p[i]))
+			return *why = "bad HTTP status code", -1;
+	if (eol - p > 12 && p[12] != ' ')
+		return *why = "bad HTTP status code", -1;
+	h->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+	if (h->status < 100)
+		return *why = "bad HTTP status code", -1;
+	return 0;
+}
+
+static int http_framing(struct verify_http *h, const char *head,
+			const char **why)
+{
+	size_t vlen;
+	const char *v = verify_http_header(head, h->head_len,
+					   "Content-Length", &vlen);
+
+	h->clen = -1;
+	if (v) {
+		char *end;
+		long long n;
+
+		if (vlen == 0 || !isdigit((unsigned char)*v))
+			return *why = "bad Content-Length", -1;
+		n = strtoll(v, &end, 10);
+		if (end != v + vlen || n < 0)
+			return *why = "bad Content-Length", -1;
+		h->clen = n;
+	}
+	v = verify_http_header(head, h->head_len, "Transfer-Encoding", &vlen);
+	h->chunked = v && vlen >= 7 &&
+		     strncasecmp(v + vlen - 7, "chunked", 7) == 0;
+	return 0;
+}
+
+int verify_http_head(struct verify_http *h, const char *buf, size_t len,
+		     const char **why)
+{
+	const char *end = buf + len;
+	const char *eol = find_crlf(buf, end);
+	const char *p;
+
+	memset(h, 0, sizeof(*h));
+	if (!eol)
+		return 0;
+	if (http_status_line(h, buf, eol, why) < 0)
+		return -1;
+	for (p = eol + 2;; p = eol + 2) {
+		eol = find_crlf(p, end);
+		if (!eol)
+			return h->status = 0, 0;
+		if (eol == p)
+			break;
+		if (*p == ' ' || *p == '\t' || !memchr(p, ':', (size_t)(eol - p)))
+			return *why = "malformed HTTP header line", -1;
+	}
+	h->head_len = (size_t)(eol + 2 - buf);
+	return http_framing(h, buf, why) < 0 ? -1 : 1;
+}
+
+const char *verify_http_header(const char *head, size_t head_len,
+			       const char *name, size_t *vlen)
+{
+	const char *end = head + head_len;
+	const char *p = find_crlf(head, end);
+	size_t n = strlen(name);
+
+	while (p && p + 2 < end) {
+		const char *line = p + 2;
+		const char *eol = find_crlf(line, end);
+
+		if (!eol || eol == line)
+			return NULL;
+		if ((size_t)(eol - line) > n && line[n] == ':' &&
+		    strncasecmp(line, name, n) == 0) {
+			const char *v = line + n + 1;
+			const char *ve = eol;
+
+			while (v < ve && (*v == ' ' || *v == '\t'))
+				v++;
+			while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+				ve--;
+			*vlen = (size_t)(ve - v);
+			return v;
+		}
+		p = eol;
+	}
+	return NULL;
+}
+
+static int parse_code(const char **s)
+{
+	int v = 0, digits = 0;
+
+	while (isdigit((unsigned char)**s) && digits < 4) {
+		v = v * 10 + (**s - '0');
+		(*s)++;
+		digits++;
+	}
+	return digits == 3 && v >= 100 ? v : -1;
+}
+
+int verify_status_match(const char *spec, int status)
+{
+	const char *s = spec;
+	int match = 0;
+
+	for (;;) {
+		int lo = parse_code(&s), hi = lo;
+
+		if (lo < 0)
+			return -1;
+		if (*s == '-') {
+			s++;
+			hi = parse_code(&s);
+			if (hi < lo)
+				return -1;
+		}
+		if (status >= lo && status <= hi)
+			match = 1;
+		if (*s == '\0')
+			return match;
+		if (*s++ != ',')
+			return -1;
+	}
+}

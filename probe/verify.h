@@ -1,0 +1,68 @@
+/* The protocol knowledge of ringd-probe, without sockets or a loop: is
+ * this reply what the service must send? Each function judges bytes
+ * already received and, on a bad reply, gives a short static or
+ * caller-buffered reason for the output line. */
+#ifndef RINGD_PROBE_VERIFY_H
+#define RINGD_PROBE_VERIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* RFC 868 counts seconds since 1900 in 32 bits, so the count wraps on
+ * 2036-02-07. A reply v means the Unix time closest to now among
+ * v - 2208988800 + k * 2^32 (k any integer): the wrap-safe reading,
+ * valid within 68 years of now. */
+int64_t verify_time_unix(uint32_t v, int64_t now_unix);
+
+/* RFC 868 seconds for a Unix time, modulo 2^32 (the server's side). */
+uint32_t verify_time_rfc868(int64_t unix_time);
+
+/* Daytime (RFC 867): one line of printable ASCII (tabs allowed), ended
+ * by LF or CRLF or by the close, and nothing after it. */
+bool verify_daytime(const unsigned char *buf, size_t len, const char **why);
+
+/* QOTD (RFC 865): printable ASCII with CR, LF and tabs, non-empty,
+ * under 512 bytes. */
+bool verify_qotd(const unsigned char *buf, size_t len, const char **why);
+
+/* Chargen (RFC 864): lines of 72 characters from the 95 printable ones,
+ * each line starting one later than the one before, CRLF after each.
+ * The checker is incremental: the first byte fixes the phase, every
+ * later byte must follow it. */
+struct verify_chargen {
+	bool started;
+	unsigned line;   /* first character of the current line, 0..94 */
+	unsigned col;    /* position within the line: 0..71, CR 72, LF 73 */
+	uint64_t offset; /* bytes accepted so far */
+};
+/* Feeds len bytes; returns false at the first byte off the pattern and
+ * leaves st->offset at that byte's position. */
+bool verify_chargen_feed(struct verify_chargen *st, const unsigned char *buf,
+			 size_t len);
+
+/* An HTTP/1.x response head, parsed in place from buf (not copied). */
+struct verify_http {
+	int status;         /* 100..999; 0 until parsed */
+	size_t head_len;    /* bytes up to and including the blank line */
+	long long clen;     /* Content-Length, -1 when absent */
+	bool chunked;       /* Transfer-Encoding: chunked */
+};
+
+/* Parses the response head in buf[0, len). Returns 1 when the head is
+ * complete and valid (*h filled), 0 when more bytes are needed, -1 on
+ * a malformed head (*why says what). */
+int verify_http_head(struct verify_http *h, const char *buf, size_t len,
+		     const char **why);
+
+/* Finds the first header called name (case-insensitive) in a complete
+ * head; returns its value (leading and trailing blanks dropped) and its
+ * length in *vlen, or NULL. */
+const char *verify_http_header(const char *head, size_t head_len,
+			       const char *name, size_t *vlen);
+
+/* Status in a --expect-status list ("200", "200-399", "200,204,300-399").
+ * Returns 1 when it matches, 0 when not, -1 when spec is malformed. */
+int verify_status_match(const char *spec, int status);
+
+#endif
