@@ -294,8 +294,9 @@ static void on_send(struct loop_op *op, int res, unsigned flags, void *buf)
 		if (c->phase == PH_CONNECT)
 			connect_failed(c, -res);
 		else
-			check_finish(c, PROBE_CRITICAL, "%s after %.2f ms",
-				     errno_text(-res), check_ms(c));
+			check_finish(c, PROBE_CRITICAL, "%s after %llu bytes",
+				     errno_text(-res),
+				     (unsigned long long)c->got);
 	} else if (c->t->udp) {
 		c->sent = true;
 	} else if (c->phase == PH_CONNECT) {

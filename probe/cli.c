@@ -122,7 +122,8 @@ static int compile(regex_t *re, bool *have, const char *src, FILE *err)
 	if (*have)
 		regfree(re);
 	*have = false;
-	rc = regcomp(re, src, REG_EXTENDED | REG_NOSUB);
+	/* As grep -E does: ^ and $ match at every line's ends. */
+	rc = regcomp(re, src, REG_EXTENDED | REG_NOSUB | REG_NEWLINE);
 	if (rc) {
 		regerror(rc, re, msg, sizeof(msg));
 		return bad(err, msg, src);

@@ -41,7 +41,7 @@ static size_t keep_size(const struct probe_check *c)
 	case PROBE_DAYTIME:
 		return KEEP_LINE;
 	case PROBE_TIME:
-		return 8;
+		return 5; /* one more than a reply, to tell a longer one */
 	case PROBE_QOTD:
 		return 512;
 	case PROBE_HTTP:

@@ -41,7 +41,7 @@ bool verify_daytime(const unsigned char *buf, size_t len, const char **why)
 
 	while (i < len && printable(buf[i]))
 		i++;
-	if (i == 0)
+	if (i == 0 && (len == 0 || buf[0] == '\r' || buf[0] == '\n'))
 		return *why = "empty daytime line", false;
 	if (i < len && buf[i] == '\r' && i + 1 < len && buf[i + 1] == '\n')
 		i += 2;
@@ -65,35 +65,45 @@ bool verify_qotd(const unsigned char *buf, size_t len, const char **why)
 }
 
 #define CG_WIDTH 72
-#define CG_NCHARS 95
+
+/* Whether c may follow prev in the ring; the first wrap fixes the ring:
+ * from '~' or '}' down to ' ' or '!'. */
+static bool chargen_next(struct verify_chargen *st, unsigned char prev,
+			 unsigned char c)
+{
+	if (st->lo)
+		return c == (prev == st->hi ? st->lo : prev + 1);
+	if (prev < 0x7e && c == prev + 1)
+		return true;
+	if ((prev == 0x7d || prev == 0x7e) && (c == 0x20 || c == 0x21)) {
+		st->hi = prev;
+		st->lo = c;
+		return true;
+	}
+	return false;
+}
 
 static bool chargen_byte(struct verify_chargen *st, unsigned char c)
 {
-	if (!st->started) {
-		/* A reply starts at the beginning of a line; its first
-		 * character says which line. */
-		if (c < 0x20 || c > 0x7e)
-			return false;
+	bool ok;
+
+	if (st->col == 0) {
+		if (!st->started)
+			ok = c >= 0x20 && c <= 0x7e;
+		else
+			ok = chargen_next(st, st->first, c) || c == st->origin;
+		if (!st->started)
+			st->origin = c;
 		st->started = true;
-		st->line = c - 0x20u;
-		st->col = 1;
-		return true;
+		st->first = st->prev = c;
+	} else if (st->col < CG_WIDTH) {
+		ok = chargen_next(st, st->prev, c);
+		st->prev = c;
+	} else {
+		ok = c == (st->col == CG_WIDTH ? '\r' : '\n');
 	}
-	if (st->col < CG_WIDTH) {
-		if (c != 0x20u + (st->line + st->col) % CG_NCHARS)
-			return false;
-		st->col++;
-		return true;
-	}
-	if (st->col == CG_WIDTH) {
-		st->col++;
-		return c == '\r';
-	}
-	if (c != '\n')
-		return false;
-	st->line = (st->line + 1) % CG_NCHARS;
-	st->col = 0;
-	return true;
+	st->col = st->col == CG_WIDTH + 1 ? 0 : st->col + 1;
+	return ok;
 }
 
 bool verify_chargen_feed(struct verify_chargen *st, const unsigned char *buf,
@@ -165,6 +175,9 @@ int verify_http_head(struct verify_http *h, const char *buf, size_t len,
 	const char *p;
 
 	memset(h, 0, sizeof(*h));
+	/* Garbage shows in its first bytes; no need to wait for a CRLF. */
+	if (strncmp(buf, "HTTP/1.", len < 7 ? len : 7) != 0)
+		return *why = "not an HTTP/1.x status line", -1;
 	if (!eol)
 		return 0;
 	if (http_status_line(h, buf, eol, why) < 0)

@@ -26,13 +26,21 @@ bool verify_daytime(const unsigned char *buf, size_t len, const char **why);
  * under 512 bytes. */
 bool verify_qotd(const unsigned char *buf, size_t len, const char **why);
 
-/* Chargen (RFC 864): lines of 72 characters from the 95 printable ones,
- * each line starting one later than the one before, CRLF after each.
- * The checker is incremental: the first byte fixes the phase, every
- * later byte must follow it. */
+/* Chargen (RFC 864): lines of 72 characters, each the one after the
+ * character before it in a ring of printable ASCII, each line starting
+ * one later than the line before, CRLF after each. The RFC's ring is the
+ * 95 characters from space to '~'; xinetd's leaves out space and '~' (93,
+ * '!' to '}'), so the checker learns the ring at the first wrap it sees
+ * and holds the stream to it from then on. xinetd also starts its
+ * pattern over every 95 lines, so a line may go back to the reply's
+ * first line instead of advancing. Incremental: a reply starts at the
+ * beginning of a line, whose first character fixes the phase. */
 struct verify_chargen {
 	bool started;
-	unsigned line;   /* first character of the current line, 0..94 */
+	unsigned char origin; /* the reply's first character */
+	unsigned char first;  /* the current line's first character */
+	unsigned char prev;  /* the last character of the line so far */
+	unsigned char lo, hi; /* the ring, 0 until the first wrap */
 	unsigned col;    /* position within the line: 0..71, CR 72, LF 73 */
 	uint64_t offset; /* bytes accepted so far */
 };

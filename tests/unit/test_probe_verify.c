@@ -51,6 +51,8 @@ static void test_probe_verify_daytime(void **state)
 	assert_false(verify_daytime((const unsigned char *)"a\nb\n", 4, &why));
 	assert_string_equal(why, "daytime reply is not one printable line");
 	assert_false(verify_daytime((const unsigned char *)"a\x01", 2, &why));
+	assert_false(verify_daytime((const unsigned char *)"\x01a\n", 3, &why));
+	assert_string_equal(why, "daytime reply is not one printable line");
 	assert_false(verify_daytime((const unsigned char *)"a\r", 2, &why));
 	assert_false(verify_daytime((const unsigned char *)"\xc3\xa9", 2, &why));
 }
@@ -107,6 +109,54 @@ static void test_probe_verify_chargen_pattern(void **state)
 	assert_true(verify_chargen_feed(&st, buf, sizeof(buf)));
 }
 
+/* xinetd's ring: '!' to '}', 93 characters. */
+static size_t chargen_make93(unsigned char *out, size_t n, unsigned first)
+{
+	size_t k = 0;
+
+	for (unsigned line = first; k < n; line++)
+		for (unsigned col = 0; col < 74 && k < n; col++)
+			out[k++] = col == 72 ? '\r' : col == 73 ? '\n' :
+				   (unsigned char)(0x21 + (line + col) % 93);
+	return k;
+}
+
+static void test_probe_verify_chargen_xinetd_ring(void **state)
+{
+	unsigned char buf[74 * 200];
+	struct verify_chargen st = { 0 };
+
+	chargen_make93(buf, sizeof(buf), 0);
+	assert_memory_equal(buf + 74 * 22 + 70, "}!\r\n", 4);
+	assert_true(verify_chargen_feed(&st, buf, sizeof(buf)));
+	assert_int_equal(st.lo, '!');
+	assert_int_equal(st.hi, '}');
+	/* xinetd starts over after 95 lines: back to the first line. */
+	memset(&st, 0, sizeof(st));
+	chargen_make93(buf, 74 * 95, 0);
+	chargen_make93(buf + 74 * 95, 74 * 95, 0);
+	assert_true(verify_chargen_feed(&st, buf, 74 * 190));
+	/* Going back to any other line is still a break. */
+	memset(&st, 0, sizeof(st));
+	chargen_make93(buf, 74 * 10, 0);
+	chargen_make93(buf + 74 * 10, 74 * 10, 3);
+	assert_false(verify_chargen_feed(&st, buf, 74 * 20));
+	assert_int_equal(st.offset, 74 * 10);
+	/* Once the ring is known, a wrap elsewhere is a break: here the
+	 * RFC's 95-character stream after xinetd's first wrap. */
+	memset(&st, 0, sizeof(st));
+	chargen_make93(buf, 74 * 23, 0);
+	chargen_make(buf + 74 * 23, 74 * 100, 24);
+	assert_false(verify_chargen_feed(&st, buf, 74 * 123));
+	assert_true(st.offset >= 74 * 23);
+	/* A wrong character late in a line breaks it too. */
+	memset(&st, 0, sizeof(st));
+	chargen_make(buf, 148, 30);
+	buf[74 + 71] = 'A';
+	assert_false(verify_chargen_feed(&st, buf, 148));
+	assert_int_equal(st.offset, 74 + 71);
+}
+
 static void test_probe_verify_chargen_breaks(void **state)
 {
 	unsigned char buf[300];
@@ -124,10 +174,10 @@ static void test_probe_verify_chargen_breaks(void **state)
 	assert_false(verify_chargen_feed(&st, buf, sizeof(buf)));
 	assert_int_equal(st.offset, 72);
 	memset(&st, 0, sizeof(st));
-	chargen_make(buf, 74, 0);
-	chargen_make(buf + 74, 74, 0);
-	assert_false(verify_chargen_feed(&st, buf, 148));
-	assert_int_equal(st.offset, 74);
+	chargen_make(buf, 148, 0);
+	chargen_make(buf + 148, 74, 1);
+	assert_false(verify_chargen_feed(&st, buf, 222));
+	assert_int_equal(st.offset, 148);
 	memset(&st, 0, sizeof(st));
 	assert_false(verify_chargen_feed(&st, (const unsigned char *)"\n", 1));
 	assert_int_equal(st.offset, 0);
@@ -177,6 +227,10 @@ static void test_probe_verify_http_bad_heads(void **state)
 	assert_int_equal(head(&h, "SSH-2.0-OpenSSH\r\n", &why), -1);
 	assert_string_equal(why, "not an HTTP/1.x status line");
 	assert_int_equal(head(&h, "HTTP/2 200 OK\r\n\r\n", &why), -1);
+	/* Garbage fails before any line end arrives. */
+	assert_int_equal(head(&h, "hello", &why), -1);
+	assert_string_equal(why, "not an HTTP/1.x status line");
+	assert_int_equal(head(&h, "HTTP/", &why), 0);
 	assert_int_equal(head(&h, "HTTP/1.1 2x0 OK\r\n\r\n", &why), -1);
 	assert_string_equal(why, "bad HTTP status code");
 	assert_int_equal(head(&h, "HTTP/1.1 099 X\r\n\r\n", &why), -1);
@@ -215,6 +269,7 @@ int main(void)
 		cmocka_unit_test(test_probe_verify_qotd),
 		cmocka_unit_test(test_probe_verify_chargen_pattern),
 		cmocka_unit_test(test_probe_verify_chargen_breaks),
+		cmocka_unit_test(test_probe_verify_chargen_xinetd_ring),
 		cmocka_unit_test(test_probe_verify_http_head),
 		cmocka_unit_test(test_probe_verify_http_bad_heads),
 		cmocka_unit_test(test_probe_verify_status_lists),
