@@ -443,6 +443,10 @@ def test_bad_input(ctx):
     expect(ctx, 3, [r'UNKNOWN - ringd-probe: no target: give at least one URL \(--help\)'])
     expect(ctx, 3, [r'UNKNOWN - echo\+udp://127\.0\.0\.1:7 --size over 65507 bytes for UDP'],
            '--size', '70000', 'echo+udp://127.0.0.1:7')
+    if ctx.backend == 'auto-no-uring':
+        # An explicit io_uring that cannot start is UNKNOWN, never epoll.
+        expect(ctx, 3, [r'UNKNOWN - ringd-probe: loop: Operation not permitted: .*'],
+               '--backend', 'io_uring', 'echo://127.0.0.1:7')
 
 
 # -- servers nobody here wrote ----------------------------------------------
