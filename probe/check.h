@@ -56,9 +56,11 @@ struct probe_check *probe_check_new(struct loop *l,
 				    const struct probe_target *t,
 				    const struct addrinfo *ai,
 				    const struct probe_opts *o);
-/* Starts one try; done(c, arg) is called once from the loop when it
- * ends, after every op of the check has completed and its socket is
- * closed, so the callback may start the next try or free the check. */
+/* Starts one try; done(c, arg) is called once when it ends, after
+ * every op of the check has completed and its socket is closed, so the
+ * callback may start the next try or free the check. That is from the
+ * loop, or before probe_check_start() returns when the try fails at
+ * once (no socket, a unix path that does not exist, out of memory). */
 void probe_check_start(struct probe_check *c, probe_done_cb done, void *arg);
 const struct probe_result *probe_check_result(const struct probe_check *c);
 void probe_check_free(struct probe_check *c);

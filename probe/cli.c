@@ -174,8 +174,8 @@ static int count(struct probe_cli *cli, const char *arg, FILE *err)
 {
 	size_t n;
 
-	if (cli_parse_size(arg, 1000000, &n) < 0 || strchr(arg, 'k') ||
-	    strchr(arg, 'm'))
+	if (arg[strspn(arg, "0123456789")] != '\0' ||
+	    cli_parse_size(arg, 1000000, &n) < 0)
 		return bad(err, "--count wants 1..1000000", arg);
 	cli->count = (unsigned)n;
 	return 0;

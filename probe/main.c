@@ -44,17 +44,12 @@ static void record(struct run_target *rt, const struct probe_result *r)
 	if (report_stats_add(&rt->stats, r->state == PROBE_OK,
 			     r->duration_ns) < 0)
 		e.result.state = report_worst(e.result.state, PROBE_UNKNOWN);
-	if (rt->stats.tries == 1)
+	/* The target's verdict is its worst try's, the latest of equals,
+	 * whose line tells why. */
+	if (rt->stats.tries == 1 ||
+	    report_worst(rt->entry.result.state, e.result.state) ==
+		    e.result.state)
 		rt->entry = e;
-	rt->entry.result.state = report_worst(rt->entry.result.state,
-					      e.result.state);
-	if (e.result.state == rt->entry.result.state) {
-		/* The line of the worst try so far tells why. */
-		enum probe_state s = rt->entry.result.state;
-
-		rt->entry.result = e.result;
-		rt->entry.result.state = s;
-	}
 	if (cli->count > 1 && cli->format == CLI_NAGIOS) {
 		report_nagios(stdout, &e, cli->warn_ns, cli->crit_ns);
 		fflush(stdout);

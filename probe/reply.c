@@ -2,8 +2,6 @@
  * I/O in check.c. Every reply path ends in exactly one check_finish(). */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <math.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
