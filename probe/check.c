@@ -97,6 +97,9 @@ int probe_resolve(const struct probe_target *t, struct addrinfo **out,
 	*out = NULL;
 	if (t->unix_path[0])
 		return 0;
+	/* [IPv6] is a literal: never a name to look up. */
+	if (strchr(t->host, ':'))
+		hints.ai_flags |= AI_NUMERICHOST;
 	err = getaddrinfo(t->host, t->port, &hints, out);
 	if (err == EAI_ADDRFAMILY || err == EAI_NONAME) {
 		/* AI_ADDRCONFIG hides ::1 on a host whose only IPv6

@@ -153,6 +153,11 @@ def test_ringd_http_verdicts(ctx):
     expect(ctx, 2, [r'CRITICAL - %s 200 without a X-Nope header%s' % (esc(up), PERF)],
            '--expect-header', 'X-Nope: .', up)
     expect(ctx, 0, ['OK - %s 200 in %s%s' % (esc(up), MS, PERF)], '--method', 'HEAD', up)
+    # localhost is ::1 and 127.0.0.1; only the IPv4 listener has this
+    # port, so whichever address comes first, the check gets through.
+    if socket.has_ipv6:
+        lh = 'http://localhost:%d/healthz' % a.port
+        expect(ctx, 0, ['OK - %s 200 in %s%s' % (esc(lh), MS, PERF)], lh)
     # The most severe verdict sets the exit: CRITICAL, WARNING, UNKNOWN.
     expect(ctx, 2, ['OK - .*', 'CRITICAL - .*', 'UNKNOWN - nope://x bad URL: unknown scheme'],
            up, down, 'nope://x')
@@ -402,6 +407,24 @@ def test_timeouts_and_stalls(ctx):
                     % (esc(u), PERF)], u)
     u = 'time+udp://127.0.0.1:%d' % wrong.port
     expect(ctx, 2, [r'CRITICAL - %s time reply of 1 bytes, not 4%s' % (esc(u), PERF)], u)
+    # A full accept queue drops further SYNs: the connect itself times out.
+    full = socket.socket()
+    full.bind(('127.0.0.1', 0))
+    full.listen(0)
+    fillers = []
+    for _ in range(3):
+        c = socket.socket()
+        c.setblocking(False)
+        c.connect_ex(full.getsockname())
+        fillers.append(c)
+    time.sleep(0.2)
+    try:
+        u = 'http://127.0.0.1:%d/' % full.getsockname()[1]
+        expect(ctx, 2, [r'CRITICAL - %s timeout after 0\.5 s connecting%s' % (esc(u), PERF)],
+               '-t', '0.5', u)
+    finally:
+        for c in fillers + [full]:
+            c.close()
     # Several stalled targets time out together, not one after another.
     t0 = time.monotonic()
     us = ['echo://127.0.0.1:%d' % srv.port] * 6
