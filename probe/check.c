@@ -47,7 +47,8 @@ void check_finish(struct probe_check *c, enum probe_state s,
 		return;
 	c->phase = PH_CLOSING;
 	c->res.state = s;
-	c->res.duration_ns = mono_now() - c->start;
+	/* The "in X ms" of the message, read just before, is the time. */
+	c->res.duration_ns = (c->end ? c->end : mono_now()) - c->start;
 	va_start(ap, fmt);
 	vsnprintf(c->res.message, sizeof(c->res.message), fmt, ap);
 	va_end(ap);
@@ -58,9 +59,10 @@ void check_finish(struct probe_check *c, enum probe_state s,
 	check_maybe_done(c);
 }
 
-double check_ms(const struct probe_check *c)
+double check_ms(struct probe_check *c)
 {
-	return (double)(mono_now() - c->start) / 1e6;
+	c->end = mono_now();
+	return (double)(c->end - c->start) / 1e6;
 }
 
 static const char *errno_text(int err)
@@ -234,6 +236,7 @@ void probe_check_start(struct probe_check *c, probe_done_cb done, void *arg)
 	c->arg = arg;
 	c->ai = c->ai_head;
 	c->start = mono_now();
+	c->end = 0;
 	memset(&c->res, 0, sizeof(c->res));
 	c->phase = PH_CONNECT;
 	c->out_off = c->in_len = 0;

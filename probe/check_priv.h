@@ -29,7 +29,7 @@ struct probe_check {
 	unsigned inflight;
 	struct loop_op send_op, recv_op;
 	struct loop_timer deadline, resend;
-	int64_t start;
+	int64_t start, end; /* end: 0 until check_ms() reads the clock */
 
 	unsigned char *out; /* the request: echo payload, HTTP head */
 	size_t out_len, out_off;
@@ -50,7 +50,9 @@ struct probe_check {
 
 void check_finish(struct probe_check *c, enum probe_state s,
 		  const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-double check_ms(const struct probe_check *c); /* since the try began */
+/* Milliseconds since the try began, for a message; the check_finish()
+ * it is an argument of takes the same instant as the check's time. */
+double check_ms(struct probe_check *c);
 
 /* reply.c: builds c->out for the try (0 or -ENOMEM) and sizes c->in. */
 int reply_prepare(struct probe_check *c);

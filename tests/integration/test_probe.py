@@ -61,6 +61,10 @@ def expect(ctx, code, patterns, *args, timeout=30):
     for line, pat in zip(lines, patterns):
         assert re.fullmatch(pat, line), 'line %r does not match %r (args %r)' % (
             line, pat, args)
+        m = re.search(r' in ([0-9.]+) ms \| time=([0-9.]+)s', line)
+        if m:
+            # The message's time and the perfdata's are one reading.
+            assert abs(float(m.group(1)) - float(m.group(2)) * 1000) < 0.006, line
     assert rc == code, 'exit %d, want %d: %r' % (rc, code, lines)
     return lines, rss
 
