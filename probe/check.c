@@ -244,7 +244,7 @@ void probe_check_start(struct probe_check *c, probe_done_cb done, void *arg)
 	c->sent = c->udp_sending = false;
 	memset(&c->cg, 0, sizeof(c->cg));
 	memset(&c->http, 0, sizeof(c->http));
-	memset(c->tail, 0, sizeof(c->tail));
+	memset(&c->chunks, 0, sizeof(c->chunks));
 	if (reply_prepare(c) < 0) {
 		check_finish(c, PROBE_UNKNOWN, "out of memory");
 		return;

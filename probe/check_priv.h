@@ -40,7 +40,7 @@ struct probe_check {
 	struct verify_chargen cg;
 	struct verify_http http;
 	uint64_t body_got;
-	char tail[5]; /* the last bytes of a chunked body */
+	struct verify_chunked chunks;
 
 	struct msghdr msg, smsg; /* UDP: the reply's, the request's */
 	struct iovec iov, siov;

@@ -1,7 +1,7 @@
 /* The http:// check: one request with Connection: close, the response
- * head parsed as it arrives, the body kept up to KEEP_HTTP_BODY for
- * --expect-body and counted beyond it, then status, header and body
- * judged. */
+ * head parsed as it arrives, the body (chunks decoded) kept up to
+ * KEEP_HTTP_BODY for --expect-body and counted beyond it, then status,
+ * header and body judged. */
 #include <errno.h>
 #include <regex.h>
 #include <stdio.h>
@@ -93,31 +93,34 @@ static void http_judge(struct probe_check *c)
 	check_finish(c, PROBE_OK, "%d in %.2f ms", c->http.status, check_ms(c));
 }
 
-/* The terminating zero-size chunk, found across buffer boundaries by
- * keeping the last bytes seen. */
-static bool chunked_end(struct probe_check *c, const unsigned char *buf,
-			size_t n)
+/* Takes n body bytes (buf may point into c->in itself, at c->in_len):
+ * keeps what fits, decodes chunks. 1 when the body is complete, 0 when
+ * more is due, -1 after finishing the check on a malformed body. */
+static int body_take(struct probe_check *c, const unsigned char *buf,
+		     size_t n)
 {
-	static const char end[] = "0\r\n\r\n";
-	size_t t = sizeof(c->tail);
+	size_t room = c->in_cap - c->in_len, w = 0;
+	const char *why = "bad chunked body";
+	int r;
 
-	if (n >= t) {
-		memcpy(c->tail, buf + n - t, t);
-	} else {
-		memmove(c->tail, c->tail + n, t - n);
-		memcpy(c->tail + t - n, buf, n);
-	}
-	return memcmp(c->tail, end, t) == 0;
-}
-
-static bool body_complete(struct probe_check *c, const unsigned char *buf,
-			  size_t n)
-{
 	if (!body_expected(c))
-		return true;
-	if (c->http.clen >= 0)
-		return c->body_got >= (uint64_t)c->http.clen;
-	return c->http.chunked && chunked_end(c, buf, n);
+		return 1;
+	if (c->http.chunked) {
+		r = verify_chunked_feed(&c->chunks, buf, n, c->in + c->in_len,
+					room, &w, &why);
+		c->in_len += w;
+		c->body_got += w;
+		if (r < 0)
+			check_finish(c, PROBE_CRITICAL,
+				     "%d, bad chunked body: %s", c->http.status,
+				     why);
+		return r;
+	}
+	w = n < room ? n : room;
+	memmove(c->in + c->in_len, buf, w);
+	c->in_len += w;
+	c->body_got += n;
+	return c->http.clen >= 0 && c->body_got >= (uint64_t)c->http.clen;
 }
 
 static void head_data(struct probe_check *c, const unsigned char *buf,
@@ -125,7 +128,7 @@ static void head_data(struct probe_check *c, const unsigned char *buf,
 {
 	const char *why = "bad response";
 	size_t take = n < c->in_cap - c->in_len ? n : c->in_cap - c->in_len;
-	size_t body;
+	size_t extra;
 	int r;
 
 	memcpy(c->in + c->in_len, buf, take);
@@ -143,26 +146,24 @@ static void head_data(struct probe_check *c, const unsigned char *buf,
 		return;
 	}
 	c->res.http_status = c->http.status;
-	body = c->in_len - c->http.head_len;
-	c->body_got = body + (n - take);
-	if (body_complete(c, c->in + c->http.head_len, body))
+	/* What came with the head is the body's start: taken again, in
+	 * place, so chunks are decoded like later ones. */
+	extra = c->in_len - c->http.head_len;
+	c->in_len = c->http.head_len;
+	r = body_take(c, c->in + c->http.head_len, extra);
+	if (r == 0 && take < n)
+		r = body_take(c, buf + take, n - take);
+	if (r == 1)
 		http_judge(c);
 }
 
 void reply_http_data(struct probe_check *c, const unsigned char *buf,
 		     size_t n)
 {
-	size_t room = c->in_cap - c->in_len;
-
 	c->got += n;
-	if (!c->http.head_len) {
+	if (!c->http.head_len)
 		head_data(c, buf, n);
-		return;
-	}
-	memcpy(c->in + c->in_len, buf, n < room ? n : room);
-	c->in_len += n < room ? n : room;
-	c->body_got += n;
-	if (body_complete(c, buf, n))
+	else if (body_take(c, buf, n) == 1)
 		http_judge(c);
 }
 
@@ -176,6 +177,12 @@ void reply_http_eof(struct probe_check *c)
 		else
 			check_finish(c, PROBE_CRITICAL,
 				     "closed without a response");
+		return;
+	}
+	if (body_expected(c) && c->http.chunked) {
+		check_finish(c, PROBE_CRITICAL,
+			     "%d, chunked body cut short after %llu bytes",
+			     c->http.status, (unsigned long long)c->body_got);
 		return;
 	}
 	if (body_expected(c) && c->http.clen >= 0 &&

@@ -225,6 +225,94 @@ const char *verify_http_header(const char *head, size_t head_len,
 	return NULL;
 }
 
+enum { CK_SIZE, CK_EXT, CK_DATA, CK_DATA_END, CK_TRAILER, CK_TRAILER_LINE,
+       CK_DONE };
+
+static int hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* The LF of a size line: data follows, or the trailers of the end. */
+static int chunk_size_end(struct verify_chunked *st, const char **why)
+{
+	if (st->digits == 0)
+		return *why = "bad chunk size", -1;
+	st->state = st->size ? CK_DATA : CK_TRAILER;
+	return 0;
+}
+
+/* One byte of the framing (everything but chunk data): 1 done, -1 bad. */
+static int chunked_frame(struct verify_chunked *st, unsigned char c,
+			 const char **why)
+{
+	switch (st->state) {
+	case CK_SIZE:
+		if (hex_value(c) >= 0) {
+			if (++st->digits > 15)
+				return *why = "chunk size too large", -1;
+			st->size = st->size * 16 + (uint64_t)hex_value(c);
+			return 0;
+		}
+		if (c != '\n' && c != '\r' && c != ';' && c != ' ' &&
+		    c != '\t')
+			return *why = "bad chunk size", -1;
+		st->state = CK_EXT;
+		return c == '\n' ? chunk_size_end(st, why) : 0;
+	case CK_EXT:
+		return c == '\n' ? chunk_size_end(st, why) : 0;
+	case CK_DATA_END:
+		if (c == '\r')
+			return 0;
+		if (c != '\n')
+			return *why = "chunk not followed by CRLF", -1;
+		st->state = CK_SIZE;
+		st->size = st->digits = 0;
+		return 0;
+	case CK_TRAILER:
+		if (c == '\n')
+			return st->state = CK_DONE, 1;
+		if (c != '\r')
+			st->state = CK_TRAILER_LINE;
+		return 0;
+	case CK_TRAILER_LINE:
+		if (c == '\n')
+			st->state = CK_TRAILER;
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+int verify_chunked_feed(struct verify_chunked *st, const unsigned char *in,
+			size_t n, unsigned char *out, size_t out_cap,
+			size_t *out_len, const char **why)
+{
+	size_t i = 0, o = 0;
+	int r = 0;
+
+	while (i < n && r == 0) {
+		if (st->state == CK_DATA) {
+			size_t k = n - i < st->size ? n - i : (size_t)st->size;
+			size_t keep = out_cap - o < k ? out_cap - o : k;
+
+			memmove(out + o, in + i, keep);
+			o += keep;
+			i += k;
+			st->size -= k;
+			if (st->size == 0)
+				st->state = CK_DATA_END;
+			continue;
+		}
+		r = chunked_frame(st, in[i++], why);
+	}
+	*out_len = o;
+	return st->state == CK_DONE ? 1 : r;
+}
+
 static int parse_code(const char **s)
 {
 	int v = 0, digits = 0;

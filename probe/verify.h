@@ -69,6 +69,23 @@ int verify_http_head(struct verify_http *h, const char *buf, size_t len,
 const char *verify_http_header(const char *head, size_t head_len,
 			       const char *name, size_t *vlen);
 
+/* A chunked body (RFC 9112 7.1), decoded as it arrives: sizes in hex
+ * with optional extensions, data, CRLF; a zero size, trailers and a blank
+ * line end it. Bare LFs are taken for CRLFs. */
+struct verify_chunked {
+	int state;
+	uint64_t size;   /* of the chunk being read, or left of it */
+	unsigned digits;
+};
+/* Decodes n bytes of in, writing at most out_cap of the data to out
+ * (out may be in itself: it never runs ahead) and dropping the rest;
+ * *out_len is what was written. Returns 1 once the body is complete
+ * (bytes after it are ignored), 0 when it needs more, -1 on a malformed
+ * body with *why set. */
+int verify_chunked_feed(struct verify_chunked *st, const unsigned char *in,
+			size_t n, unsigned char *out, size_t out_cap,
+			size_t *out_len, const char **why);
+
 /* Status in a --expect-status list ("200", "200-399", "200,204,300-399").
  * Returns 1 when it matches, 0 when not, -1 when spec is malformed. */
 int verify_status_match(const char *spec, int status);

@@ -380,10 +380,18 @@ def test_error_paths(ctx):
     srv = Listener(ctx, sender(b'HTTP/1.0 200 OK\r\n\r\nstreamed body', read=True))
     u = 'http://127.0.0.1:%d/' % srv.port
     expect(ctx, 0, ['OK - %s 200 in %s%s' % (esc(u), MS, PERF)], '--expect-body', 'streamed', u)
-    srv = Listener(ctx, sender(b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'
-                               b'4\r\nwxyz\r\n0\r\n\r\n', then_close=False))
+    chunked = b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'
+    srv = Listener(ctx, sender(chunked + b'4\r\nwxyz\r\n3\r\n ok\r\n0\r\n\r\n',
+                               then_close=False, read=True))
     u = 'http://127.0.0.1:%d/' % srv.port
-    expect(ctx, 0, ['OK - %s 200 in %s%s' % (esc(u), MS, PERF)], '-t', '3', u)
+    # Decoded: the regex sees "wxyz ok", not the chunk sizes between.
+    expect(ctx, 0, ['OK - %s 200 in %s%s' % (esc(u), MS, PERF)], '-t', '3',
+           '--expect-body', '^wxyz ok$', u)
+    for body, msg in ((b'4\r\nwxyzjunk', 'bad chunked body: chunk not followed by CRLF'),
+                      (b'4\r\nwx', 'chunked body cut short after 2 bytes')):
+        srv = Listener(ctx, sender(chunked + body, read=True))
+        u = 'http://127.0.0.1:%d/' % srv.port
+        expect(ctx, 2, ['CRITICAL - %s 200, %s%s' % (esc(u), msg, PERF)], '-t', '3', u)
 
 
 def test_timeouts_and_stalls(ctx):

@@ -245,6 +245,66 @@ static void test_probe_verify_http_bad_heads(void **state)
 			      "\r\n", &why), -1);
 }
 
+static int chunked(const char *in, size_t cap, char *out, size_t *len,
+		   const char **why)
+{
+	struct verify_chunked st = { 0 };
+
+	return verify_chunked_feed(&st, (const unsigned char *)in, strlen(in),
+				   (unsigned char *)out, cap, len, why);
+}
+
+static void test_probe_verify_chunked_body(void **state)
+{
+	const char *body = "4\r\nWiki\r\n6;ext=1\r\npedia \r\nE\r\nin \r\n\r\n"
+			   "chunks.\r\n0\r\nX-Trailer: 1\r\n\r\nafter";
+	const char *why = NULL;
+	char out[64], buf[128];
+	struct verify_chunked st = { 0 };
+	size_t len = 0, total = 0;
+	int r = 0;
+
+	assert_int_equal(chunked(body, sizeof(out), out, &len, &why), 1);
+	assert_int_equal(len, 24);
+	assert_memory_equal(out, "Wikipedia in \r\n\r\nchunks.", 24);
+	/* One byte at a time gives the same, and stops at the end. */
+	for (size_t i = 0; i < strlen(body) && r == 0; i++) {
+		r = verify_chunked_feed(&st, (const unsigned char *)body + i, 1,
+					(unsigned char *)out + total,
+					sizeof(out) - total, &len, &why);
+		total += len;
+	}
+	assert_int_equal(r, 1);
+	assert_int_equal(total, 24);
+	assert_memory_equal(out, "Wikipedia in \r\n\r\nchunks.", 24);
+	/* In place, and with a cap: the rest is dropped, not an error. */
+	strcpy(buf, "a\n0123456789\n0\n\n");
+	assert_int_equal(chunked(buf, 4, buf, &len, &why), 1);
+	assert_int_equal(len, 4);
+	assert_memory_equal(buf, "0123", 4);
+	/* Incomplete: more wanted. */
+	assert_int_equal(chunked("5\r\nab", 64, out, &len, &why), 0);
+	assert_int_equal(len, 2);
+	assert_int_equal(chunked("0\r\nTrailer: x\r\n", 64, out, &len, &why), 0);
+}
+
+static void test_probe_verify_chunked_malformed(void **state)
+{
+	const char *why = NULL;
+	char out[64];
+	size_t len;
+
+	assert_int_equal(chunked("\r\nabc", 64, out, &len, &why), -1);
+	assert_string_equal(why, "bad chunk size");
+	assert_int_equal(chunked("zz\r\n", 64, out, &len, &why), -1);
+	assert_string_equal(why, "bad chunk size");
+	assert_int_equal(chunked("2\r\nabc\r\n", 64, out, &len, &why), -1);
+	assert_string_equal(why, "chunk not followed by CRLF");
+	assert_int_equal(chunked("1234567890abcdef0\r\n", 64, out, &len, &why),
+			 -1);
+	assert_string_equal(why, "chunk size too large");
+}
+
 static void test_probe_verify_status_lists(void **state)
 {
 	assert_int_equal(verify_status_match("200-399", 200), 1);
@@ -272,6 +332,8 @@ int main(void)
 		cmocka_unit_test(test_probe_verify_chargen_xinetd_ring),
 		cmocka_unit_test(test_probe_verify_http_head),
 		cmocka_unit_test(test_probe_verify_http_bad_heads),
+		cmocka_unit_test(test_probe_verify_chunked_body),
+		cmocka_unit_test(test_probe_verify_chunked_malformed),
 		cmocka_unit_test(test_probe_verify_status_lists),
 	};
 
