@@ -444,6 +444,35 @@ def test_timeouts_and_stalls(ctx):
     assert time.monotonic() - t0 < 2.5, 'targets were not checked concurrently'
 
 
+def slow_http(delay):
+    def h(c):
+        c.settimeout(2)
+        c.recv(65536)
+        time.sleep(delay)
+        c.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n')
+        time.sleep(1)
+    return h
+
+
+def test_slow_service_thresholds(ctx):
+    srv = Listener(ctx, slow_http(0.3))
+    u = 'http://127.0.0.1:%d/' % srv.port
+    slow = r'%s 200 in 3\d\d\.\d\d ms \| time=0\.3\d{5}s' % esc(u)
+    expect(ctx, 0, ['OK - ' + slow], u)
+    expect(ctx, 1, ['WARNING - ' + slow + r';0\.100000;1\.000000'],
+           '--warn', '100ms', '--crit', '1s', u)
+    expect(ctx, 2, ['CRITICAL - ' + slow + r';0\.100000;0\.200000'],
+           '--warn', '100ms', '--crit', '200ms', u)
+    # Slower than the timeout is no answer at all.
+    expect(ctx, 2, [r'CRITICAL - %s timeout after 0\.2 s, 0 bytes received%s' % (esc(u), PERF)],
+           '-t', '200ms', u)
+    # A slow try is no loss, but it is the target's verdict.
+    expect(ctx, 1, ['WARNING - ' + slow + ';0.100000;'] * 2
+           + ['--- %s statistics ---' % esc(u),
+              r'2 tries, 2 ok, 0% loss, min/avg/max/p50/p99 = 3\d\d\.\d+/.*'],
+           '--warn', '100ms', '--count', '2', '--interval', '10ms', u)
+
+
 def test_floods_stay_bounded(ctx):
     cases = [
         ('qotd', flood(), r'quote of 512 bytes or more'),
@@ -694,6 +723,7 @@ if __name__ == '__main__':
         test_ringd_json_prometheus_count,
         test_error_paths,
         test_timeouts_and_stalls,
+        test_slow_service_thresholds,
         test_floods_stay_bounded,
         test_bad_input,
         test_nginx,
