@@ -110,8 +110,9 @@ extern const struct conf_key conf_service_keys[];
  * "-s SECTION.KEY=VALUE". Relative PATH values from the file (and the
  * daemon's own PATH defaults) are made absolute against the file's
  * directory, those from a set against the working directory, a plugin's
- * relative PATH defaults against its data directory (plugin.h). Errors are appended to errs (which
- * the caller zeroes) sorted by line, then -s order, then whole-file. */
+ * relative PATH defaults against its data directory (plugin.h). Errors
+ * are appended to errs (which the caller zeroes) sorted by line, then -s
+ * order, then whole-file. */
 int conf_load(const char *path, const char *const *sets, size_t nsets,
 	      const char *default_plugin_dir, struct ringd_conf **out,
 	      struct conf_errors *errs);
