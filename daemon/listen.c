@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "activate.h"
 #include "daemon.h"
 #include "listen.h"
 #include "log.h"
@@ -148,6 +149,44 @@ static int listen_probe_free(struct listener *l)
 	return r;
 }
 
+/* An inherited socket stands in for the bind: 1 when l took one over,
+ * 0 when there is none for it, or -errno. An SO_REUSEPORT group cannot
+ * be inherited one socket per worker, so with reuseport the workers
+ * share the one socket, as with reuseport = no. */
+static int listen_inherit(struct daemon *d, struct listener *l)
+{
+	const char *name = d->svc[l->svc].sc->name;
+	struct activate_sock *s = activate_claim(d->activation, name, &l->addr);
+	char text[160];
+	int r;
+
+	if (!s)
+		return 0;
+	l->inherited = true;
+	r = activate_prepare(s, &l->addr);
+	if (r < 0)
+		return r;
+	l->fds = malloc(sizeof(*l->fds));
+	if (!l->fds)
+		return -ENOMEM;
+	l->nfds = 1;
+	l->fds[0] = s->fd;
+	s->fd = -1;
+	if (l->addr.kind != LISTEN_UNIX) {
+		l->addr.ss = s->ss;
+		l->addr.sslen = s->sslen;
+	}
+	listen_addr_format(&l->addr, text, sizeof(text));
+	if (d->conf->reuseport && l->addr.kind == LISTEN_TCP &&
+	    d->nworkers > 1)
+		log_notice("%s: %s: inherited, one socket shared by all %zu "
+			   "workers (reuseport applies to sockets ringd binds)",
+			   name, text, d->nworkers);
+	else
+		log_info("%s: %s: inherited fd=%d", name, text, l->fds[0]);
+	return 1;
+}
+
 static int listen_open(struct daemon *d, struct listener *l)
 {
 	const struct service_conf *sc = d->svc[l->svc].sc;
@@ -155,6 +194,9 @@ static int listen_open(struct daemon *d, struct listener *l)
 	size_t i;
 	int r;
 
+	r = listen_inherit(d, l);
+	if (r != 0)
+		return r < 0 ? r : 0;
 	l->nfds = per_worker ? d->nworkers : 1;
 	l->fds = calloc(l->nfds, sizeof(*l->fds));
 	if (!l->fds)
@@ -238,13 +280,15 @@ int listen_open_all(struct daemon *d)
 			r = listen_open(d, l);
 			if (r < 0) {
 				listen_addr_format(&l->addr, text, sizeof(text));
-				log_err("%s: bind %s: %s", c->svc[i].name, text,
-					strerror(-r));
+				log_err("%s: %s %s: %s", c->svc[i].name,
+					l->inherited ? "inherited" : "bind",
+					text, strerror(-r));
 				listen_close_all(d);
 				return r;
 			}
 		}
 	}
+	activate_report_unclaimed(d->activation);
 	return listen_collect_ports(d);
 }
 
