@@ -287,23 +287,22 @@ static int activate_set_int(int fd, int level, int opt, int val)
 	return setsockopt(fd, level, opt, &val, sizeof(val)) < 0 ? -errno : 0;
 }
 
-int activate_prepare(const struct activate_sock *s,
-		     const struct listen_addr *a)
+int activate_prepare(int fd, const struct listen_addr *a)
 {
-	int fl = fcntl(s->fd, F_GETFL);
+	int fl = fcntl(fd, F_GETFL);
 	int r = 0;
 
 	/* The open file is systemd's too; it polls and does not mind. */
-	if (fl < 0 || fcntl(s->fd, F_SETFL, fl | O_NONBLOCK) < 0)
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return -errno;
 	if (a->kind == LISTEN_TCP)
-		r = activate_set_int(s->fd, IPPROTO_TCP, TCP_NODELAY, 1);
+		r = activate_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
 	if (a->kind == LISTEN_UDP && a->any) {
-		if (s->family == AF_INET6)
-			r = activate_set_int(s->fd, IPPROTO_IPV6,
+		if (a->ss.ss_family == AF_INET6)
+			r = activate_set_int(fd, IPPROTO_IPV6,
 					     IPV6_RECVPKTINFO, 1);
 		if (r == 0)
-			r = activate_set_int(s->fd, IPPROTO_IP, IP_PKTINFO, 1);
+			r = activate_set_int(fd, IPPROTO_IP, IP_PKTINFO, 1);
 	}
 	return r;
 }

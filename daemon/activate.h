@@ -83,10 +83,10 @@ bool activate_name_is_anonymous(const char *name);
 struct activate_sock *activate_claim(struct activate_set *set, const char *svc,
 				     const struct listen_addr *a);
 
-/* Set claimed s up as our own listeners are (non-blocking, TCP_NODELAY,
- * packet info on a wildcard UDP socket) for address a; 0 or -errno. */
-int activate_prepare(const struct activate_sock *s,
-		     const struct listen_addr *a);
+/* Set a claimed socket's fd up as our own listeners are (non-blocking,
+ * TCP_NODELAY, packet info on a wildcard UDP socket) for address a, the
+ * socket's own; 0 or -errno. */
+int activate_prepare(int fd, const struct listen_addr *a);
 
 /* One error line for every socket nobody claimed, naming its fd, name
  * and address, and closes our copy. Returns how many there were. */

@@ -149,33 +149,39 @@ static int listen_probe_free(struct listener *l)
 	return r;
 }
 
-/* An inherited socket stands in for the bind: 1 when l took one over,
- * 0 when there is none for it, or -errno. An SO_REUSEPORT group cannot
- * be inherited one socket per worker, so with reuseport the workers
- * share the one socket, as with reuseport = no. */
-static int listen_inherit(struct daemon *d, struct listener *l)
+/* An inherited socket stands in for the bind: l takes over the one that
+ * matches, if any. An SO_REUSEPORT group cannot be inherited one socket
+ * per worker, so with reuseport the workers share the one socket, as
+ * with reuseport = no. */
+static int listen_claim(struct daemon *d, struct listener *l)
 {
 	const char *name = d->svc[l->svc].sc->name;
 	struct activate_sock *s = activate_claim(d->activation, name, &l->addr);
-	char text[160];
-	int r;
 
 	if (!s)
 		return 0;
-	l->inherited = true;
-	r = activate_prepare(s, &l->addr);
-	if (r < 0)
-		return r;
 	l->fds = malloc(sizeof(*l->fds));
 	if (!l->fds)
 		return -ENOMEM;
 	l->nfds = 1;
+	l->inherited = true;
 	l->fds[0] = s->fd;
 	s->fd = -1;
 	if (l->addr.kind != LISTEN_UNIX) {
 		l->addr.ss = s->ss;
 		l->addr.sslen = s->sslen;
 	}
+	return 0;
+}
+
+static int listen_adopt(struct daemon *d, struct listener *l)
+{
+	const char *name = d->svc[l->svc].sc->name;
+	char text[160];
+	int r = activate_prepare(l->fds[0], &l->addr);
+
+	if (r < 0)
+		return r;
 	listen_addr_format(&l->addr, text, sizeof(text));
 	if (d->conf->reuseport && l->addr.kind == LISTEN_TCP &&
 	    d->nworkers > 1)
@@ -184,7 +190,7 @@ static int listen_inherit(struct daemon *d, struct listener *l)
 			   name, text, d->nworkers);
 	else
 		log_info("%s: %s: inherited fd=%d", name, text, l->fds[0]);
-	return 1;
+	return 0;
 }
 
 static int listen_open(struct daemon *d, struct listener *l)
@@ -194,9 +200,8 @@ static int listen_open(struct daemon *d, struct listener *l)
 	size_t i;
 	int r;
 
-	r = listen_inherit(d, l);
-	if (r != 0)
-		return r < 0 ? r : 0;
+	if (l->inherited)
+		return listen_adopt(d, l);
 	l->nfds = per_worker ? d->nworkers : 1;
 	l->fds = calloc(l->nfds, sizeof(*l->fds));
 	if (!l->fds)
@@ -277,18 +282,27 @@ int listen_open_all(struct daemon *d)
 			l->svc = i;
 			l->addr = c->svc[i].listen[j];
 			d->nlisteners = k;
-			r = listen_open(d, l);
-			if (r < 0) {
-				listen_addr_format(&l->addr, text, sizeof(text));
-				log_err("%s: %s %s: %s", c->svc[i].name,
-					l->inherited ? "inherited" : "bind",
-					text, strerror(-r));
+			if (listen_claim(d, l) < 0) {
 				listen_close_all(d);
-				return r;
+				return -ENOMEM;
 			}
 		}
 	}
+	/* Before any bind, which a socket left over may be why one fails. */
 	activate_report_unclaimed(d->activation);
+	for (k = 0; k < d->nlisteners; k++) {
+		struct listener *l = &d->listeners[k];
+
+		r = listen_open(d, l);
+		if (r < 0) {
+			listen_addr_format(&l->addr, text, sizeof(text));
+			log_err("%s: %s %s: %s", c->svc[l->svc].name,
+				l->inherited ? "inherited" : "bind", text,
+				strerror(-r));
+			listen_close_all(d);
+			return r;
+		}
+	}
 	return listen_collect_ports(d);
 }
 

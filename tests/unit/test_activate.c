@@ -404,14 +404,14 @@ static void test_activate_prepare(void **state)
 	assert_int_equal(listen_addr_parse(text, &a, err, sizeof(err)), 0);
 	assert_true(activate_matches(&s, "echo", &a));
 	assert_false(fcntl(s.fd, F_GETFL) & O_NONBLOCK);
-	assert_int_equal(activate_prepare(&s, &a), 0);
+	assert_int_equal(activate_prepare(s.fd, &a), 0);
 	assert_true(fcntl(s.fd, F_GETFL) & O_NONBLOCK);
 	assert_int_equal(getsockopt(s.fd, IPPROTO_TCP, TCP_NODELAY, &one, &len),
 			 0);
 	assert_int_equal(one, 1);
 	close(s.fd);
 	/* A closed fd cannot be set up. */
-	assert_int_equal(activate_prepare(&s, &a), -EBADF);
+	assert_int_equal(activate_prepare(s.fd, &a), -EBADF);
 }
 
 int main(void)
