@@ -7,6 +7,7 @@ systemd needs them for the next ringd (`systemctl restart`)."""
 
 import fcntl
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -293,6 +294,49 @@ def test_restart_serves_what_queued_meanwhile(ctx):
     c.close()
 
 
+class ViaSystemd(harness.Daemon):
+    """ringd under systemd's own socket-activate tool, which binds addr,
+    waits for a first client and execs ringd with the socket as fd 3."""
+
+    def __init__(self, ctx, ini, tool, addr, fdname):
+        super().__init__(ctx, ini, expect_ready=False)
+        self.pre = [tool, '-l', addr, '--fdname=' + fdname, '-E',
+                    'NOTIFY_SOCKET=' + os.path.join(self.dir, 'notify')]
+
+    def command(self):
+        return self.pre + super().command()
+
+
+def test_systemd_socket_activate(ctx):
+    """The protocol as systemd itself speaks it (systemd-socket-activate,
+    package systemd), not only as this script's launcher does."""
+    tool = shutil.which('systemd-socket-activate')
+    if tool is None:
+        raise harness.Skip('no systemd-socket-activate here')
+    probe = socket.socket()
+    probe.bind(('127.0.0.1', 0))
+    addr = '127.0.0.1:%d' % probe.getsockname()[1]
+    probe.close()
+    d = ViaSystemd(ctx, echo_ini(ctx, 'tcp://' + addr), tool, addr, 'echo')
+    d.start()
+    deadline = time.monotonic() + harness.START_TIMEOUT
+    while True:
+        try:
+            c = connect(Addr.parse('tcp://' + addr), timeout=5)
+            break
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline or d.proc.poll() is not None:
+                raise AssertionError('socket-activate never listened on %s; '
+                                     'stderr:\n%s' % (addr, d.stderr()))
+            time.sleep(0.05)
+    c.sendall(b'first client')
+    d.wait_ready()
+    assert recv_exact(c, 12) == b'first client'
+    c.close()
+    assert 'echo: tcp://%s: inherited' % addr in d.stderr(), d.stderr()
+    d.stop()
+
+
 if __name__ == '__main__':
     harness.main([
         test_serves_inherited_sockets,
@@ -301,4 +345,5 @@ if __name__ == '__main__':
         test_name_reserves_socket_for_its_service,
         test_bad_environment_is_a_start_error,
         test_restart_serves_what_queued_meanwhile,
+        test_systemd_socket_activate,
     ])
