@@ -150,9 +150,7 @@ static int listen_probe_free(struct listener *l)
 }
 
 /* An inherited socket stands in for the bind: l takes over the one that
- * matches, if any. An SO_REUSEPORT group cannot be inherited one socket
- * per worker, so with reuseport the workers share the one socket, as
- * with reuseport = no. */
+ * matches, if any. */
 static int listen_claim(struct daemon *d, struct listener *l)
 {
 	const char *name = d->svc[l->svc].sc->name;
@@ -174,6 +172,9 @@ static int listen_claim(struct daemon *d, struct listener *l)
 	return 0;
 }
 
+/* An SO_REUSEPORT group cannot be inherited one socket per worker, so
+ * with reuseport the workers share the one socket, as with reuseport =
+ * no. */
 static int listen_adopt(struct daemon *d, struct listener *l)
 {
 	const char *name = d->svc[l->svc].sc->name;
@@ -283,6 +284,7 @@ int listen_open_all(struct daemon *d)
 			l->addr = c->svc[i].listen[j];
 			d->nlisteners = k;
 			if (listen_claim(d, l) < 0) {
+				log_err("ringd: out of memory");
 				listen_close_all(d);
 				return -ENOMEM;
 			}

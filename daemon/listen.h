@@ -2,7 +2,8 @@
  * port in use or a refused bind is a start-up error naming the service and
  * address. TCP listeners are one shared socket (every worker arms a
  * multishot accept on it) or, with reuseport, one SO_REUSEPORT socket per
- * worker. UDP sockets are served by worker 0 alone, so per-source limits
+ * worker; a socket passed by socket activation is always one shared
+ * socket. UDP sockets are served by worker 0 alone, so per-source limits
  * need no locks. */
 #ifndef RINGD_LISTEN_H
 #define RINGD_LISTEN_H
