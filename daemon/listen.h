@@ -22,10 +22,10 @@ struct listener {
 	size_t nfds;
 	bool unlink_path;       /* we created addr.path */
 	/* Passed by socket activation (activate.h): its owner keeps a copy
-	 * and the next ringd takes it over, so a stop leaves the socket as
-	 * it is (no SYN filter, no shutdown, no unlink, its queue left for
-	 * the next one) and only closes our fd. One fd, even with
-	 * reuseport. */
+	 * and the next ringd takes it over, so a stop takes only what is
+	 * queued when it begins and leaves the socket as it is (no SYN
+	 * filter, no shutdown, no unlink), closing only our fd. One fd,
+	 * even with reuseport. */
 	bool inherited;
 };
 

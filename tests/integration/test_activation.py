@@ -151,10 +151,10 @@ def filter_blocks(s):
     return len(s.getsockopt(socket.SOL_SOCKET, SO_GET_FILTER, 512))
 
 
-def echo_ini(ctx, listen, extra=None):
+def echo_ini(ctx, listen, extra=None, ringd=None):
     services = {'echo': {'listen': listen}}
     services.update(extra or {})
-    return ctx.ini(services)
+    return ctx.ini(services, ringd)
 
 
 def test_serves_inherited_sockets(ctx):
@@ -294,6 +294,40 @@ def test_restart_serves_what_queued_meanwhile(ctx):
     c.close()
 
 
+def test_stop_serves_what_was_queued(ctx):
+    """A client waiting in the inherited socket's queue when the stop
+    begins (here behind max_connections) is served by the ringd that
+    stops, as on a socket of its own, not left to the next one."""
+    la = Launcher(ctx)
+    t, turl = la.tcp()
+    ini = echo_ini(ctx, turl, ringd={'workers': '1', 'max_connections': '1'})
+    d = la.start(ini, [t], ['echo'])
+    first = connect(Addr.parse(turl))
+    first.sendall(b'1')
+    assert recv_exact(first, 1) == b'1'
+    waiting = connect(Addr.parse(turl))
+    waiting.sendall(b'queued')
+    time.sleep(0.2)  # nothing to wait for: it must not be served yet
+    waiting.setblocking(False)
+    try:
+        early = waiting.recv(10)
+    except BlockingIOError:
+        early = None
+    assert early is None, 'served past max_connections = 1: %r' % early
+    waiting.setblocking(True)
+    d.signal(signal.SIGTERM)
+    waiting.settimeout(5)
+    assert recv_exact(waiting, 6) == b'queued'
+    assert harness.recv_until_eof(waiting, deadline=time.monotonic() + 5) == b''
+    assert harness.recv_until_eof(first, deadline=time.monotonic() + 5) == b''
+    waiting.close()
+    first.close()
+    assert d.wait() == 0, d.stderr()
+    assert filter_blocks(t) == 0
+    c = connect(Addr.parse(turl), timeout=2)
+    c.close()
+
+
 class ViaSystemd(harness.Daemon):
     """ringd under systemd's own socket-activate tool, which binds addr,
     waits for a first client and execs ringd with the socket as fd 3."""
@@ -345,5 +379,6 @@ if __name__ == '__main__':
         test_name_reserves_socket_for_its_service,
         test_bad_environment_is_a_start_error,
         test_restart_serves_what_queued_meanwhile,
+        test_stop_serves_what_was_queued,
         test_systemd_socket_activate,
     ])
