@@ -137,7 +137,8 @@ static void test_activate_parse_names_mismatch(void **state)
 	assert_int_equal(parse(self(), "1", longname, &set, err), -1);
 	assert_non_null(strstr(err, "longer than 255"));
 	longname[255] = '\0';
-	assert_int_equal(parse(self(), "1", longname, &set, err), ACTIVATE_OURS);
+	assert_int_equal(parse(self(), "1", longname, &set, err),
+			 ACTIVATE_OURS);
 	set.socks[0].fd = -1;
 	activate_free(&set);
 }
@@ -147,8 +148,8 @@ static int tcp_listener(struct sockaddr_in *sin)
 	socklen_t len = sizeof(*sin);
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
-	*sin = (struct sockaddr_in){ .sin_family = AF_INET,
-				     .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	*sin = (struct sockaddr_in){ .sin_family = AF_INET };
+	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	assert_true(fd >= 0);
 	assert_int_equal(bind(fd, (struct sockaddr *)sin, sizeof(*sin)), 0);
 	assert_int_equal(listen(fd, 4), 0);
