@@ -13,6 +13,7 @@
 #include "conf.h"
 #include "loop.h"
 
+struct activate_set;
 struct listener;
 struct srclimit;
 struct worker;
@@ -36,6 +37,9 @@ struct daemon {
 	struct ringd_instance *svc; /* conf->nsvc entries */
 	struct listener *listeners;
 	size_t nlisteners;
+	/* Sockets passed by socket activation, from start-up until
+	 * listen_open_all() has placed them; NULL without. */
+	struct activate_set *activation;
 
 	/* Every port a service listens on, so the UDP guard can refuse
 	 * datagrams that one of our own services sent (loops between two
