@@ -1,0 +1,619 @@
+#!/usr/bin/env bash
+# End-to-end test under a booted systemd: a Debian bookworm tree made by
+# debootstrap (cached between runs), ringd put into a copy of it with
+# `meson install --destdir`, booted with systemd-nspawn and driven from
+# the host with nsenter: systemctl and journalctl run inside the
+# container, the Python clients (client.py) run in its network namespace,
+# so the image needs no Python. Each check prints one verdict line and a
+# summary follows. Root only; never run by `meson test` (SPEC: no test
+# there needs root or the network), but by .ci/run.
+#
+# Exit: 0 when every check that ran passed, 1 when one failed, 77 when
+# this machine cannot run the test at all (the line before says why).
+#
+# Environment:
+#   RINGD_E2E_FEATURES  checks of features not on main yet, enabled once
+#                       merged: any of "reload watchdog activate", or "all"
+#   RINGD_E2E_CACHE     the debootstrap tree's home (/var/cache/ringd-e2e)
+#   RINGD_E2E_MIRROR    the Debian archive (http://deb.debian.org/debian)
+#   RINGD_E2E_BUILD     the meson build dir (SRC/build-systemd)
+#   RINGD_E2E_KEEP=1    keep the run's directory (tree, console log)
+set -euo pipefail
+
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+CLIENT=$SRC/tests/systemd/client.py
+CACHE=${RINGD_E2E_CACHE:-/var/cache/ringd-e2e}
+MIRROR=${RINGD_E2E_MIRROR:-http://deb.debian.org/debian}
+BUILD=${RINGD_E2E_BUILD:-$SRC/build-systemd}
+FEATURES=${RINGD_E2E_FEATURES:-}
+SUITE=bookworm
+# liburing2 and libinih1 are ringd's run-time libraries; the build on the
+# host (also Debian 12) links against the same versions.
+PACKAGES=systemd,systemd-sysv,dbus,liburing2,libinih1
+# The whole container's life, whatever happens to this script.
+CONTAINER_LIFETIME=420
+CONF=/etc/ringd/ringd.ini
+
+WORK= ROOT= MACHINE= TIMEOUT_PID= LEADER= BOOTED=no
+VERDICTS=()
+
+note() { printf '  %s\n' "$*"; }
+
+skip_all() {
+	echo "SKIP: $*"
+	exit 77
+}
+
+die() {
+	echo "ERROR: $*" >&2
+	exit 1
+}
+
+feature_on() {
+	[[ " ${FEATURES//,/ } " == *" all "* ||
+		" ${FEATURES//,/ } " == *" $1 "* ]]
+}
+
+# --- the machine, the image, the build ------------------------------------
+
+preflight() {
+	local tool
+	[[ $(id -u) == 0 ]] || skip_all "needs root (debootstrap, systemd-nspawn)"
+	for tool in debootstrap systemd-nspawn nsenter python3 meson wget; do
+		command -v "$tool" >/dev/null ||
+			skip_all "$tool not installed (apt-get install debootstrap systemd-container python3 meson wget)"
+	done
+}
+
+image_dir() {
+	echo "$CACHE/$SUITE-$(echo "$PACKAGES" | md5sum | cut -c1-8)"
+}
+
+# Only asked when the tree must be made: a cached tree needs no network.
+archive_reachable() {
+	wget -q --spider --timeout=15 --tries=2 "$MIRROR/dists/$SUITE/InRelease"
+}
+
+# Quiet units that would only compete with the test for the two cores.
+image_configure() {
+	local root=$1 unit
+	for unit in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer \
+		dpkg-db-backup.timer fstrim.timer; do
+		ln -sf /dev/null "$root/etc/systemd/system/$unit"
+	done
+}
+
+image_ensure() {
+	local dir=$1 tmp
+	[[ -f $dir/complete ]] && { note "image: cached in $dir"; return 0; }
+	archive_reachable ||
+		skip_all "the Debian archive $MIRROR/dists/$SUITE is unreachable (wget: no answer in 2 tries); the image cannot be made"
+	mkdir -p "$CACHE"
+	rm -rf "$dir"
+	tmp=$(mktemp -d "$CACHE/.new.XXXXXX")
+	note "image: debootstrap $SUITE from $MIRROR into $dir (about a minute, once)"
+	if ! timeout 900 debootstrap --variant=minbase --include="$PACKAGES" \
+		"$SUITE" "$tmp/root" "$MIRROR" >"$tmp/debootstrap.log" 2>&1; then
+		if grep -qiE "couldn't download|failed getting release|temporary failure|unable to connect|could not resolve" \
+			"$tmp/debootstrap.log"; then
+			grep -iE "couldn't download|failed getting|temporary failure|unable to connect|could not resolve" \
+				"$tmp/debootstrap.log" | head -1 >&2
+			rm -rf "$tmp"
+			skip_all "the Debian archive $MIRROR stopped answering during debootstrap"
+		fi
+		tail -20 "$tmp/debootstrap.log" >&2
+		rm -rf "$tmp"
+		die "debootstrap failed (the archive answered; the log's end is above)"
+	fi
+	image_configure "$tmp/root"
+	touch "$tmp/complete"
+	# Another run may have won the race; its tree is as good as ours.
+	mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"
+}
+
+build_ringd() {
+	if [[ ! -f $BUILD/build.ninja ]]; then
+		meson setup "$BUILD" "$SRC" --prefix=/usr --sysconfdir=/etc \
+			-Dsystemdunitdir=/usr/lib/systemd/system >"$WORK/meson-setup.log" 2>&1 ||
+			{ tail -20 "$WORK/meson-setup.log" >&2; die "meson setup $BUILD failed"; }
+	fi
+	meson compile -C "$BUILD" >"$WORK/meson-compile.log" 2>&1 ||
+		{ tail -30 "$WORK/meson-compile.log" >&2; die "meson compile -C $BUILD failed"; }
+	note "build: $BUILD"
+}
+
+# ringd and its files as `meson install` lays them out, plus the hang
+# fixture (test-only, never installed) for the watchdog check.
+install_ringd() {
+	local plugdir
+	meson install -C "$BUILD" --no-rebuild --destdir "$ROOT" >"$WORK/meson-install.log" 2>&1 ||
+		{ tail -20 "$WORK/meson-install.log" >&2; die "meson install --destdir failed"; }
+	plugdir=$(dirname "$(find "$ROOT/usr/lib" -path '*/ringd/echo.so' | head -1)")
+	[[ -f $BUILD/tests/unit/fixtures/hang.so ]] &&
+		cp "$BUILD/tests/unit/fixtures/hang.so" "$plugdir/"
+	cp "$ROOT$CONF" "$WORK/ringd.ini.installed"
+	note "installed: $(cd "$ROOT" && ls usr/sbin/ringd usr/lib/systemd/system/ringd.* | tr '\n' ' ')"
+}
+
+# --- the container --------------------------------------------------------
+
+# nspawn's child in a new PID namespace where it is PID 1: the container's
+# systemd. (nspawn forks an intermediate child first, which exits.)
+leader_of() {
+	local nspawn=$1 c
+	for c in $(cat /proc/"$nspawn"/task/*/children 2>/dev/null); do
+		if awk '/^NSpid:/ { found = NF > 2 && $NF == 1 } END { exit !found }' \
+			/proc/"$c"/status 2>/dev/null; then
+			echo "$c"
+			return 0
+		fi
+	done
+	return 1
+}
+
+container_start() {
+	local nspawn= i
+	timeout --kill-after=10 "$CONTAINER_LIFETIME" systemd-nspawn -b \
+		-D "$ROOT" --machine="$MACHINE" --register=no --keep-unit \
+		--private-network --console=read-only >"$WORK/console.log" 2>&1 &
+	TIMEOUT_PID=$!
+	for ((i = 0; i < 300; i++)); do
+		[[ -z $nspawn ]] && nspawn=$(cat /proc/$TIMEOUT_PID/task/*/children 2>/dev/null | awk '{ print $1 }')
+		[[ -n $nspawn ]] && LEADER=$(leader_of "$nspawn") && return 0
+		kill -0 "$TIMEOUT_PID" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# Stops only what this script started, by PID: first a clean poweroff
+# from inside, then SIGTERM to nspawn (it halts the container), then KILL.
+container_stop() {
+	local nspawn i
+	[[ -n $TIMEOUT_PID ]] && kill -0 "$TIMEOUT_PID" 2>/dev/null || return 0
+	[[ -n $LEADER ]] && timeout 10 nsenter -t "$LEADER" -a systemctl poweroff --no-block >/dev/null 2>&1
+	for ((i = 0; i < 300; i++)); do
+		kill -0 "$TIMEOUT_PID" 2>/dev/null || break
+		((i == 200)) && nspawn=$(cat /proc/$TIMEOUT_PID/task/*/children 2>/dev/null) &&
+			[[ -n $nspawn ]] && kill -TERM $nspawn 2>/dev/null
+		sleep 0.1
+	done
+	kill -0 "$TIMEOUT_PID" 2>/dev/null && kill -KILL "$TIMEOUT_PID" 2>/dev/null
+	wait "$TIMEOUT_PID" 2>/dev/null || true
+}
+
+# A check that failed early may leave a background client behind.
+clients_stop() {
+	local pid
+	[[ -f $WORK/clients.pids ]] || return 0
+	for pid in $(cat "$WORK/clients.pids"); do
+		grep -qs client.py "/proc/$pid/cmdline" && kill "$pid" 2>/dev/null
+	done
+	return 0
+}
+
+cleanup() {
+	local rc=$?
+	clients_stop
+	container_stop || true
+	# nspawn leaves this behind on a /run that is not a tmpfs.
+	[[ -n $MACHINE ]] && rm -rf "/run/systemd/nspawn/propagate/$MACHINE"
+	if [[ -n $WORK ]]; then
+		if [[ ${RINGD_E2E_KEEP:-} == 1 || $rc == 1 ]]; then
+			echo "kept: $WORK (console.log has the container's console)"
+		else
+			rm -rf "$WORK"
+		fi
+	fi
+}
+
+ct() { timeout "${CT_TIMEOUT:-60}" nsenter -t "$LEADER" -a "$@"; }
+ctl() { ct systemctl --no-pager "$@"; }
+client() { timeout "${CT_TIMEOUT:-60}" nsenter -t "$LEADER" -n python3 "$CLIENT" "$@"; }
+# For `client_bg ... &`: exec makes $! timeout's own PID, and timeout
+# passes a SIGTERM on to the client, so `kill $!` ends the client itself.
+client_bg() {
+	echo "$BASHPID" >>"$WORK/clients.pids"
+	exec timeout "${CT_TIMEOUT:-60}" nsenter -t "$LEADER" -n python3 "$CLIENT" "$@"
+}
+prop() { ctl show -P "$2" "$1"; }
+
+# --- steps ------------------------------------------------------------------
+
+verdict() {
+	VERDICTS+=("$(printf '%-4s  %-18s %s' "$1" "$2" "$3")")
+	printf '%-4s  %-18s %s\n' "$1" "$2" "$3"
+}
+
+# Inside a step's subshell: say why and end the step.
+fail() {
+	echo "$*" >"$WORK/why"
+	note "FAIL: $*"
+	exit 1
+}
+
+# An unexpected failure in a check: name the check's own line, which says
+# more than the helper's command that failed inside it.
+err_at() {
+	local i line=
+	for ((i = 1; i < ${#FUNCNAME[@]}; i++)); do
+		if [[ ${FUNCNAME[i]} == check_* || ${FUNCNAME[i]} == activation_* ]]; then
+			line=${BASH_LINENO[i - 1]}
+			break
+		fi
+	done
+	[[ -n $line ]] || line=${BASH_LINENO[0]}
+	echo "exit $1 at run.sh:$line: $(sed -n "${line}s/^[[:space:]]*//p" "$0")" >"$WORK/why"
+	note "FAIL: $(cat "$WORK/why")"
+}
+
+# step NAME FEATURE WHAT FUNCTION: FEATURE empty for checks that today's
+# main can pass. A check runs in a subshell with errexit, so the first
+# failing command ends it, and its state is what systemd says, not shell
+# variables left by an earlier check.
+step() {
+	local name=$1 feature=$2 what=$3 fn=$4 rc t0=$SECONDS
+	if [[ -n $feature ]] && ! feature_on "$feature"; then
+		verdict SKIP "$name" "not run: needs '$feature' (not on main yet; RINGD_E2E_FEATURES=$feature enables it)"
+		return 0
+	fi
+	if [[ $BOOTED != yes ]]; then
+		verdict SKIP "$name" "not run: the container did not boot"
+		return 0
+	fi
+	echo "== $name: $what"
+	rm -f "$WORK/why"
+	set +e
+	(
+		set -eE
+		trap 'err_at $?' ERR
+		"$fn"
+	)
+	rc=$?
+	set -e
+	if ((rc == 0)); then
+		verdict PASS "$name" "$what ($((SECONDS - t0)) s)"
+	else
+		verdict FAIL "$name" "$(cat "$WORK/why" 2>/dev/null || echo "exit $rc")"
+	fi
+}
+
+# wait_until SECONDS COMMAND...: true once COMMAND succeeds, polling.
+wait_until() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		((SECONDS < deadline)) || return 1
+		sleep 0.2
+	done
+}
+
+main_pid() { prop ringd.service MainPID; }
+state_is() { [[ "$(prop ringd.service ActiveState)/$(prop ringd.service SubState)" == "$1" ]]; }
+running_other_than() {
+	local pid
+	pid=$(main_pid)
+	[[ $pid != 0 && $pid != "$1" ]] && state_is active/running
+}
+
+# The first tcp:// address of SECTION's listen line in the installed
+# config, as "HOST PORT" with * read as 127.0.0.1.
+listen_of() {
+	awk -v sec="[$1]" '
+		/^\[/ { insec = ($1 == sec) }
+		insec && $1 == "listen" {
+			if (match($0, /tcp:\/\/(\[[^]]*\]|[^:, ]+):[0-9]+/)) {
+				a = substr($0, RSTART + 6, RLENGTH - 6)
+				n = split(a, p, ":"); host = substr(a, 1, length(a) - length(p[n]) - 1)
+				gsub(/[][]/, "", host); if (host == "*") host = "127.0.0.1"
+				print host, p[n]; exit
+			}
+		}' "$WORK/ringd.ini.installed"
+}
+
+# A key of [ringd] in seconds (the daemon's default when absent); only
+# the "Ns" and "Nms" forms, which is what the installed file uses.
+ringd_seconds() {
+	awk -v key="$1" -v def="$2" '
+		/^\[/ { insec = ($1 == "[ringd]") }
+		insec && $1 == key { v = $3 }
+		END {
+			if (v == "") v = def
+			if (v ~ /ms$/) print int((v + 0) / 1000 + 0.999); else print v + 0
+		}' "$WORK/ringd.ini.installed"
+}
+
+conf_restore() { cp "$WORK/ringd.ini.installed" "$ROOT$CONF"; }
+
+# conf_with SECTION LINE: the installed config with LINE added at the top
+# of SECTION (appended as a new section when it has none).
+conf_with() {
+	awk -v sec="[$1]" -v line="$2" '
+		{ print }
+		$1 == sec { print line; done = 1 }
+		END { if (!done) { print ""; print sec; print line } }' \
+		"$WORK/ringd.ini.installed" >"$ROOT$CONF"
+}
+
+ensure_running() {
+	state_is active/running && return 0
+	ctl reset-failed ringd.service 2>/dev/null || true
+	ctl start ringd.service
+}
+
+# --- the checks ---------------------------------------------------------------
+
+check_start() {
+	local type
+	type=$(prop ringd.service Type)
+	# Only Type=notify makes "active" mean READY=1 came, not just exec().
+	[[ $type == notify ]] || fail "ringd.service has Type=$type, not notify"
+	ctl start ringd.service ||
+		fail "systemctl start ringd failed: $(ctl status ringd.service -n 5 | tail -3 | tr '\n' ' ')"
+	state_is active/running ||
+		fail "after start: $(prop ringd.service ActiveState)/$(prop ringd.service SubState)"
+	note "MainPID=$(main_pid) Status=\"$(prop ringd.service StatusText)\""
+}
+
+check_answers() {
+	local echo http
+	echo=$(listen_of echo) http=$(listen_of http)
+	[[ -n $echo && -n $http ]] || fail "the installed $CONF has no tcp:// listen for [echo] or [http]"
+	# Larger than any buffer of the daemon, so short sends are exercised.
+	client echo $echo 1 4096 200000
+	client echo ::1 "${echo#* }" 6
+	client http $http /healthz 200 ok
+	client http $http /readyz 200
+}
+
+check_reload() {
+	local pid http
+	http=$(listen_of http)
+	pid=$(main_pid)
+	client http $http /e2e-reload 404
+	conf_with http 'route = /e2e-reload 200 body="reloaded"'
+	ctl reload ringd.service || fail "systemctl reload ringd failed"
+	[[ $(main_pid) == "$pid" ]] || fail "MainPID changed across reload: $pid -> $(main_pid)"
+	state_is active/running || fail "after reload: $(prop ringd.service SubState)"
+	client http $http /e2e-reload 200 reloaded
+	conf_restore
+	ctl reload ringd.service
+	client http $http /e2e-reload 404
+}
+
+# An unknown key: ringd -t and a reload report it as FILE:LINE.
+check_reload_broken() {
+	local pid
+	pid=$(main_pid)
+	conf_with echo 'e2e_no_such_key = 1'
+	if ctl reload ringd.service; then
+		note "systemctl reload returned success (the daemon keeps its config)"
+	else
+		note "systemctl reload refused the file"
+	fi
+	wait_until 10 status_says "ringd.ini:[0-9]+:.*e2e_no_such_key" ||
+		fail "systemctl status does not show the error: $(ctl status ringd.service -n 5 | tail -3 | tr '\n' ' ')"
+	note "status: $(status_says "ringd.ini:[0-9]+:.*e2e_no_such_key" | head -1)"
+	[[ $(main_pid) == "$pid" ]] || fail "MainPID changed: $pid -> $(main_pid)"
+	state_is active/running || fail "after a broken reload: $(prop ringd.service SubState)"
+	client echo $(listen_of echo) 6
+	conf_restore
+}
+
+journal_since() {
+	ct journalctl -u ringd.service --since "@$1" --no-pager -o cat | grep -E "$2"
+}
+
+# systemctl status exits 3 for a unit that is not running; only grep's
+# answer counts here.
+status_says() {
+	{ ctl status ringd.service -n 50 -l || true; } | grep -E "$1"
+}
+
+check_kill() {
+	local pid restarts
+	pid=$(main_pid) restarts=$(prop ringd.service NRestarts)
+	ctl kill -s KILL ringd.service
+	wait_until 20 running_other_than "$pid" ||
+		fail "no restart after SIGKILL: $(prop ringd.service ActiveState)/$(prop ringd.service SubState)"
+	[[ $(prop ringd.service NRestarts) == $((restarts + 1)) ]] ||
+		fail "NRestarts went $restarts -> $(prop ringd.service NRestarts), not +1"
+	note "MainPID $pid -> $(main_pid), NRestarts=$(prop ringd.service NRestarts)"
+	client echo $(listen_of echo) 6
+}
+
+# The hang fixture blocks one worker's thread in on_data(); only the
+# watchdog can end that, with SIGABRT and a restart.
+check_watchdog() {
+	local wd pid since
+	wd=$(prop ringd.service WatchdogUSec)
+	[[ $wd != 0 && $wd != infinity ]] || fail "ringd.service sets no WatchdogSec="
+	ls "$ROOT"/usr/lib/*/ringd/hang.so >/dev/null 2>&1 ||
+		fail "the hang fixture (tests/unit/fixtures/hang.so) was not built"
+	conf_with hang 'listen = tcp://127.0.0.1:7099\nhang_ms = 120s'
+	ctl restart ringd.service
+	pid=$(main_pid) since=$(date +%s)
+	client hang 127.0.0.1 7099
+	wait_until 60 running_other_than "$pid" || fail "no restart within 60 s (WatchdogSec=$wd)"
+	journal_since "$since" "Watchdog timeout" >/dev/null ||
+		fail "restarted, but the journal has no 'Watchdog timeout'"
+	note "WatchdogSec=$wd: MainPID $pid -> $(main_pid) after a watchdog timeout"
+	conf_restore
+	ctl restart ringd.service
+}
+
+# An idle connection is open, so the stop must wait for the drain and
+# end it within shutdown_timeout (+ drain_delay), not TimeoutStopSec.
+check_stop() {
+	local bound t0 ms idle
+	ensure_running
+	bound=$(($(ringd_seconds shutdown_timeout 10s) + $(ringd_seconds drain_delay 0s) + 3))
+	client_bg idle $(listen_of echo) >"$WORK/idle.out" 2>&1 &
+	idle=$!
+	wait_until 10 grep -q 'connection open' "$WORK/idle.out" ||
+		fail "the idle client did not connect: $(cat "$WORK/idle.out")"
+	t0=$(date +%s%N)
+	ctl stop ringd.service
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	note "systemctl stop took $ms ms (bound ${bound}s)"
+	((ms <= bound * 1000)) || fail "stop took $ms ms, over the ${bound}s drain bound"
+	[[ $(prop ringd.service Result) == success && $(prop ringd.service ExecMainStatus) == 0 ]] ||
+		fail "stop ended with Result=$(prop ringd.service Result) status=$(prop ringd.service ExecMainStatus)"
+	wait "$idle" || fail "idle client: $(cat "$WORK/idle.out")"
+	note "$(tail -1 "$WORK/idle.out")"
+	if client echo $(listen_of echo) 1 2>/dev/null; then fail "echo still answers after stop"; fi
+}
+
+# A port taken before the start: the start fails, says why, and works
+# once the port is free. It also leaves an error line for check_journal.
+check_busy_port() {
+	local port holder since
+	port=$(listen_of daytime)
+	port=${port#* }
+	[[ -n $port ]] || fail "the installed $CONF has no tcp:// listen for [daytime]"
+	ctl stop ringd.service
+	since=$(date +%s)
+	client_bg hold :: "$port" 60 >"$WORK/hold.out" 2>&1 &
+	holder=$!
+	wait_until 10 grep -q holding "$WORK/hold.out" || fail "cannot hold port $port: $(cat "$WORK/hold.out")"
+	if ctl start ringd.service 2>/dev/null; then
+		kill "$holder"
+		fail "ringd started although port $port was taken"
+	fi
+	# Not systemctl status: after the start limit it shows the last
+	# invocation, which ran nothing and so logged no reason.
+	wait_until 10 journal_since "$since" "bind .*:$port: Address already in use" ||
+		{ kill "$holder"; fail "the journal does not say the port is in use"; }
+	note "journal: $(journal_since "$since" "bind .*:$port:" | tail -1)"
+	# No restart attempt may run while the port is still held.
+	ctl stop ringd.service
+	kill "$holder"
+	wait "$holder" 2>/dev/null || true
+	ctl reset-failed ringd.service 2>/dev/null || true
+	ctl start ringd.service
+	state_is active/running || fail "no start after the port was freed"
+}
+
+# `journalctl -p warning` keeps only lines whose <N> prefix journald
+# parsed as warning or worse; ringd's info lines must stay out.
+check_journal() {
+	local text
+	text=$(ct journalctl -u ringd.service -p warning --no-pager -t ringd -o cat)
+	[[ -n $text ]] || fail "journalctl -u ringd -p warning shows no line of ringd's"
+	printf '%s\n' "$text" | awk '!seen[$0]++' | tail -3 | while read -r line; do note "$line"; done
+	! grep -q '^<[0-7]>' <<<"$text" || fail "a <N> prefix reached the journal unparsed"
+	ct journalctl -u ringd.service -p info --no-pager -t ringd -o cat | grep -q 'ringd: started' ||
+		fail "ringd's info line 'ringd: started' is not in the journal at all"
+	! grep -q 'ringd: started' <<<"$text" ||
+		fail "the info line 'ringd: started' shows under -p warning: priorities are not tagged"
+}
+
+# Ports from ringd.socket: systemd binds them, ringd adopts them, and the
+# listening socket ringd serves from is the very one PID 1 holds.
+check_activation() {
+	local ports p echo http
+	[[ -f $ROOT/usr/lib/systemd/system/ringd.socket ]] || fail "ringd.socket is not installed"
+	echo=$(listen_of echo) http=$(listen_of http)
+	ctl stop ringd.service
+	ctl start ringd.socket
+	ports=$(prop ringd.socket Listen | grep -oE ':[0-9]+ \(Stream\)' | grep -oE '[0-9]+' | sort -u | tr '\n' ' ')
+	[[ -n $ports ]] || fail "ringd.socket listens on no stream port"
+	note "ringd.socket: ports $ports"
+	state_is inactive/dead || fail "ringd.service runs before any client came"
+	activation_probe "$ports" "$echo" "$http"
+	wait_until 10 state_is active/running || fail "a client did not start ringd.service"
+	activation_same_sockets "$ports"
+	ctl restart ringd.service
+	activation_same_sockets "$ports"
+	activation_probe "$ports" "$echo" "$http"
+	ctl stop ringd.service
+	activation_probe "$ports" "$echo" "$http"
+	wait_until 10 state_is active/running || fail "a client did not start ringd.service again"
+	ctl stop ringd.socket ringd.service
+}
+
+activation_probe() {
+	local p ok=
+	for p in $1; do
+		if [[ $p == "${2#* }" ]]; then client echo 127.0.0.1 "$p" 6; ok=1; fi
+		if [[ $p == "${3#* }" ]]; then client http ${3% *} "$p" /healthz 200 ok; ok=1; fi
+	done
+	[[ -n $ok ]] || fail "ringd.socket has neither the echo port (${2#* }) nor the http port (${3#* })"
+}
+
+activation_same_sockets() {
+	local p hostpid
+	hostpid=$(client hostpid "$LEADER" "$(main_pid)")
+	for p in $1; do
+		client same-socket "$p" "$LEADER" "$hostpid"
+	done
+}
+
+# --- the run ------------------------------------------------------------------
+
+boot() {
+	local out
+	echo "== boot: systemd-nspawn -b $MACHINE"
+	# A container that cannot even run /bin/true is this machine's limit
+	# (capabilities, cgroups, namespaces), not a fault of ringd.
+	if ! out=$(timeout 60 systemd-nspawn -q -D "$ROOT" --machine="$MACHINE" \
+		--register=no --keep-unit --private-network /bin/true 2>&1); then
+		skip_all "systemd-nspawn cannot run a container here: $(printf '%s' "$out" | grep -v '^$' | tail -1)"
+	fi
+	rm -rf "/run/systemd/nspawn/propagate/$MACHINE"
+	if ! container_start; then
+		tail -20 "$WORK/console.log" | sed 's/^/  console: /'
+		verdict FAIL boot "systemd-nspawn exited or showed no PID 1 within 30 s"
+		return 0
+	fi
+	# PID 1 exists before its bus does; --wait needs the bus.
+	wait_until 30 ct test -S /run/systemd/private || true
+	out=$(ct systemctl is-system-running --wait 2>&1) || true
+	if [[ $out != running && $out != degraded ]]; then
+		tail -20 "$WORK/console.log" | sed 's/^/  console: /'
+		verdict FAIL boot "the container's systemd is '$out', not running"
+		return 0
+	fi
+	[[ $out == degraded ]] && ctl --failed --plain | sed 's/^/  failed unit: /'
+	BOOTED=yes
+	verdict PASS boot "container PID 1 is host PID $LEADER, system $out"
+}
+
+summary() {
+	local v fails=0 line
+	echo "== summary"
+	for line in "${VERDICTS[@]}"; do
+		echo "$line"
+		[[ $line == FAIL* ]] && fails=$((fails + 1))
+	done
+	echo "$(grep -c '^PASS' <<<"$(printf '%s\n' "${VERDICTS[@]}")") passed, $fails failed," \
+		"$(grep -c '^SKIP' <<<"$(printf '%s\n' "${VERDICTS[@]}")") skipped"
+	((fails == 0))
+}
+
+main() {
+	local image
+	preflight
+	image=$(image_dir)
+	image_ensure "$image"
+	WORK=$(mktemp -d /var/tmp/ringd-e2e.XXXXXX)
+	ROOT=$WORK/root MACHINE=ringd-e2e-$$
+	trap cleanup EXIT
+	build_ringd
+	cp -a "$image/root" "$ROOT"
+	install_ringd
+	boot
+	step start "" "systemctl start ringd reaches active after READY=1" check_start
+	step answers "" "echo and /healthz answer" check_answers
+	step reload reload "systemctl reload keeps the PID and applies a change" check_reload
+	step reload-broken reload "a broken file on reload: still up, status says why" check_reload_broken
+	step kill-restart "" "systemctl kill -s KILL is followed by a restart" check_kill
+	step watchdog watchdog "a hung worker is restarted by the watchdog" check_watchdog
+	step stop "" "systemctl stop completes within the drain bound" check_stop
+	step busy-port "" "a taken port fails the start, the journal says why" check_busy_port
+	step journal "" "journalctl -u ringd -p warning shows ringd's tagged lines" check_journal
+	step activation activate "socket activation: adopted ports, across a restart" check_activation
+	summary
+}
+
+main "$@"
