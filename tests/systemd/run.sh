@@ -34,8 +34,11 @@ PACKAGES=systemd,systemd-sysv,dbus,liburing2,libinih1
 CONTAINER_LIFETIME=420
 CONF=/etc/ringd/ringd.ini
 
-WORK= ROOT= MACHINE= TIMEOUT_PID= LEADER= BOOTED=no
+WORK='' ROOT='' MACHINE='' TIMEOUT_PID='' LEADER='' BOOTED=no
 VERDICTS=()
+# HOST PORT ANY of [echo], [http] and [daytime] in the installed config
+# (listen_of); "${ECHO[@]:0:2}" is what a client dials.
+ECHO=() HTTP=() DAYTIME=()
 
 note() { printf '  %s\n' "$*"; }
 
@@ -59,6 +62,12 @@ feature_on() {
 preflight() {
 	local tool
 	[[ $(id -u) == 0 ]] || skip_all "needs root (debootstrap, systemd-nspawn)"
+	# Root of a user namespace cannot make the devices and mounts of a
+	# container, nor keep the image's file owners.
+	[[ $(awk 'NR == 1 { print $1, $2, $3 }' /proc/self/uid_map) == "0 0 4294967295" ]] ||
+		skip_all "runs in a user namespace (uid_map: $(awk 'NR == 1 { print $1, $2, $3 }' /proc/self/uid_map)); systemd-nspawn needs the host's root"
+	(($(printf '%d' "0x$(awk '/^CapEff:/ { print $2 }' /proc/self/status)") >> 21 & 1)) ||
+		skip_all "no CAP_SYS_ADMIN in the effective set; systemd-nspawn needs it"
 	for tool in debootstrap systemd-nspawn nsenter python3 meson wget; do
 		command -v "$tool" >/dev/null ||
 			skip_all "$tool not installed (apt-get install debootstrap systemd-container python3 meson wget)"
@@ -70,8 +79,12 @@ image_dir() {
 }
 
 # Only asked when the tree must be made: a cached tree needs no network.
-archive_reachable() {
-	wget -q --spider --timeout=15 --tries=2 "$MIRROR/dists/$SUITE/InRelease"
+# Prints wget's reason when the archive does not answer.
+archive_unreachable() {
+	local out
+	out=$(wget --spider -nv --timeout=15 --tries=2 "$MIRROR/dists/$SUITE/InRelease" 2>&1) &&
+		return 1
+	printf '%s\n' "$out" | grep -v '^$' | tail -1
 }
 
 # Quiet units that would only compete with the test for the two cores.
@@ -84,10 +97,10 @@ image_configure() {
 }
 
 image_ensure() {
-	local dir=$1 tmp
+	local dir=$1 tmp why
 	[[ -f $dir/complete ]] && { note "image: cached in $dir"; return 0; }
-	archive_reachable ||
-		skip_all "the Debian archive $MIRROR/dists/$SUITE is unreachable (wget: no answer in 2 tries); the image cannot be made"
+	why=$(archive_unreachable) &&
+		skip_all "the Debian archive cannot be reached ($MIRROR/dists/$SUITE/InRelease: $why); the image cannot be made"
 	mkdir -p "$CACHE"
 	rm -rf "$dir"
 	tmp=$(mktemp -d "$CACHE/.new.XXXXXX")
@@ -152,7 +165,7 @@ leader_of() {
 }
 
 container_start() {
-	local nspawn= i
+	local nspawn='' i
 	timeout --kill-after=10 "$CONTAINER_LIFETIME" systemd-nspawn -b \
 		-D "$ROOT" --machine="$MACHINE" --register=no --keep-unit \
 		--private-network --console=read-only >"$WORK/console.log" 2>&1 &
@@ -254,7 +267,7 @@ err_at() {
 # failing command ends it, and its state is what systemd says, not shell
 # variables left by an earlier check.
 step() {
-	local name=$1 feature=$2 what=$3 fn=$4 rc t0=$SECONDS
+	local name=$1 feature=$2 what=$3 fn=$4 rc t0=$SECONDS since
 	if [[ -n $feature ]] && ! feature_on "$feature"; then
 		verdict SKIP "$name" "not run: needs '$feature' (not on main yet; RINGD_E2E_FEATURES=$feature enables it)"
 		return 0
@@ -265,6 +278,7 @@ step() {
 	fi
 	echo "== $name: $what"
 	rm -f "$WORK/why"
+	since=$(date +%s)
 	set +e
 	(
 		set -eE
@@ -276,6 +290,11 @@ step() {
 	if ((rc == 0)); then
 		verdict PASS "$name" "$what ($((SECONDS - t0)) s)"
 	else
+		# What ringd and systemd said meanwhile is most of a diagnosis.
+		ct journalctl -u ringd.service --since "@$since" -t ringd -p warning \
+			--no-pager -o cat 2>/dev/null | awk '!seen[$0]++' | tail -4 | sed 's/^/  ringd: /'
+		ct journalctl -u ringd.service -u ringd.socket --since "@$since" \
+			--no-pager -o cat 2>/dev/null | tail -4 | sed 's/^/  journal: /'
 		verdict FAIL "$name" "$(cat "$WORK/why" 2>/dev/null || echo "exit $rc")"
 	fi
 }
@@ -299,7 +318,7 @@ running_other_than() {
 }
 
 # The first tcp:// address of SECTION's listen line in the installed
-# config, as "HOST PORT" with * read as 127.0.0.1.
+# config, as "HOST PORT ANY": * is dialled as 127.0.0.1, with ANY 1.
 listen_of() {
 	awk -v sec="[$1]" '
 		/^\[/ { insec = ($1 == sec) }
@@ -307,8 +326,9 @@ listen_of() {
 			if (match($0, /tcp:\/\/(\[[^]]*\]|[^:, ]+):[0-9]+/)) {
 				a = substr($0, RSTART + 6, RLENGTH - 6)
 				n = split(a, p, ":"); host = substr(a, 1, length(a) - length(p[n]) - 1)
-				gsub(/[][]/, "", host); if (host == "*") host = "127.0.0.1"
-				print host, p[n]; exit
+				gsub(/[][]/, "", host); any = host == "*"
+				if (any) host = "127.0.0.1"
+				print host, p[n], any; exit
 			}
 		}' "$WORK/ringd.ini.installed"
 }
@@ -370,24 +390,20 @@ check_start() {
 }
 
 check_answers() {
-	local echo http
-	echo=$(listen_of echo) http=$(listen_of http)
-	[[ -n $echo && -n $http ]] || fail "the installed $CONF has no tcp:// listen for [echo] or [http]"
 	# Larger than any buffer of the daemon, so short sends are exercised.
-	client echo $echo 1 4096 200000
-	client echo ::1 "${echo#* }" 6
-	client http $http /healthz 200 ok
-	client http $http /readyz 200
+	client echo "${ECHO[@]:0:2}" 1 4096 200000
+	if ((ECHO[2])); then client echo ::1 "${ECHO[1]}" 6; fi
+	client http "${HTTP[@]:0:2}" /healthz 200 ok
+	client http "${HTTP[@]:0:2}" /readyz 200
 }
 
 # A connection open across the reload must stay open (SPEC: a valid file
 # is applied without dropping established connections).
 check_reload() {
-	local pid http since idle
-	http=$(listen_of http)
+	local pid since idle
 	pid=$(main_pid)
-	client http $http /e2e-reload 404
-	client_bg idle $(listen_of echo) >"$WORK/reload-idle.out" 2>&1 &
+	client http "${HTTP[@]:0:2}" /e2e-reload 404
+	client_bg idle "${ECHO[@]:0:2}" >"$WORK/reload-idle.out" 2>&1 &
 	idle=$!
 	wait_until 10 grep -q 'connection open' "$WORK/reload-idle.out" ||
 		fail "the idle client did not connect: $(cat "$WORK/reload-idle.out")"
@@ -397,12 +413,12 @@ check_reload() {
 		fail "systemctl reload ringd failed: $(journal_since "$since" . | tail -3 | tr '\n' ' ')"
 	[[ $(main_pid) == "$pid" ]] || fail "MainPID changed across reload: $pid -> $(main_pid)"
 	state_is active/running || fail "after reload: $(prop ringd.service SubState)"
-	client http $http /e2e-reload 200 reloaded
+	client http "${HTTP[@]:0:2}" /e2e-reload 200 reloaded
 	kill -0 "$idle" 2>/dev/null || fail "the reload closed an open connection: $(cat "$WORK/reload-idle.out")"
 	kill "$idle"
 	conf_restore
 	ctl reload ringd.service
-	client http $http /e2e-reload 404
+	client http "${HTTP[@]:0:2}" /e2e-reload 404
 }
 
 # An unknown key. Whatever ExecReload= checks before it signals, the
@@ -424,7 +440,7 @@ check_reload_broken() {
 	note "status: $(status_says "ringd\[$pid\]: .*$want" | tail -1 | sed 's/^ *//')"
 	[[ $(main_pid) == "$pid" ]] || fail "MainPID changed: $pid -> $(main_pid)"
 	state_is active/running || fail "after a broken reload: $(prop ringd.service SubState)"
-	client echo $(listen_of echo) 6
+	client echo "${ECHO[@]:0:2}" 6
 	conf_restore
 }
 
@@ -447,14 +463,14 @@ check_kill() {
 	[[ $(prop ringd.service NRestarts) == $((restarts + 1)) ]] ||
 		fail "NRestarts went $restarts -> $(prop ringd.service NRestarts), not +1"
 	note "MainPID $pid -> $(main_pid), NRestarts=$(prop ringd.service NRestarts)"
-	client echo $(listen_of echo) 6
+	client echo "${ECHO[@]:0:2}" 6
 }
 
 # The hang fixture blocks one worker's thread in on_data(); only the
 # watchdog can end that, with SIGABRT and a restart.
 check_watchdog() {
-	local wd pid since=$(date +%s)
-	wd=$(prop ringd.service WatchdogUSec)
+	local wd pid since
+	since=$(date +%s) wd=$(prop ringd.service WatchdogUSec)
 	[[ $wd != 0 && $wd != infinity ]] || fail "ringd.service sets no WatchdogSec="
 	ls "$ROOT"/usr/lib/*/ringd/hang.so >/dev/null 2>&1 ||
 		fail "the hang fixture (tests/unit/fixtures/hang.so) was not built"
@@ -464,7 +480,7 @@ check_watchdog() {
 	# A daemon that never pings is restarted too: first it must outlive
 	# one watchdog period while its workers are well.
 	sleep $(($(span_seconds "$wd") + 2))
-	[[ $(main_pid) == "$pid" ]] && state_is active/running ||
+	{ [[ $(main_pid) == "$pid" ]] && state_is active/running; } ||
 		fail "restarted without a hang: $(journal_since "$since" 'Watchdog|ringd.service:' | tail -2 | tr '\n' ' ')"
 	since=$(date +%s)
 	client hang 127.0.0.1 7099
@@ -482,7 +498,7 @@ check_stop() {
 	local bound t0 ms idle
 	ensure_running
 	bound=$(($(ringd_seconds shutdown_timeout 10s) + $(ringd_seconds drain_delay 0s) + 3))
-	client_bg idle $(listen_of echo) >"$WORK/idle.out" 2>&1 &
+	client_bg idle "${ECHO[@]:0:2}" >"$WORK/idle.out" 2>&1 &
 	idle=$!
 	wait_until 10 grep -q 'connection open' "$WORK/idle.out" ||
 		fail "the idle client did not connect: $(cat "$WORK/idle.out")"
@@ -495,16 +511,13 @@ check_stop() {
 		fail "stop ended with Result=$(prop ringd.service Result) status=$(prop ringd.service ExecMainStatus)"
 	wait "$idle" || fail "idle client: $(cat "$WORK/idle.out")"
 	note "$(tail -1 "$WORK/idle.out")"
-	if client echo $(listen_of echo) 1 2>/dev/null; then fail "echo still answers after stop"; fi
+	if client echo "${ECHO[@]:0:2}" 1 2>/dev/null; then fail "echo still answers after stop"; fi
 }
 
 # A port taken before the start: the start fails, says why, and works
 # once the port is free. It also leaves an error line for check_journal.
 check_busy_port() {
-	local port holder since
-	port=$(listen_of daytime)
-	port=${port#* }
-	[[ -n $port ]] || fail "the installed $CONF has no tcp:// listen for [daytime]"
+	local port=${DAYTIME[1]} holder since
 	ctl stop ringd.service
 	since=$(date +%s)
 	client_bg hold :: "$port" 60 >"$WORK/hold.out" 2>&1 &
@@ -545,34 +558,33 @@ check_journal() {
 # Ports from ringd.socket: systemd binds them, ringd adopts them, and the
 # listening socket ringd serves from is the very one PID 1 holds.
 check_activation() {
-	local ports p echo http
+	local ports
 	[[ -f $ROOT/usr/lib/systemd/system/ringd.socket ]] || fail "ringd.socket is not installed"
-	echo=$(listen_of echo) http=$(listen_of http)
 	ctl stop ringd.service
 	ctl start ringd.socket
 	ports=$(prop ringd.socket Listen | grep -oE ':[0-9]+ \(Stream\)' | grep -oE '[0-9]+' | sort -u | tr '\n' ' ')
 	[[ -n $ports ]] || fail "ringd.socket listens on no stream port"
 	note "ringd.socket: ports $ports"
 	state_is inactive/dead || fail "ringd.service runs before any client came"
-	activation_probe "$ports" "$echo" "$http"
+	activation_probe "$ports"
 	wait_until 10 state_is active/running || fail "a client did not start ringd.service"
 	activation_same_sockets "$ports"
 	ctl restart ringd.service
 	activation_same_sockets "$ports"
-	activation_probe "$ports" "$echo" "$http"
+	activation_probe "$ports"
 	ctl stop ringd.service
-	activation_probe "$ports" "$echo" "$http"
+	activation_probe "$ports"
 	wait_until 10 state_is active/running || fail "a client did not start ringd.service again"
 	ctl stop ringd.socket ringd.service
 }
 
 activation_probe() {
-	local p ok=
+	local p ok=''
 	for p in $1; do
-		if [[ $p == "${2#* }" ]]; then client echo 127.0.0.1 "$p" 6; ok=1; fi
-		if [[ $p == "${3#* }" ]]; then client http ${3% *} "$p" /healthz 200 ok; ok=1; fi
+		if [[ $p == "${ECHO[1]}" ]]; then client echo 127.0.0.1 "$p" 6; ok=1; fi
+		if [[ $p == "${HTTP[1]}" ]]; then client http "${HTTP[0]}" "$p" /healthz 200 ok; ok=1; fi
 	done
-	[[ -n $ok ]] || fail "ringd.socket has neither the echo port (${2#* }) nor the http port (${3#* })"
+	[[ -n $ok ]] || fail "ringd.socket has neither the echo port (${ECHO[1]}) nor the http port (${HTTP[1]})"
 }
 
 activation_same_sockets() {
@@ -614,7 +626,7 @@ boot() {
 }
 
 summary() {
-	local v fails=0 line
+	local fails=0 line
 	echo "== summary"
 	for line in "${VERDICTS[@]}"; do
 		echo "$line"
@@ -634,8 +646,13 @@ main() {
 	ROOT=$WORK/root MACHINE=ringd-e2e-$$
 	trap cleanup EXIT
 	build_ringd
-	cp -a "$image/root" "$ROOT"
+	cp -a "$image/root" "$ROOT" || die "cannot copy the image $image/root to $ROOT"
 	install_ringd
+	read -ra ECHO <<<"$(listen_of echo)"
+	read -ra HTTP <<<"$(listen_of http)"
+	read -ra DAYTIME <<<"$(listen_of daytime)"
+	((${#ECHO[@]} == 3 && ${#HTTP[@]} == 3 && ${#DAYTIME[@]} == 3)) ||
+		die "the installed $CONF lacks a tcp:// listen for [echo], [http] or [daytime]"
 	boot
 	step start "" "systemctl start ringd reaches active after READY=1" check_start
 	step answers "" "echo and /healthz answer" check_answers
