@@ -12,8 +12,8 @@
 # this machine cannot run the test at all (the line before says why).
 #
 # Environment:
-#   RINGD_E2E_FEATURES  checks of features not on main yet, enabled once
-#                       merged: any of "reload watchdog activate", or "all"
+#   RINGD_E2E_FEATURES  checks off by default (FEATURE_OFF below) to run
+#                       anyway: any of "reload watchdog activate", or "all"
 #   RINGD_E2E_CACHE     the debootstrap tree's home (/var/cache/ringd-e2e)
 #   RINGD_E2E_MIRROR    the Debian archive (http://deb.debian.org/debian)
 #   RINGD_E2E_BUILD     the meson build dir (SRC/build-systemd)
@@ -52,8 +52,18 @@ die() {
 	exit 1
 }
 
+# The checks off by default, by the feature they need, and why: a check
+# whose feature is not listed here runs. Delete an entry once its checks
+# pass on main; until then RINGD_E2E_FEATURES turns it on.
+declare -A FEATURE_OFF=(
+	[reload]="SIGHUP reload is on its branch, not on main yet"
+	[watchdog]="the watchdog (and its hang fixture) is on its branch, not on main yet"
+	[activate]="on main, ringd.socket binds *:PORT where the installed ringd.ini listens on 127.0.0.1:PORT, so ringd.service cannot start with the socket"
+)
+
 feature_on() {
-	[[ " ${FEATURES//,/ } " == *" all "* ||
+	[[ -z ${FEATURE_OFF[$1]+set} ||
+		" ${FEATURES//,/ } " == *" all "* ||
 		" ${FEATURES//,/ } " == *" $1 "* ]]
 }
 
@@ -269,7 +279,7 @@ err_at() {
 step() {
 	local name=$1 feature=$2 what=$3 fn=$4 rc t0=$SECONDS since
 	if [[ -n $feature ]] && ! feature_on "$feature"; then
-		verdict SKIP "$name" "not run: needs '$feature' (not on main yet; RINGD_E2E_FEATURES=$feature enables it)"
+		verdict SKIP "$name" "off: ${FEATURE_OFF[$feature]}; RINGD_E2E_FEATURES=$feature runs it"
 		return 0
 	fi
 	if [[ $BOOTED != yes ]]; then
