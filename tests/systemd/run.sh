@@ -30,6 +30,8 @@ SUITE=bookworm
 # liburing2 and libinih1 are ringd's run-time libraries; the build on the
 # host (also Debian 12) links against the same versions.
 PACKAGES=systemd,systemd-sysv,dbus,liburing2,libinih1
+# Bump when image_configure changes, so cached trees are made again.
+IMAGE_REV=2
 # The whole container's life, whatever happens to this script.
 CONTAINER_LIFETIME=420
 CONF=/etc/ringd/ringd.ini
@@ -85,7 +87,7 @@ preflight() {
 }
 
 image_dir() {
-	echo "$CACHE/$SUITE-$(echo "$PACKAGES" | md5sum | cut -c1-8)"
+	echo "$CACHE/$SUITE-$(echo "$PACKAGES $IMAGE_REV" | md5sum | cut -c1-8)"
 }
 
 # Only asked when the tree must be made: a cached tree needs no network.
@@ -97,9 +99,11 @@ archive_unreachable() {
 	printf '%s\n' "$out" | grep -v '^$' | tail -1
 }
 
-# Quiet units that would only compete with the test for the two cores.
+# Quiet units that would only compete with the test for the two cores;
+# debootstrap copied the host's name, which the journal would show.
 image_configure() {
 	local root=$1 unit
+	echo ringd-e2e >"$root/etc/hostname"
 	for unit in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer \
 		dpkg-db-backup.timer fstrim.timer; do
 		ln -sf /dev/null "$root/etc/systemd/system/$unit"
@@ -113,6 +117,10 @@ image_ensure() {
 		skip_all "the Debian archive cannot be reached ($MIRROR/dists/$SUITE/InRelease: $why); the image cannot be made"
 	mkdir -p "$CACHE"
 	rm -rf "$dir"
+	# What an interrupted run left (a run still making one is younger),
+	# and the trees of earlier IMAGE_REVs or package lists.
+	find "$CACHE" -maxdepth 1 -name '.new.*' -mmin +60 -exec rm -rf {} +
+	find "$CACHE" -maxdepth 1 -name "$SUITE-*" ! -path "$dir" -exec rm -rf {} +
 	tmp=$(mktemp -d "$CACHE/.new.XXXXXX")
 	note "image: debootstrap $SUITE from $MIRROR into $dir (about a minute, once)"
 	if ! timeout 900 debootstrap --variant=minbase --include="$PACKAGES" \
@@ -400,6 +408,7 @@ check_start() {
 }
 
 check_answers() {
+	ensure_running
 	# Larger than any buffer of the daemon, so short sends are exercised.
 	client echo "${ECHO[@]:0:2}" 1 4096 200000
 	if ((ECHO[2])); then client echo ::1 "${ECHO[1]}" 6; fi
@@ -411,6 +420,7 @@ check_answers() {
 # is applied without dropping established connections).
 check_reload() {
 	local pid since idle
+	ensure_running
 	pid=$(main_pid)
 	client http "${HTTP[@]:0:2}" /e2e-reload 404
 	client_bg idle "${ECHO[@]:0:2}" >"$WORK/reload-idle.out" 2>&1 &
@@ -436,6 +446,7 @@ check_reload() {
 # say FILE:LINE where systemctl status shows it.
 check_reload_broken() {
 	local pid want
+	ensure_running
 	pid=$(main_pid)
 	want="ringd.ini:[0-9]+:.*e2e_no_such_key"
 	conf_with echo 'e2e_no_such_key = 1'
@@ -466,6 +477,7 @@ status_says() {
 
 check_kill() {
 	local pid restarts
+	ensure_running
 	pid=$(main_pid) restarts=$(prop ringd.service NRestarts)
 	ctl kill -s KILL ringd.service
 	wait_until 20 running_other_than "$pid" ||
