@@ -59,7 +59,7 @@ die() {
 # pass on main; until then RINGD_E2E_FEATURES turns it on.
 declare -A FEATURE_OFF=(
 	[reload]="SIGHUP reload is on its branch, not on main yet"
-	[watchdog]="the watchdog (and its hang fixture) is on its branch, not on main yet"
+	[watchdog]="main's ringd.service sets WatchdogSec=10s, but WATCHDOG=1 pings (and the hang fixture) are on their branch: systemd kills main's ringd every 10 s"
 	[activate]="on main, ringd.socket binds *:PORT where the installed ringd.ini listens on 127.0.0.1:PORT, so ringd.service cannot start with the socket"
 )
 
@@ -125,12 +125,11 @@ image_ensure() {
 	note "image: debootstrap $SUITE from $MIRROR into $dir (about a minute, once)"
 	if ! timeout 900 debootstrap --variant=minbase --include="$PACKAGES" \
 		"$SUITE" "$tmp/root" "$MIRROR" >"$tmp/debootstrap.log" 2>&1; then
-		if grep -qiE "couldn't download|failed getting release|temporary failure|unable to connect|could not resolve" \
-			"$tmp/debootstrap.log"; then
-			grep -iE "couldn't download|failed getting|temporary failure|unable to connect|could not resolve" \
-				"$tmp/debootstrap.log" | head -1 >&2
+		why=$(grep -m1 -iE "couldn't download|failed getting release|temporary failure|unable to connect|could not resolve" \
+			"$tmp/debootstrap.log") || true
+		if [[ -n $why ]]; then
 			rm -rf "$tmp"
-			skip_all "the Debian archive $MIRROR stopped answering during debootstrap"
+			skip_all "the Debian archive $MIRROR stopped answering during debootstrap ($why)"
 		fi
 		tail -20 "$tmp/debootstrap.log" >&2
 		rm -rf "$tmp"
@@ -268,7 +267,7 @@ fail() {
 # An unexpected failure in a check: name the check's own line, which says
 # more than the helper's command that failed inside it.
 err_at() {
-	local i line=
+	local i line=''
 	for ((i = 1; i < ${#FUNCNAME[@]}; i++)); do
 		if [[ ${FUNCNAME[i]} == check_* || ${FUNCNAME[i]} == activation_* ]]; then
 			line=${BASH_LINENO[i - 1]}
@@ -276,12 +275,14 @@ err_at() {
 		fi
 	done
 	[[ -n $line ]] || line=${BASH_LINENO[0]}
+	# fail() inside $(...) said why already.
+	[[ -s $WORK/why ]] && return 0
 	echo "exit $1 at run.sh:$line: $(sed -n "${line}s/^[[:space:]]*//p" "$0")" >"$WORK/why"
 	note "FAIL: $(cat "$WORK/why")"
 }
 
-# step NAME FEATURE WHAT FUNCTION: FEATURE empty for checks that today's
-# main can pass. A check runs in a subshell with errexit, so the first
+# step NAME FEATURE WHAT FUNCTION: FEATURE is '' or a key of FEATURE_OFF
+# (the check runs only when feature_on says so). A check runs in a subshell with errexit, so the first
 # failing command ends it, and its state is what systemd says, not shell
 # variables left by an earlier check.
 step() {
@@ -300,19 +301,24 @@ step() {
 	set +e
 	(
 		set -eE
-		trap 'err_at $?' ERR
+		# Not from inside $(...), whose failures end nothing.
+		trap '((BASH_SUBSHELL > 1)) || err_at $?' ERR
 		"$fn"
 	)
 	rc=$?
 	set -e
+	# A check that failed half-way must not leave the next one its
+	# config or its clients.
+	clients_stop
+	conf_restore
 	if ((rc == 0)); then
 		verdict PASS "$name" "$what ($((SECONDS - t0)) s)"
 	else
 		# What ringd and systemd said meanwhile is most of a diagnosis.
-		ct journalctl -u ringd.service --since "@$since" -t ringd -p warning \
-			--no-pager -o cat 2>/dev/null | awk '!seen[$0]++' | tail -4 | sed 's/^/  ringd: /'
-		ct journalctl -u ringd.service -u ringd.socket --since "@$since" \
-			--no-pager -o cat 2>/dev/null | tail -4 | sed 's/^/  journal: /'
+		{ ct journalctl -u ringd.service --since "@$since" -t ringd -p warning \
+			--no-pager -o cat 2>/dev/null || true; } | awk '!seen[$0]++' | tail -4 | sed 's/^/  ringd: /'
+		{ ct journalctl -u ringd.service -u ringd.socket --since "@$since" \
+			--no-pager -o cat 2>/dev/null || true; } | tail -4 | sed 's/^/  journal: /'
 		verdict FAIL "$name" "$(cat "$WORK/why" 2>/dev/null || echo "exit $rc")"
 	fi
 }
@@ -351,15 +357,16 @@ listen_of() {
 		}' "$WORK/ringd.ini.installed"
 }
 
-# A key of [ringd] in seconds (the daemon's default when absent); only
-# the "Ns" and "Nms" forms, which is what the installed file uses.
+# A duration key of [ringd] (the daemon's default when absent) in whole
+# seconds, rounded up: the ms, s and m forms.
 ringd_seconds() {
 	awk -v key="$1" -v def="$2" '
 		/^\[/ { insec = ($1 == "[ringd]") }
 		insec && $1 == key { v = $3 }
 		END {
 			if (v == "") v = def
-			if (v ~ /ms$/) print int((v + 0) / 1000 + 0.999); else print v + 0
+			t = v ~ /ms$/ ? v / 1000 : v ~ /m$/ ? v * 60 : v + 0
+			print int(t + 0.999)
 		}' "$WORK/ringd.ini.installed"
 }
 
@@ -398,7 +405,7 @@ ensure_running() {
 check_start() {
 	local type
 	ctl start ringd.service ||
-		fail "systemctl start ringd failed: $(ctl status ringd.service -n 5 | tail -3 | tr '\n' ' ')"
+		fail "systemctl start ringd failed: $(status_tail 3)"
 	state_is active/running ||
 		fail "after start: $(prop ringd.service ActiveState)/$(prop ringd.service SubState)"
 	type=$(prop ringd.service Type)
@@ -457,7 +464,7 @@ check_reload_broken() {
 	fi
 	ctl kill -s HUP --kill-who=main ringd.service
 	wait_until 10 status_says "ringd\[$pid\]: .*$want" ||
-		fail "after SIGHUP, systemctl status shows no error of ringd[$pid]: $(ctl status ringd.service -n 3 | tail -2 | tr '\n' ' ')"
+		fail "after SIGHUP, systemctl status shows no error of ringd[$pid]: $(status_tail 2)"
 	note "status: $(status_says "ringd\[$pid\]: .*$want" | tail -1 | sed 's/^ *//')"
 	[[ $(main_pid) == "$pid" ]] || fail "MainPID changed: $pid -> $(main_pid)"
 	state_is active/running || fail "after a broken reload: $(prop ringd.service SubState)"
@@ -475,6 +482,11 @@ status_says() {
 	{ ctl status ringd.service -n 50 -l || true; } | grep -E "$1"
 }
 
+# The last lines of systemctl status, for a failure's message.
+status_tail() {
+	{ ctl status ringd.service -n "$1" -l 2>&1 || true; } | tail -"$1" | tr '\n' ' '
+}
+
 check_kill() {
 	local pid restarts
 	ensure_running
@@ -488,28 +500,51 @@ check_kill() {
 	client echo "${ECHO[@]:0:2}" 6
 }
 
+# The watchdog period of ringd.service in whole seconds; fails the check
+# when the unit sets none.
+watchdog_seconds() {
+	local wd
+	wd=$(prop ringd.service WatchdogUSec)
+	[[ $wd != 0 && $wd != infinity ]] || fail "ringd.service sets no WatchdogSec="
+	span_seconds "$wd"
+}
+
+# A daemon that never pings is killed after one period: a well one must
+# outlive it, pinging.
+check_watchdog_idle() {
+	local wd pid restarts since
+	ensure_running
+	wd=$(watchdog_seconds)
+	pid=$(main_pid) restarts=$(prop ringd.service NRestarts) since=$(date +%s)
+	sleep $((wd + 2))
+	{ [[ $(main_pid) == "$pid" ]] && state_is active/running; } ||
+		fail "ringd was restarted within WatchdogSec=${wd}s while nothing hung: $(journal_since "$since" 'Watchdog|Failed with' | tail -2 | tr '\n' ' ')"
+	[[ $(prop ringd.service NRestarts) == "$restarts" ]] || fail "NRestarts went $restarts -> $(prop ringd.service NRestarts)"
+	note "MainPID $pid up for more than WatchdogSec=${wd}s"
+}
+
 # The hang fixture blocks one worker's thread in on_data(); only the
-# watchdog can end that, with SIGABRT and a restart.
+# watchdog can end that, with SIGABRT and a restart. The restart with
+# the fixture's section must first outlive a period, as above, or a
+# daemon that never pings would pass.
 check_watchdog() {
 	local wd pid since
-	since=$(date +%s) wd=$(prop ringd.service WatchdogUSec)
-	[[ $wd != 0 && $wd != infinity ]] || fail "ringd.service sets no WatchdogSec="
+	wd=$(watchdog_seconds)
 	ls "$ROOT"/usr/lib/*/ringd/hang.so >/dev/null 2>&1 ||
 		fail "the hang fixture (tests/unit/fixtures/hang.so) was not built"
+	# conf_with's awk -v turns the \n into a line break.
 	conf_with hang 'listen = tcp://127.0.0.1:7099\nhang_ms = 120s'
 	ctl restart ringd.service
 	pid=$(main_pid)
-	# A daemon that never pings is restarted too: first it must outlive
-	# one watchdog period while its workers are well.
-	sleep $(($(span_seconds "$wd") + 2))
+	sleep $((wd + 2))
 	{ [[ $(main_pid) == "$pid" ]] && state_is active/running; } ||
-		fail "restarted without a hang: $(journal_since "$since" 'Watchdog|ringd.service:' | tail -2 | tr '\n' ' ')"
+		fail "restarted before the hang: $(prop ringd.service Result)"
 	since=$(date +%s)
 	client hang 127.0.0.1 7099
-	wait_until 60 running_other_than "$pid" || fail "no restart within 60 s (WatchdogSec=$wd)"
+	wait_until $((wd * 3 + 10)) running_other_than "$pid" || fail "no restart within $((wd * 3 + 10)) s of the hang"
 	journal_since "$since" "Watchdog timeout" >/dev/null ||
 		fail "restarted, but the journal has no 'Watchdog timeout'"
-	note "WatchdogSec=$wd: MainPID $pid -> $(main_pid) after a watchdog timeout"
+	note "WatchdogSec=${wd}s: MainPID $pid -> $(main_pid) after a watchdog timeout"
 	conf_restore
 	ctl restart ringd.service
 }
@@ -681,6 +716,7 @@ main() {
 	step reload reload "systemctl reload keeps the PID and applies a change" check_reload
 	step reload-broken reload "a broken file on reload: still up, status says why" check_reload_broken
 	step kill-restart "" "systemctl kill -s KILL is followed by a restart" check_kill
+	step watchdog-idle watchdog "ringd outlives WatchdogSec while nothing hangs" check_watchdog_idle
 	step watchdog watchdog "a hung worker is restarted by the watchdog" check_watchdog
 	step stop "" "systemctl stop completes within the drain bound" check_stop
 	step busy-port "" "a taken port fails the start, the journal says why" check_busy_port
