@@ -13,6 +13,7 @@ Exit 0 when the check holds, 1 with a one-line reason on stderr when it
 does not. Every socket operation has a timeout.
 """
 
+import inspect
 import os
 import re
 import socket
@@ -191,17 +192,19 @@ COMMANDS = {
 
 
 def main(argv):
-    if len(argv) < 2 or argv[1] not in COMMANDS:
-        print(__doc__, file=sys.stderr)
+    fn = COMMANDS.get(argv[1]) if len(argv) > 1 else None
+    try:
+        if fn is None:
+            raise TypeError('no such command')
+        inspect.signature(fn).bind(*argv[2:])
+    except TypeError as e:
+        print('%s\n%s' % (e, __doc__), file=sys.stderr)
         return 2
     try:
-        COMMANDS[argv[1]](*argv[2:])
+        fn(*argv[2:])
     except (Failed, OSError) as e:
         print(str(e), file=sys.stderr)
         return 1
-    except TypeError as e:
-        print('usage: %s' % e, file=sys.stderr)
-        return 2
     return 0
 
 
