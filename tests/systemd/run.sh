@@ -60,7 +60,6 @@ die() {
 declare -A FEATURE_OFF=(
 	[reload]="SIGHUP reload is on its branch, not on main yet"
 	[watchdog]="main's ringd.service sets WatchdogSec=10s, but WATCHDOG=1 pings (and the hang fixture) are on their branch: systemd kills main's ringd every 10 s"
-	[activate]="on main, ringd.socket binds *:PORT where the installed ringd.ini listens on 127.0.0.1:PORT, so ringd.service cannot start with the socket"
 )
 
 feature_on() {
