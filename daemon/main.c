@@ -23,6 +23,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "srclimit.h"
+#include "supervise.h"
 #include "worker.h"
 
 #define MAIN_MAX_SETS 64
@@ -255,37 +256,37 @@ static void main_announce(struct daemon *d)
 }
 
 /* Signals arrive here, synchronously, never in a handler: workers have
- * them blocked and main sleeps in sigwaitinfo. Waits until a stop signal
+ * them blocked and main sleeps in sigtimedwait. Waits until a stop signal
  * or, with a timeout (ms >= 0), until it passes; returns the signal, or
- * 0 when the time ran out. */
-static int main_wait_for_stop(const sigset_t *set, int64_t ms)
+ * 0 when the time ran out. Wakes for the watchdog and STATUS= on the way
+ * (supervise_next_ns()) and answers SIGUSR1 with the counters. */
+static int main_wait_for_stop(struct daemon *d, const sigset_t *set,
+			      int64_t ms)
 {
-	struct timespec end, now, left;
+	int64_t end = supervise_now() + ms * 1000000, now, wait;
+	struct timespec left;
 	siginfo_t si;
 	int sig;
 
-	clock_gettime(CLOCK_MONOTONIC, &end);
-	end.tv_sec += ms / 1000;
-	end.tv_nsec += (ms % 1000) * 1000000;
 	for (;;) {
-		if (ms < 0) {
+		now = supervise_now();
+		wait = supervise_next_ns(&d->sup, now);
+		if (ms >= 0 && now >= end)
+			return 0;
+		if (ms >= 0 && (wait < 0 || end - now < wait))
+			wait = end - now;
+		if (wait < 0) {
 			sig = sigwaitinfo(set, &si);
 		} else {
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			left.tv_sec = end.tv_sec - now.tv_sec;
-			left.tv_nsec = end.tv_nsec - now.tv_nsec;
-			if (left.tv_nsec < 0) {
-				left.tv_nsec += 1000000000;
-				left.tv_sec--;
-			}
-			if (left.tv_sec < 0)
-				return 0;
+			left.tv_sec = wait / 1000000000;
+			left.tv_nsec = wait % 1000000000;
 			sig = sigtimedwait(set, &si, &left);
-			if (sig < 0 && errno == EAGAIN)
-				return 0;
 		}
+		supervise_tick(d, supervise_now());
 		if (sig == SIGTERM || sig == SIGINT)
 			return sig;
+		if (sig == SIGUSR1)
+			supervise_summary(d);
 		if (sig == SIGHUP)
 			log_notice("ringd: SIGHUP: reload is not implemented "
 				   "yet; the running configuration stays");
@@ -306,7 +307,7 @@ static void main_stop(struct daemon *d, const sigset_t *set, int sig)
 		log_info("ringd: %s received, draining for %lld ms before "
 			 "stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT",
 			 (long long)delay);
-		sig = main_wait_for_stop(set, delay);
+		sig = main_wait_for_stop(d, set, delay);
 		if (sig)
 			log_info("ringd: %s received again, stopping now",
 				 sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -329,18 +330,20 @@ static int main_run(struct daemon *d)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (listen_open_all(d) < 0)
 		return 1;
+	supervise_init(d, supervise_now());
 	if (main_drop_privileges(d->conf->user) < 0 ||
 	    worker_start_all(d) < 0) {
 		listen_close_all(d);
 		return 1;
 	}
 	main_announce(d);
-	main_stop(d, &set, main_wait_for_stop(&set, -1));
+	main_stop(d, &set, main_wait_for_stop(d, &set, -1));
 	listen_close_all(d);
 	if (atomic_load(&d->failed)) {
 		log_err("ringd: stopped after a worker failed");

@@ -245,6 +245,41 @@ static uint64_t closed_sum(const struct daemon *d, size_t s, unsigned t)
 	return n;
 }
 
+const char *metrics_close_name(unsigned reason)
+{
+	return reason < METRICS_CLOSE_N ? close_names[reason] : "unknown";
+}
+
+static uint64_t sum_n(const struct daemon *d, size_t s, size_t off, size_t n)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < n; i++)
+		sum += sum_at(d, s, off + i * sizeof(uint64_t));
+	return sum;
+}
+
+void metrics_total_of(const struct daemon *d, size_t s,
+		      struct metrics_total *o)
+{
+	*o = (struct metrics_total){
+		.bytes_in = sum_at(d, s, DGRAM_OFF(bytes_in)),
+		.bytes_out = sum_at(d, s, DGRAM_OFF(bytes_out)),
+		.dgram_in = sum_at(d, s, DGRAM_OFF(in)),
+		.dgram_out = sum_at(d, s, DGRAM_OFF(out)),
+		.dgram_dropped = sum_n(d, s, DGRAM_OFF(dropped[0]),
+				       METRICS_DROP_N),
+	};
+	for (unsigned t = 0; t < METRICS_NSTREAM; t++) {
+		o->accepted += sum_at(d, s, STREAM_OFF(t, accepted));
+		o->closed += closed_sum(d, s, t);
+		o->refused += sum_n(d, s, STREAM_OFF(t, refused[0]),
+				    METRICS_REFUSED_N);
+		o->bytes_in += sum_at(d, s, STREAM_OFF(t, bytes_in));
+		o->bytes_out += sum_at(d, s, STREAM_OFF(t, bytes_out));
+	}
+}
+
 static void walk_connections(struct walk *w)
 {
 	const struct daemon *d = w->d;

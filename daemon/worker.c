@@ -229,6 +229,7 @@ static int worker_setup(struct worker *w)
 	if (r < 0)
 		return r;
 	loop_set_wake(w->loop, worker_woken, w);
+	supervise_beat_start(&w->beat, w->loop, w->d->sup.beat_ns);
 	r = worker_start_plugins(w);
 	if (r < 0)
 		return r;
@@ -250,6 +251,7 @@ static void worker_teardown(struct worker *w)
 	w->udp_guard = NULL;
 	worker_stop_plugins(w);
 	conn_set_fini(&w->conns);
+	supervise_beat_stop(&w->beat);
 }
 
 static void *worker_main(void *arg)
