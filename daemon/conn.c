@@ -31,6 +31,7 @@ enum {
 	C_DEAD = 1u << 6,     /* going away; waiting for completions */
 	C_OPEN = 1u << 7,     /* on_open succeeded, so on_close is owed */
 	C_IN_CB = 1u << 8,    /* inside a plugin hook: do not free */
+	C_LOGGED = 1u << 9,   /* log_connections: a struct conn_log follows */
 	C_RESET = 1u << 10,   /* close with RST (abort) */
 	C_DRAIN = 1u << 11,   /* stopping: serve input already received */
 	C_BUDGET = 1u << 12,  /* reading stopped by the set's budget; on
@@ -102,6 +103,13 @@ struct conn {
 	} peer;
 };
 
+/* What the close line of log_connections reports, in a tail after
+ * struct conn that only the connections of such a service pay for. */
+struct conn_log {
+	int64_t opened; /* loop time */
+	uint64_t bytes_in, bytes_out;
+};
+
 static void conn_recv_done(struct loop_op *op, int res, unsigned flags,
 			   void *buf);
 static void conn_send_done(struct loop_op *op, int res, unsigned flags,
@@ -133,6 +141,11 @@ static void conn_why(struct conn *c, enum ringd_close_reason r)
 {
 	if (!c->why)
 		c->why = (uint8_t)(r + 1);
+}
+
+static struct conn_log *conn_log_of(struct conn *c)
+{
+	return (c->flags & C_LOGGED) ? (struct conn_log *)(c + 1) : NULL;
 }
 
 static struct metrics_stream *conn_ctr(const struct conn *c)
@@ -410,6 +423,46 @@ static void conn_call_close(struct conn *c)
 	c->flags &= ~C_IN_CB;
 }
 
+/* Our end's address: the listener's for TCP, its path for unix:. */
+static const char *conn_local(const struct conn *c, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	const struct sockaddr_un *sun = (const void *)&ss;
+	socklen_t sl = sizeof(ss);
+	char path[sizeof(sun->sun_path) + 8];
+
+	if (getsockname(c->fd, (struct sockaddr *)&ss, &sl) < 0)
+		return log_value(buf, len, "unknown");
+	if (ss.ss_family != AF_UNIX)
+		return log_addr((const struct sockaddr *)&ss, buf, len);
+	/* The kernel need not terminate a path that fills sun_path. */
+	if (sl <= offsetof(struct sockaddr_un, sun_path) || !sun->sun_path[0])
+		return log_value(buf, len, "unix");
+	snprintf(path, sizeof(path), "unix:%.*s",
+		 (int)(sl - offsetof(struct sockaddr_un, sun_path)),
+		 sun->sun_path);
+	return log_value(buf, len, path);
+}
+
+static void conn_log_close(struct conn *c)
+{
+	static const char *const transports[] = { "tcp", "unix" };
+	const struct conn_log *lg = conn_log_of(c);
+	char peer[LOG_ADDR_MAX], local[LOG_VALUE_MAX];
+
+	if (lg == NULL || log_level() < RINGD_LOG_INFO)
+		return;
+	log_info("conn: closed svc=%s transport=%s peer=%s local=%s "
+		 "bytes_in=%llu bytes_out=%llu duration_us=%lld reason=%s",
+		 c->inst->sc->name, transports[c->transport & 1],
+		 log_addr(c->pub.peer, peer, sizeof(peer)),
+		 conn_local(c, local, sizeof(local)),
+		 (unsigned long long)lg->bytes_in,
+		 (unsigned long long)lg->bytes_out,
+		 (long long)((loop_now(c->set->loop) - lg->opened) / 1000),
+		 metrics_close_name(c->why - 1u));
+}
+
 /* Frees c once nothing can reach it: no op in flight, no hook running. */
 static void conn_release(struct conn *c)
 {
@@ -430,6 +483,7 @@ static void conn_release(struct conn *c)
 		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
 	conn_debug(c, "close%s", c->flags & C_RESET ? " (reset)" : "");
+	conn_log_close(c);
 	loop_timer_stop(set->loop, &c->timer);
 	loop_close(set->loop, c->fd);
 	conn_unlink(c);
@@ -616,6 +670,8 @@ static void conn_recv_done(struct loop_op *op, int res, unsigned flags,
 
 		if (ctr != NULL)
 			metrics_add(&ctr->bytes_in, (uint64_t)res);
+		if (c->flags & C_LOGGED)
+			conn_log_of(c)->bytes_in += (uint64_t)res;
 		conn_touch(c);
 		if (!(c->flags & (C_CLOSING | C_SHUT))) {
 			struct conn_set *set = c->set;
@@ -710,6 +766,8 @@ static void conn_send_done(struct loop_op *op, int res, unsigned flags,
 	ctr = conn_ctr(c);
 	if (ctr != NULL)
 		metrics_add(&ctr->bytes_out, (uint64_t)res);
+	if (c->flags & C_LOGGED)
+		conn_log_of(c)->bytes_out += (uint64_t)res;
 	conn_consume(c, (size_t)res);
 	conn_touch(c);
 	conn_drained(c);
@@ -933,7 +991,9 @@ int conn_open(struct conn_set *set, const struct ringd_instance *inst, int fd,
 	      const struct sockaddr *peer, socklen_t peerlen)
 {
 	const struct ringd_plugin *p = inst->p;
-	struct conn *c = calloc(1, sizeof(*c));
+	bool logged = inst->sc->log_connections;
+	struct conn *c = calloc(1, sizeof(*c) +
+				       (logged ? sizeof(struct conn_log) : 0));
 	struct metrics_stream *ctr;
 
 	if (!c) {
@@ -951,6 +1011,10 @@ int conn_open(struct conn_set *set, const struct ringd_instance *inst, int fd,
 	conn_setup_socket(c, peer, peerlen);
 	conn_link(c);
 	c->last_active = loop_now(set->loop);
+	if (logged) {
+		c->flags |= C_LOGGED;
+		conn_log_of(c)->opened = c->last_active;
+	}
 	conn_arm_timer(c);
 	if (set->draining && !PLUGIN_HAS(p, on_drain)) {
 		c->flags |= C_DRAIN;

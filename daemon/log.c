@@ -154,6 +154,31 @@ const char *log_addr(const struct sockaddr *sa, char *buf, size_t len)
 	return buf;
 }
 
+const char *log_value(char *buf, size_t len, const char *v)
+{
+	size_t o = 0;
+
+	if (len < 3) {
+		if (len)
+			buf[0] = '\0';
+		return buf;
+	}
+	if (*v && strcspn(v, " \t\"\\=") == strlen(v)) {
+		snprintf(buf, len, "%s", v);
+		return buf;
+	}
+	buf[o++] = '"';
+	/* Room for an escape pair, the closing quote and the NUL. */
+	for (; *v && o + 4 <= len; v++) {
+		if (*v == '"' || *v == '\\')
+			buf[o++] = '\\';
+		buf[o++] = *v;
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+	return buf;
+}
+
 const char *log_counts(char *buf, size_t len, const char *const *names,
 		       uint64_t *counts, size_t n)
 {

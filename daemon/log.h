@@ -36,6 +36,13 @@ struct sockaddr;
 #define LOG_ADDR_MAX 64
 const char *log_addr(const struct sockaddr *sa, char *buf, size_t len);
 
+/* A key=value field's value as logfmt writes it: as it is when it is
+ * non-empty and has no blank, quote, backslash or '=', else in double
+ * quotes with '"' and '\\' escaped by a backslash: error="Permission
+ * denied". Cut to fit len, quotes kept. Returns buf. */
+#define LOG_VALUE_MAX 256
+const char *log_value(char *buf, size_t len, const char *value);
+
 /* " name=count" for every non-zero one of n counts, which are zeroed: the
  * counts behind one line of a message logged at most once per interval.
  * Returns buf, always terminated. */
