@@ -997,7 +997,12 @@ int conn_open(struct conn_set *set, const struct ringd_instance *inst, int fd,
 	struct metrics_stream *ctr;
 
 	if (!c) {
-		log_warnx("conn: out of memory svc=%s", inst->sc->name);
+		uint64_t held;
+
+		if (log_limit_take(&set->oom_log, loop_now(set->loop),
+				   CONN_OOM_LOG_NS, &held))
+			log_warnx("conn: out of memory svc=%s suppressed=%llu",
+				  inst->sc->name, (unsigned long long)held);
 		close(fd);
 		return -ENOMEM;
 	}

@@ -221,7 +221,7 @@ static size_t listen_count(const struct ringd_conf *c)
 int listen_open_all(struct daemon *d)
 {
 	const struct ringd_conf *c = d->conf;
-	char text[160];
+	char text[160], v[LOG_VALUE_MAX], e[LOG_VALUE_MAX];
 	size_t i, j, k = 0;
 	int r;
 
@@ -238,8 +238,10 @@ int listen_open_all(struct daemon *d)
 			r = listen_open(d, l);
 			if (r < 0) {
 				listen_addr_format(&l->addr, text, sizeof(text));
-				log_err("%s: bind %s: %s", c->svc[i].name, text,
-					strerror(-r));
+				log_err("%s: bind failed svc=%s addr=%s error=%s",
+					c->svc[i].name, c->svc[i].name,
+					log_value(v, sizeof(v), text),
+					log_value(e, sizeof(e), strerror(-r)));
 				listen_close_all(d);
 				return r;
 			}

@@ -167,11 +167,12 @@ static int main_choose_backend(struct daemon *d)
 		return 0;
 	}
 	if (backend == CONF_BACKEND_IO_URING) {
-		log_err("loop: io_uring unavailable (%s); backend = io_uring "
-			"was asked for, not starting", why);
+		log_err("loop: io_uring unavailable (%s); not starting "
+			"backend=io_uring", why);
 		return -1;
 	}
-	log_notice("loop: io_uring unavailable (%s); using epoll", why);
+	log_notice("loop: io_uring unavailable (%s); using epoll backend=epoll",
+		   why);
 	d->backend = LOOP_BACKEND_EPOLL;
 	return 0;
 }
@@ -183,18 +184,18 @@ static int main_drop_privileges(const char *user)
 	if (!user || !*user)
 		return 0;
 	if (geteuid() != 0) {
-		log_notice("ringd: user = %s ignored: not started as root",
+		log_notice("ringd: user ignored: not started as root user=%s",
 			   user);
 		return 0;
 	}
 	pw = getpwnam(user);
 	if (!pw) {
-		log_err("ringd: user %s: no such user", user);
+		log_err("ringd: no such user user=%s", user);
 		return -1;
 	}
 	if (initgroups(pw->pw_name, pw->pw_gid) < 0 ||
 	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-		log_warn("ringd: cannot switch to user %s", user);
+		log_warn("ringd: cannot switch user user=%s", user);
 		return -1;
 	}
 	return 0;
@@ -248,7 +249,7 @@ static void main_announce(struct daemon *d)
 	listen_describe(d, listeners, sizeof(listeners));
 	log_info("ringd: started backend=%s workers=%zu pid=%d version=%s",
 		 engine, d->nworkers, (int)getpid(), RINGD_VERSION);
-	log_info("ringd: listening %s", listeners);
+	log_info("ringd: listening listen=%s", listeners);
 	snprintf(status, sizeof(status),
 		 "READY=1\nSTATUS=running backend=%s workers=%zu listen=%s",
 		 engine, d->nworkers, listeners);

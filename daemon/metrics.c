@@ -109,6 +109,7 @@ static int metrics_name_one(struct ringd_instance *inst)
 {
 	size_t max = 16, n;
 	struct ringd_counter *c = NULL;
+	char nv[LOG_VALUE_MAX], ev[LOG_VALUE_MAX];
 	const char *why;
 
 	for (;;) {
@@ -116,7 +117,8 @@ static int metrics_name_one(struct ringd_instance *inst)
 
 		if (nc == NULL) {
 			free(c);
-			log_err("%s: out of memory", inst->sc->name);
+			log_err("%s: out of memory svc=%s", inst->sc->name,
+				inst->sc->name);
 			return -1;
 		}
 		c = nc;
@@ -128,9 +130,12 @@ static int metrics_name_one(struct ringd_instance *inst)
 	for (size_t i = 0; i < n; i++) {
 		why = counter_problem(c, i);
 		if (why != NULL) {
-			log_err("%s: plugin %s counter %zu (%s): %s",
-				inst->sc->name, inst->p->name, i,
-				c[i].name ? c[i].name : "(null)", why);
+			log_err("%s: bad plugin counter svc=%s plugin=%s "
+				"counter=%zu name=%s error=%s",
+				inst->sc->name, inst->sc->name, inst->p->name, i,
+				log_value(nv, sizeof(nv),
+					  c[i].name ? c[i].name : "(null)"),
+				log_value(ev, sizeof(ev), why));
 			free(c);
 			return -1;
 		}
