@@ -210,7 +210,7 @@ static void conn_timer_fired(struct loop_timer *t)
 		conn_arm_timer(c);
 		return;
 	}
-	conn_debug(c, "%s", c->flags & C_SHUT ? "linger timeout" : "timeout");
+	conn_debug(c, "timeout kind=%s", c->flags & C_SHUT ? "linger" : "idle");
 	conn_why(c, c->deadline > 0 && loop_now(c->set->loop) >= c->deadline ?
 			    RINGD_CLOSE_DEADLINE : RINGD_CLOSE_IDLE);
 	conn_kill(c);
@@ -482,7 +482,7 @@ static void conn_release(struct conn *c)
 
 		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
-	conn_debug(c, "close%s", c->flags & C_RESET ? " (reset)" : "");
+	conn_debug(c, "close rst=%s", c->flags & C_RESET ? "yes" : "no");
 	conn_log_close(c);
 	loop_timer_stop(set->loop, &c->timer);
 	loop_close(set->loop, c->fd);
@@ -698,7 +698,11 @@ static void conn_recv_done(struct loop_op *op, int res, unsigned flags,
 	} else if (res == -ECANCELED && (c->flags & C_PAUSED)) {
 		conn_unpause(c);
 	} else {
-		conn_debug(c, "recv: %s", strerror(-res));
+		char e[LOG_VALUE_MAX];
+
+		/* The arguments are evaluated only at log_level = debug. */
+		conn_debug(c, "recv failed error=%s",
+			   log_value(e, sizeof(e), strerror(-res)));
 		conn_why(c, RINGD_CLOSE_RESET);
 		c->flags |= C_EOF;
 		conn_kill(c);
@@ -756,7 +760,10 @@ static void conn_send_done(struct loop_op *op, int res, unsigned flags,
 		return;
 	}
 	if (res < 0) {
-		conn_debug(c, "send: %s", strerror(-res));
+		char e[LOG_VALUE_MAX];
+
+		conn_debug(c, "send failed error=%s",
+			   log_value(e, sizeof(e), strerror(-res)));
 		conn_why(c, RINGD_CLOSE_RESET);
 		c->flags |= C_EOF;
 		conn_kill(c);
