@@ -146,6 +146,15 @@ static void supervise_ping(struct daemon *d, int64_t now_ns)
 	/* A late wake-up (main was busy) must not make the next interval
 	 * shorter than a beat period times four. */
 	s->next_ping = now_ns + s->ping_ns;
+	/* The first tick comes right after READY=1, when a worker that
+	 * started last may not have run its loop yet: it only takes the
+	 * counts, and the workers are judged from the next one on. */
+	if (!s->primed) {
+		memcpy(s->seen, counts, n * sizeof(counts[0]));
+		s->primed = true;
+		notify_send("WATCHDOG=1");
+		return;
+	}
 	if (supervise_check(s, counts, n) == 0)
 		notify_send("WATCHDOG=1");
 }

@@ -38,6 +38,7 @@ struct supervise {
 	int64_t ping_ns;   /* WATCHDOG=1 interval; 0: no watchdog */
 	int64_t beat_ns;   /* the workers' heartbeat period; 0: none */
 	int64_t next_ping; /* CLOCK_MONOTONIC ns of the next check */
+	bool primed;       /* the first tick took the counts */
 	uint64_t seen[SUPERVISE_MAX_WORKERS]; /* counts at the last check */
 	bool stalled[SUPERVISE_MAX_WORKERS];  /* logged as stalled */
 	bool status;       /* NOTIFY_SOCKET is set: keep STATUS= current */
@@ -78,10 +79,11 @@ size_t supervise_check(struct supervise *s, const uint64_t *counts,
  * or -1 when it never has (no watchdog, no notify socket). */
 int64_t supervise_next_ns(const struct supervise *s, int64_t now_ns);
 
-/* Main thread, whenever it wakes (a timeout, any signal): when the ping
- * is due, sends WATCHDOG=1 if every worker's heartbeat moved since the
- * last check and nothing otherwise, so systemd restarts a daemon with a
- * stuck worker; when the refresh is due, sends STATUS= if it changed.
+/* Main thread, whenever it wakes (a timeout, any signal), after READY=1:
+ * when the ping is due, sends WATCHDOG=1 if every worker's heartbeat
+ * moved since the last check and nothing otherwise, so systemd restarts
+ * a daemon with a stuck worker (the first due tick only takes the counts
+ * and pings); when the refresh is due, sends STATUS= if it changed.
  * Does nothing before it is due. d->workers must be running. */
 void supervise_tick(struct daemon *d, int64_t now_ns);
 

@@ -214,25 +214,48 @@ static void test_supervise_tick_pings_only_with_progress(void **state)
 	assert_int_equal(s->beat_ns, 50 * MS);
 	assert_true(s->status);
 
-	/* Not due yet: nothing, whatever the beats. */
-	beat(&f, 0), beat(&f, 1);
+	/* Not due yet: nothing. */
+	beat(&f, 0);
 	supervise_tick(&f.d, 199 * MS);
 	assert_null(next_notify());
+	/* The first due tick pings and takes the counts, although worker 1
+	 * has not beaten yet: it may not have run its loop so far. */
 	supervise_tick(&f.d, 200 * MS);
 	assert_string_equal(next_notify(), "WATCHDOG=1");
 	assert_null(next_notify());
+	assert_null(next_log());
 	assert_int_equal(supervise_next_ns(s, 200 * MS), 200 * MS);
+	beat(&f, 0), beat(&f, 1);
+	supervise_tick(&f.d, 400 * MS);
+	assert_string_equal(next_notify(), "WATCHDOG=1");
 
 	/* Worker 1 stuck: no ping. */
 	beat(&f, 0);
-	supervise_tick(&f.d, 400 * MS);
+	supervise_tick(&f.d, 600 * MS);
 	assert_null(next_notify());
 	assert_non_null(strstr(next_log(), "worker=1 beats=1\n"));
+	/* A wake-up in between (a signal) checks nothing. */
+	supervise_tick(&f.d, 700 * MS);
+	assert_null(next_notify());
 	/* Both beat again: pings resume. */
 	beat(&f, 0), beat(&f, 1);
-	supervise_tick(&f.d, 600 * MS);
+	supervise_tick(&f.d, 800 * MS);
 	assert_string_equal(next_notify(), "WATCHDOG=1");
 	assert_non_null(strstr(next_log(), "pings resume worker=1\n"));
+	assert_null(next_log());
+
+	/* A worker stuck from the start is caught at the second check. */
+	fake_init(&f);
+	assert_int_equal(setenv("WATCHDOG_USEC", "400000", 1), 0);
+	supervise_init(&f.d, 0);
+	unsetenv("WATCHDOG_USEC");
+	assert_non_null(next_log());
+	supervise_tick(&f.d, 200 * MS);
+	assert_string_equal(next_notify(), "WATCHDOG=1");
+	beat(&f, 0);
+	supervise_tick(&f.d, 400 * MS);
+	assert_null(next_notify());
+	assert_non_null(strstr(next_log(), "worker=1 beats=0\n"));
 }
 
 static void test_supervise_status_sent_when_changed(void **state)
