@@ -113,8 +113,7 @@ size_t supervise_check(struct supervise *s, const uint64_t *counts, size_t n)
 				i, counts[i]);
 		else if (moved && s->stalled[i])
 			log_notice("supervise: worker is making progress "
-				   "again; watchdog pings resume worker=%zu",
-				   i);
+				   "again worker=%zu", i);
 		s->stalled[i] = !moved;
 	}
 	return stalled;

@@ -149,8 +149,8 @@ static void test_supervise_check_names_the_stuck_worker_once(void **state)
 		char want[128];
 
 		snprintf(want, sizeof(want),
-			 "notice: supervise: worker is making progress again; "
-			 "watchdog pings resume worker=%d\n", i);
+			 "notice: supervise: worker is making progress again "
+			 "worker=%d\n", i);
 		l = next_log();
 		assert_non_null(l);
 		assert_string_equal(l, want);
@@ -241,7 +241,7 @@ static void test_supervise_tick_pings_only_with_progress(void **state)
 	beat(&f, 0), beat(&f, 1);
 	supervise_tick(&f.d, 800 * MS);
 	assert_string_equal(next_notify(), "WATCHDOG=1");
-	assert_non_null(strstr(next_log(), "pings resume worker=1\n"));
+	assert_non_null(strstr(next_log(), "progress again worker=1\n"));
 	assert_null(next_log());
 
 	/* A worker stuck from the start is caught at the second check. */
