@@ -15,7 +15,9 @@ import harness
 from harness import connect, echo_roundtrip, payload, assert_same
 
 FIXTURES = os.environ.get('RINGD_FIXTURE_DIR', '')
-WATCHDOG_USEC = 800000
+# Short enough for a quick test, long enough that a busy machine (the
+# suite runs in parallel on two cores) does not delay a ping past it.
+WATCHDOG_USEC = 1000000
 PING = WATCHDOG_USEC / 2e6
 
 
@@ -33,7 +35,7 @@ def plugin_dir(ctx):
     return d
 
 
-def watchdog_daemon(ctx, env=None, hang_ms='3s'):
+def watchdog_daemon(ctx, env=None, hang_ms='4s'):
     services = {
         'echo': {'listen': 'tcp://127.0.0.1:0, udp://127.0.0.1:0'},
         'hang': {'listen': 'tcp://127.0.0.1:0', 'hang_ms': hang_ms},
@@ -114,15 +116,15 @@ def test_watchdog_pings_idle_loaded_and_stop_for_a_stuck_worker(ctx):
     s = connect(d.addr('tcp', svc='hang'))
     th = time.monotonic()
     s.sendall(b'hang')
-    stuck = collect(d, 4.5)
+    stuck = collect(d, 5.5)
     assert harness.recv_exact(s, 4) == b'hang'
     s.close()
     ts = pings(stuck)
     # One check may still see the beats of before the hang; none after
-    # that until the worker wakes 3 s later.
-    during = [t - th for t in ts if th + 2 * PING + 0.1 < t < th + 2.9]
+    # that until the worker wakes 4 s later.
+    during = [t - th for t in ts if th + 2 * PING + 0.1 < t < th + 3.9]
     assert not during, 'WATCHDOG=1 while a worker was stuck, at +%r s' % during
-    after = [t - th for t in ts if t > th + 3.0]
+    after = [t - th for t in ts if t > th + 4.0]
     assert after, 'no WATCHDOG=1 after the worker woke up: %r' % [t - th for t in ts]
 
     err = d.stop()
