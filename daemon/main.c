@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -177,15 +178,25 @@ static int main_choose_backend(struct daemon *d)
 	return 0;
 }
 
+/* Started as root, ringd becomes user once its ports are bound: every
+ * group but the user's own goes (initgroups), and setuid() from root
+ * clears every capability, as no SECBIT_KEEP_CAPS is set. no_new_privs
+ * then keeps an exec from winning any back; ringd never execs, so it
+ * costs nothing, and the bounding set can stay as it is. */
 static int main_drop_privileges(const char *user)
 {
 	struct passwd *pw;
+	char e[LOG_VALUE_MAX];
 
-	if (!user || !*user)
-		return 0;
 	if (geteuid() != 0) {
-		log_notice("ringd: user ignored: not started as root user=%s",
-			   user);
+		if (user && *user)
+			log_notice("ringd: user ignored: not started as root "
+				   "user=%s", user);
+		return 0;
+	}
+	if (!user || !*user) {
+		log_warnx("ringd: running as root; set user = in [ringd] to "
+			  "drop to that user after binding");
 		return 0;
 	}
 	pw = getpwnam(user);
@@ -194,10 +205,21 @@ static int main_drop_privileges(const char *user)
 		return -1;
 	}
 	if (initgroups(pw->pw_name, pw->pw_gid) < 0 ||
-	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-		log_warn("ringd: cannot switch user user=%s", user);
+	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0 ||
+	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		log_err("ringd: cannot switch user user=%s error=%s", user,
+			log_value(e, sizeof(e), strerror(errno)));
 		return -1;
 	}
+	/* A kernel or LSM that let a setuid() half succeed would leave a
+	 * way back; refuse to serve rather than run with it. */
+	if (pw->pw_uid != 0 && setuid(0) == 0) {
+		log_err("ringd: root could be regained after the switch, not "
+			"starting user=%s", user);
+		return -1;
+	}
+	log_info("ringd: running as user user=%s uid=%u gid=%u", user,
+		 (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
 	return 0;
 }
 
