@@ -136,7 +136,7 @@ static void accept_pause(struct accept_listener *al, const char *why)
 {
 	struct accept_set *a = al->a;
 	int64_t now = loop_now(a->loop);
-	char text[160], reason[LOG_VALUE_MAX];
+	char text[160], addr[LOG_VALUE_MAX], reason[LOG_VALUE_MAX];
 	uint64_t held;
 
 	if (al->paused)
@@ -149,7 +149,8 @@ static void accept_pause(struct accept_listener *al, const char *why)
 		return;
 	listen_addr_format(&al->l->addr, text, sizeof(text));
 	log_warnx("%s: accept paused svc=%s addr=%s reason=%s suppressed=%llu",
-		  al->inst->sc->name, al->inst->sc->name, text,
+		  al->inst->sc->name, al->inst->sc->name,
+		  log_value(addr, sizeof(addr), text),
 		  log_value(reason, sizeof(reason), why),
 		  (unsigned long long)held);
 }
