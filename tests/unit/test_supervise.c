@@ -291,6 +291,19 @@ static void test_supervise_status_sent_when_changed(void **state)
 					   "connections=6");
 	assert_null(next_notify());
 
+	/* Nobody listening: not sent, so not remembered as sent; the same
+	 * text goes out at the next refresh once someone listens. */
+	atomic_store(&f.d.nconns, 5);
+	assert_int_equal(setenv("NOTIFY_SOCKET", "@ringd-test-nobody-here", 1),
+			 0);
+	supervise_tick(&f.d, 4 * SUPERVISE_STATUS_NS);
+	assert_int_equal(setenv("NOTIFY_SOCKET", notify_name, 1), 0);
+	assert_null(next_notify());
+	supervise_tick(&f.d, 5 * SUPERVISE_STATUS_NS);
+	assert_string_equal(next_notify(), "STATUS=draining backend=io_uring "
+					   "workers=2 services=3 "
+					   "connections=5");
+
 	/* No notify socket: nothing to refresh, main never wakes for it. */
 	unsetenv("NOTIFY_SOCKET");
 	supervise_init(&f.d, 0);
