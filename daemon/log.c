@@ -158,8 +158,8 @@ const char *log_addr(const struct sockaddr *sa, char *buf, size_t len)
 	return buf;
 }
 
-bool log_limit_take(struct log_limit *ll, int64_t now_ns,
-		    int64_t interval_ns, uint64_t *suppressed)
+bool log_limit_take(struct log_limit *ll, int64_t now_ns, int64_t interval_ns,
+		    uint64_t *suppressed)
 {
 	if (ll->used && now_ns - ll->last < interval_ns) {
 		ll->held++;

@@ -70,10 +70,10 @@ static void supervise_beat_fired(struct loop_timer *t)
 	struct supervise_beat *b = t->data;
 
 	/* The only writer: a load and a store, no read-modify-write. */
-	atomic_store_explicit(&b->count,
-			      atomic_load_explicit(&b->count,
-						   memory_order_relaxed) + 1,
-			      memory_order_relaxed);
+	atomic_store_explicit(
+		&b->count,
+		atomic_load_explicit(&b->count, memory_order_relaxed) + 1,
+		memory_order_relaxed);
 	loop_timer_set(b->loop, t, loop_now(b->loop) + b->period_ns);
 }
 
@@ -113,7 +113,8 @@ size_t supervise_check(struct supervise *s, const uint64_t *counts, size_t n)
 				i, counts[i]);
 		else if (moved && s->stalled[i])
 			log_notice("supervise: worker is making progress "
-				   "again worker=%zu", i);
+				   "again worker=%zu",
+				   i);
 		s->stalled[i] = !moved;
 	}
 	return stalled;
@@ -136,8 +137,8 @@ static void supervise_ping(struct daemon *d, int64_t now_ns)
 {
 	struct supervise *s = &d->sup;
 	uint64_t counts[SUPERVISE_MAX_WORKERS];
-	size_t n = d->nworkers < SUPERVISE_MAX_WORKERS ? d->nworkers :
-							 SUPERVISE_MAX_WORKERS;
+	size_t n = d->nworkers < SUPERVISE_MAX_WORKERS ? d->nworkers
+						       : SUPERVISE_MAX_WORKERS;
 
 	for (size_t i = 0; i < n; i++)
 		counts[i] = atomic_load_explicit(&d->workers[i].beat.count,
@@ -162,8 +163,8 @@ void supervise_status(const struct daemon *d, char *buf, size_t len)
 {
 	snprintf(buf, len,
 		 "%s backend=%s workers=%zu services=%zu connections=%ld",
-		 daemon_state((struct daemon *)d) == RINGD_RUNNING ?
-			 "running" : "draining",
+		 daemon_state((struct daemon *)d) == RINGD_RUNNING ? "running"
+								   : "draining",
 		 d->backend == LOOP_BACKEND_IO_URING ? "io_uring" : "epoll",
 		 d->nworkers, d->conf->nsvc,
 		 atomic_load_explicit(&d->nconns, memory_order_relaxed));
@@ -200,14 +201,13 @@ static void supervise_log_total(const char *what, const struct metrics_total *t)
 {
 	uint64_t active = t->accepted > t->closed ? t->accepted - t->closed : 0;
 
-	log_notice("ringd: counters %s accepted=%" PRIu64
-		 " active=%" PRIu64 " closed=%" PRIu64 " refused=%" PRIu64
-		 " bytes_in=%" PRIu64 " bytes_out=%" PRIu64
-		 " datagrams_in=%" PRIu64 " datagrams_out=%" PRIu64
-		 " datagrams_dropped=%" PRIu64,
-		 what, t->accepted, active, t->closed, t->refused,
-		 t->bytes_in, t->bytes_out, t->dgram_in, t->dgram_out,
-		 t->dgram_dropped);
+	log_notice("ringd: counters %s accepted=%" PRIu64 " active=%" PRIu64
+		   " closed=%" PRIu64 " refused=%" PRIu64 " bytes_in=%" PRIu64
+		   " bytes_out=%" PRIu64 " datagrams_in=%" PRIu64
+		   " datagrams_out=%" PRIu64 " datagrams_dropped=%" PRIu64,
+		   what, t->accepted, active, t->closed, t->refused,
+		   t->bytes_in, t->bytes_out, t->dgram_in, t->dgram_out,
+		   t->dgram_dropped);
 }
 
 void supervise_summary(const struct daemon *d)

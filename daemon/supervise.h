@@ -38,10 +38,10 @@ struct supervise {
 	int64_t ping_ns;   /* WATCHDOG=1 interval; 0: no watchdog */
 	int64_t beat_ns;   /* the workers' heartbeat period; 0: none */
 	int64_t next_ping; /* CLOCK_MONOTONIC ns of the next check */
-	bool primed;       /* the first tick took the counts */
+	bool primed;	   /* the first tick took the counts */
 	uint64_t seen[SUPERVISE_MAX_WORKERS]; /* counts at the last check */
 	bool stalled[SUPERVISE_MAX_WORKERS];  /* logged as stalled */
-	bool status;       /* NOTIFY_SOCKET is set: keep STATUS= current */
+	bool status; /* NOTIFY_SOCKET is set: keep STATUS= current */
 	int64_t next_status;
 	char last_status[256];
 };
@@ -72,8 +72,7 @@ void supervise_beat_stop(struct supervise_beat *b);
  * keeps the new ones. Returns how many did not move (0: all progressed);
  * logs once per stall the worker that stopped (log_err) and once when it
  * moves again (log_notice). */
-size_t supervise_check(struct supervise *s, const uint64_t *counts,
-		       size_t n);
+size_t supervise_check(struct supervise *s, const uint64_t *counts, size_t n);
 
 /* Nanoseconds from now_ns until supervise_tick() has work (0: overdue),
  * or -1 when it never has (no watchdog, no notify socket). */

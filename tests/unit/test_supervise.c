@@ -101,10 +101,9 @@ static void test_supervise_watchdog_env(void **state)
 	assert_int_equal(supervise_watchdog_ns("-5", NULL, 42), 0);
 	assert_int_equal(supervise_watchdog_ns("+5", NULL, 42), 0);
 	assert_int_equal(supervise_watchdog_ns("12x", NULL, 42), 0);
-	assert_int_equal(supervise_watchdog_ns("99999999999999999999", NULL,
-					       42), 0);
-	assert_int_equal(supervise_watchdog_ns("400000", NULL, 42),
-			 400 * MS);
+	assert_int_equal(
+		supervise_watchdog_ns("99999999999999999999", NULL, 42), 0);
+	assert_int_equal(supervise_watchdog_ns("400000", NULL, 42), 400 * MS);
 	/* WATCHDOG_PID must be this process, or the pings are not ours. */
 	assert_int_equal(supervise_watchdog_ns("400000", "42", 42), 400 * MS);
 	assert_int_equal(supervise_watchdog_ns("400000", "41", 42), 0);
@@ -150,7 +149,8 @@ static void test_supervise_check_names_the_stuck_worker_once(void **state)
 
 		snprintf(want, sizeof(want),
 			 "notice: supervise: worker is making progress again "
-			 "worker=%d\n", i);
+			 "worker=%d\n",
+			 i);
 		l = next_log();
 		assert_non_null(l);
 		assert_string_equal(l, want);
@@ -345,7 +345,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_supervise_watchdog_env),
-		cmocka_unit_test(test_supervise_check_names_the_stuck_worker_once),
+		cmocka_unit_test(
+			test_supervise_check_names_the_stuck_worker_once),
 		cmocka_unit_test(test_supervise_next_wake),
 		cmocka_unit_test(test_supervise_tick_pings_only_with_progress),
 		cmocka_unit_test(test_supervise_status_sent_when_changed),
