@@ -14,6 +14,7 @@
 #include "loop.h"
 #include "supervise.h"
 
+struct activate_set;
 struct listener;
 struct srclimit;
 struct worker;
@@ -37,6 +38,9 @@ struct daemon {
 	struct ringd_instance *svc; /* conf->nsvc entries */
 	struct listener *listeners;
 	size_t nlisteners;
+	/* Sockets passed by socket activation, from start-up until
+	 * listen_open_all() has placed them; NULL without. */
+	struct activate_set *activation;
 
 	/* Every port a service listens on, so the UDP guard can refuse
 	 * datagrams that one of our own services sent (loops between two

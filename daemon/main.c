@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "accept.h"
+#include "activate.h"
 #include "conf.h"
 #include "daemon.h"
 #include "listen.h"
@@ -343,6 +344,22 @@ static void main_stop(struct daemon *d, const sigset_t *set, int sig)
 	worker_stop_all(d);
 }
 
+/* Sockets passed by socket activation first, so that listeners they
+ * cover are not bound again; whatever they do not cover is bound. */
+static int main_listen(struct daemon *d)
+{
+	struct activate_set inherited = { 0 };
+	int r;
+
+	if (activate_take(&inherited) < 0)
+		return -1;
+	d->activation = &inherited;
+	r = listen_open_all(d);
+	d->activation = NULL;
+	activate_free(&inherited);
+	return r;
+}
+
 static int main_run(struct daemon *d)
 {
 	sigset_t set;
@@ -357,7 +374,7 @@ static int main_run(struct daemon *d)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (listen_open_all(d) < 0)
+	if (main_listen(d) < 0)
 		return 1;
 	supervise_init(d, supervise_now());
 	if (main_drop_privileges(d->conf->user) < 0 ||
