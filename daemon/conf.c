@@ -190,6 +190,10 @@ static void conf_listen_release(const struct conf_key *ck, void *base);
 #define PER_SOURCE_HELP "concurrent TCP connections from one source " \
 	"(IPv4 /32, IPv6 /64); 0: no limit"
 
+#define LOG_CONN_HELP "log one line (at info) when a TCP or unix: " \
+	"connection closes: peer, local address, bytes in and out, " \
+	"duration, reason"
+
 static const char *const backend_names[] = { "auto", "io_uring", "epoll",
 					      NULL };
 static const char *const level_names[] = { "error", "warning", "notice",
@@ -268,6 +272,11 @@ const struct conf_key conf_core_keys[] = {
 		 .offset = offsetof(struct ringd_conf, max_per_source),
 		 .help = PER_SOURCE_HELP "; here: the default of every "
 			 "service" } },
+	{ .k = { .name = "log_connections", .type = RINGD_KEY_BOOL,
+		 .def = "no",
+		 .offset = offsetof(struct ringd_conf, log_connections),
+		 .help = LOG_CONN_HELP "; here: the default of every "
+			 "service" } },
 	{ .k = { .name = "max_buffered", .type = RINGD_KEY_SIZE, .def = "64m",
 		 .min = 65536, .max = 1099511627776,
 		 .offset = offsetof(struct ringd_conf, max_buffered),
@@ -313,6 +322,10 @@ const struct conf_key conf_service_keys[] = {
 		 .def = "0", .min = 0, .max = 1048576,
 		 .offset = offsetof(struct service_conf, max_per_source),
 		 .help = PER_SOURCE_HELP }, .inherit = true },
+	{ .k = { .name = "log_connections", .type = RINGD_KEY_BOOL,
+		 .def = "no",
+		 .offset = offsetof(struct service_conf, log_connections),
+		 .help = LOG_CONN_HELP }, .inherit = true },
 	{ .k = { .name = NULL } },
 };
 
@@ -423,12 +436,35 @@ static void conf_list_apply(struct loader *ld, const struct conf_section *sec,
 	}
 }
 
+/* A relative PATH default names a file ringd ships with the plugin (the
+ * default quotes): it lives in the plugin's data directory, not beside
+ * whichever INI file the operator wrote. */
+static void conf_plugin_default(struct loader *ld, struct conf_section *sec,
+				const struct plugin *pl,
+				const struct ringd_key *k, void *base)
+{
+	char *abs = NULL;
+
+	if (k->type != RINGD_KEY_PATH || k->def[0] == '\0' ||
+	    k->def[0] == '/') {
+		key_store(ld, &sec->loc, sec->name, k, k->def, false, base);
+		return;
+	}
+	if (asprintf(&abs, "%s/%s", pl->data_dir, k->def) < 0) {
+		ld->log.oom = true;
+		return;
+	}
+	key_store(ld, &sec->loc, sec->name, k, abs, false, base);
+	free(abs);
+}
+
 /* Parses every key of a plugin's table found in sec (or its default)
  * into base. */
 static void conf_plugin_keys_apply(struct loader *ld, struct conf_section *sec,
-				   const struct ringd_key *keys, void *base)
+				   const struct plugin *pl, void *base)
 {
-	for (const struct ringd_key *k = keys; k && k->name != NULL; k++) {
+	for (const struct ringd_key *k = pl->p->keys; k && k->name != NULL;
+	     k++) {
 		struct conf_entry *e = key_entries(ld, sec, sec->name, k->name,
 						   k->type == RINGD_KEY_LIST);
 
@@ -441,8 +477,7 @@ static void conf_plugin_keys_apply(struct loader *ld, struct conf_section *sec,
 		if (e == NULL && k->def == NULL)
 			key_missing(ld, sec, sec->name, k->name);
 		else if (e == NULL)
-			key_store(ld, &sec->loc, sec->name, k, k->def, false,
-				  base);
+			conf_plugin_default(ld, sec, pl, k, base);
 		else
 			key_store(ld, &e->loc, sec->name, k, e->value,
 				  e->loc.set >= 0, base);
@@ -808,7 +843,7 @@ static void conf_service_load(struct loader *ld, struct conf_section *sec,
 	 * elsewhere in the section (a bad listen, say) does not touch its
 	 * config, so it still runs and the operator sees all errors at once. */
 	nerr = ld->log.n;
-	conf_plugin_keys_apply(ld, sec, svc->plugin->p->keys, svc->pconf);
+	conf_plugin_keys_apply(ld, sec, svc->plugin, svc->pconf);
 	if (ld->log.n == nerr && !sec->broken)
 		conf_plugin_check(ld, sec, svc);
 	conf_transports_check(ld, sec, svc, first);

@@ -12,7 +12,9 @@
 
 #include "conf.h"
 #include "loop.h"
+#include "supervise.h"
 
+struct activate_set;
 struct listener;
 struct srclimit;
 struct worker;
@@ -36,6 +38,9 @@ struct daemon {
 	struct ringd_instance *svc; /* conf->nsvc entries */
 	struct listener *listeners;
 	size_t nlisteners;
+	/* Sockets passed by socket activation, from start-up until
+	 * listen_open_all() has placed them; NULL without. */
+	struct activate_set *activation;
 
 	/* Every port a service listens on, so the UDP guard can refuse
 	 * datagrams that one of our own services sent (loops between two
@@ -57,6 +62,7 @@ struct daemon {
 	_Atomic long nconns;    /* open connections, all workers */
 	double start_time;      /* Unix seconds the process started
 				   (metrics_name_counters()) */
+	struct supervise sup;   /* main thread's: watchdog and STATUS= */
 };
 
 static inline enum ringd_state daemon_state(struct daemon *d)

@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "activate.h"
 #include "daemon.h"
 #include "listen.h"
 #include "log.h"
@@ -148,6 +149,53 @@ static int listen_probe_free(struct listener *l)
 	return r;
 }
 
+/* An inherited socket stands in for the bind: l takes over the one that
+ * matches, if any. */
+static int listen_claim(struct daemon *d, struct listener *l)
+{
+	const char *name = d->svc[l->svc].sc->name;
+	struct activate_sock *s = activate_claim(d->activation, name, &l->addr);
+
+	if (!s)
+		return 0;
+	l->fds = malloc(sizeof(*l->fds));
+	if (!l->fds)
+		return -ENOMEM;
+	l->nfds = 1;
+	l->inherited = true;
+	l->fds[0] = s->fd;
+	s->fd = -1;
+	if (l->addr.kind != LISTEN_UNIX) {
+		l->addr.ss = s->ss;
+		l->addr.sslen = s->sslen;
+	}
+	return 0;
+}
+
+/* An SO_REUSEPORT group cannot be inherited one socket per worker, so
+ * with reuseport the workers share the one socket, as with reuseport =
+ * no. */
+static int listen_adopt(struct daemon *d, struct listener *l)
+{
+	const char *name = d->svc[l->svc].sc->name;
+	char text[160], v[LOG_VALUE_MAX];
+	int r = activate_prepare(l->fds[0], &l->addr);
+
+	if (r < 0)
+		return r;
+	listen_addr_format(&l->addr, text, sizeof(text));
+	if (d->conf->reuseport && l->addr.kind == LISTEN_TCP &&
+	    d->nworkers > 1)
+		log_notice("%s: inherited, one socket shared by all workers "
+			   "(reuseport applies to sockets ringd binds) svc=%s "
+			   "addr=%s workers=%zu", name, name,
+			   log_value(v, sizeof(v), text), d->nworkers);
+	else
+		log_info("%s: inherited svc=%s addr=%s fd=%d", name, name,
+			 log_value(v, sizeof(v), text), l->fds[0]);
+	return 0;
+}
+
 static int listen_open(struct daemon *d, struct listener *l)
 {
 	const struct service_conf *sc = d->svc[l->svc].sc;
@@ -155,6 +203,8 @@ static int listen_open(struct daemon *d, struct listener *l)
 	size_t i;
 	int r;
 
+	if (l->inherited)
+		return listen_adopt(d, l);
 	l->nfds = per_worker ? d->nworkers : 1;
 	l->fds = calloc(l->nfds, sizeof(*l->fds));
 	if (!l->fds)
@@ -221,7 +271,7 @@ static size_t listen_count(const struct ringd_conf *c)
 int listen_open_all(struct daemon *d)
 {
 	const struct ringd_conf *c = d->conf;
-	char text[160];
+	char text[160], v[LOG_VALUE_MAX], e[LOG_VALUE_MAX];
 	size_t i, j, k = 0;
 	int r;
 
@@ -235,14 +285,29 @@ int listen_open_all(struct daemon *d)
 			l->svc = i;
 			l->addr = c->svc[i].listen[j];
 			d->nlisteners = k;
-			r = listen_open(d, l);
-			if (r < 0) {
-				listen_addr_format(&l->addr, text, sizeof(text));
-				log_err("%s: bind %s: %s", c->svc[i].name, text,
-					strerror(-r));
+			if (listen_claim(d, l) < 0) {
+				log_err("ringd: out of memory");
 				listen_close_all(d);
-				return r;
+				return -ENOMEM;
 			}
+		}
+	}
+	/* Before any bind, which a socket left over may be why one fails. */
+	activate_report_unclaimed(d->activation);
+	for (k = 0; k < d->nlisteners; k++) {
+		struct listener *l = &d->listeners[k];
+
+		r = listen_open(d, l);
+		if (r < 0) {
+			listen_addr_format(&l->addr, text, sizeof(text));
+			log_err("%s: %s failed svc=%s addr=%s error=%s",
+				c->svc[l->svc].name,
+				l->inherited ? "inherited socket" : "bind",
+				c->svc[l->svc].name,
+				log_value(v, sizeof(v), text),
+				log_value(e, sizeof(e), strerror(-r)));
+			listen_close_all(d);
+			return r;
 		}
 	}
 	return listen_collect_ports(d);

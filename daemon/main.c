@@ -10,11 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "accept.h"
+#include "activate.h"
 #include "conf.h"
 #include "daemon.h"
 #include "listen.h"
@@ -23,6 +25,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "srclimit.h"
+#include "supervise.h"
 #include "worker.h"
 
 #define MAIN_MAX_SETS 64
@@ -166,36 +169,58 @@ static int main_choose_backend(struct daemon *d)
 		return 0;
 	}
 	if (backend == CONF_BACKEND_IO_URING) {
-		log_err("loop: io_uring unavailable (%s); backend = io_uring "
-			"was asked for, not starting", why);
+		log_err("loop: io_uring unavailable (%s); not starting "
+			"backend=io_uring", why);
 		return -1;
 	}
-	log_notice("loop: io_uring unavailable (%s); using epoll", why);
+	log_notice("loop: io_uring unavailable (%s); using epoll backend=epoll",
+		   why);
 	d->backend = LOOP_BACKEND_EPOLL;
 	return 0;
 }
 
+/* Started as root, ringd becomes user once its ports are bound: every
+ * group but the user's own goes (initgroups), and setuid() from root
+ * clears every capability, as no SECBIT_KEEP_CAPS is set. no_new_privs
+ * then keeps an exec from winning any back; ringd never execs, so it
+ * costs nothing, and the bounding set can stay as it is. */
 static int main_drop_privileges(const char *user)
 {
 	struct passwd *pw;
+	char e[LOG_VALUE_MAX];
 
-	if (!user || !*user)
-		return 0;
 	if (geteuid() != 0) {
-		log_notice("ringd: user = %s ignored: not started as root",
-			   user);
+		if (user && *user)
+			log_notice("ringd: user ignored: not started as root "
+				   "user=%s", user);
+		return 0;
+	}
+	if (!user || !*user) {
+		log_warnx("ringd: running as root; set user = in [ringd] to "
+			  "drop to that user after binding");
 		return 0;
 	}
 	pw = getpwnam(user);
 	if (!pw) {
-		log_err("ringd: user %s: no such user", user);
+		log_err("ringd: no such user user=%s", user);
 		return -1;
 	}
 	if (initgroups(pw->pw_name, pw->pw_gid) < 0 ||
-	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-		log_warn("ringd: cannot switch to user %s", user);
+	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0 ||
+	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		log_err("ringd: cannot switch user user=%s error=%s", user,
+			log_value(e, sizeof(e), strerror(errno)));
 		return -1;
 	}
+	/* A kernel or LSM that let a setuid() half succeed would leave a
+	 * way back; refuse to serve rather than run with it. */
+	if (pw->pw_uid != 0 && setuid(0) == 0) {
+		log_err("ringd: root could be regained after the switch, not "
+			"starting user=%s", user);
+		return -1;
+	}
+	log_info("ringd: running as user user=%s uid=%u gid=%u", user,
+		 (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
 	return 0;
 }
 
@@ -247,7 +272,7 @@ static void main_announce(struct daemon *d)
 	listen_describe(d, listeners, sizeof(listeners));
 	log_info("ringd: started backend=%s workers=%zu pid=%d version=%s",
 		 engine, d->nworkers, (int)getpid(), RINGD_VERSION);
-	log_info("ringd: listening %s", listeners);
+	log_info("ringd: listening listen=%s", listeners);
 	snprintf(status, sizeof(status),
 		 "READY=1\nSTATUS=running backend=%s workers=%zu listen=%s",
 		 engine, d->nworkers, listeners);
@@ -255,37 +280,37 @@ static void main_announce(struct daemon *d)
 }
 
 /* Signals arrive here, synchronously, never in a handler: workers have
- * them blocked and main sleeps in sigwaitinfo. Waits until a stop signal
+ * them blocked and main sleeps in sigtimedwait. Waits until a stop signal
  * or, with a timeout (ms >= 0), until it passes; returns the signal, or
- * 0 when the time ran out. */
-static int main_wait_for_stop(const sigset_t *set, int64_t ms)
+ * 0 when the time ran out. Wakes for the watchdog and STATUS= on the way
+ * (supervise_next_ns()) and answers SIGUSR1 with the counters. */
+static int main_wait_for_stop(struct daemon *d, const sigset_t *set,
+			      int64_t ms)
 {
-	struct timespec end, now, left;
+	int64_t end = supervise_now() + ms * 1000000, now, wait;
+	struct timespec left;
 	siginfo_t si;
 	int sig;
 
-	clock_gettime(CLOCK_MONOTONIC, &end);
-	end.tv_sec += ms / 1000;
-	end.tv_nsec += (ms % 1000) * 1000000;
 	for (;;) {
-		if (ms < 0) {
+		now = supervise_now();
+		wait = supervise_next_ns(&d->sup, now);
+		if (ms >= 0 && now >= end)
+			return 0;
+		if (ms >= 0 && (wait < 0 || end - now < wait))
+			wait = end - now;
+		if (wait < 0) {
 			sig = sigwaitinfo(set, &si);
 		} else {
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			left.tv_sec = end.tv_sec - now.tv_sec;
-			left.tv_nsec = end.tv_nsec - now.tv_nsec;
-			if (left.tv_nsec < 0) {
-				left.tv_nsec += 1000000000;
-				left.tv_sec--;
-			}
-			if (left.tv_sec < 0)
-				return 0;
+			left.tv_sec = wait / 1000000000;
+			left.tv_nsec = wait % 1000000000;
 			sig = sigtimedwait(set, &si, &left);
-			if (sig < 0 && errno == EAGAIN)
-				return 0;
 		}
+		supervise_tick(d, supervise_now());
 		if (sig == SIGTERM || sig == SIGINT)
 			return sig;
+		if (sig == SIGUSR1)
+			supervise_summary(d);
 		if (sig == SIGHUP)
 			log_notice("ringd: SIGHUP: reload is not implemented "
 				   "yet; the running configuration stays");
@@ -306,7 +331,7 @@ static void main_stop(struct daemon *d, const sigset_t *set, int sig)
 		log_info("ringd: %s received, draining for %lld ms before "
 			 "stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT",
 			 (long long)delay);
-		sig = main_wait_for_stop(set, delay);
+		sig = main_wait_for_stop(d, set, delay);
 		if (sig)
 			log_info("ringd: %s received again, stopping now",
 				 sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -319,6 +344,22 @@ static void main_stop(struct daemon *d, const sigset_t *set, int sig)
 	worker_stop_all(d);
 }
 
+/* Sockets passed by socket activation first, so that listeners they
+ * cover are not bound again; whatever they do not cover is bound. */
+static int main_listen(struct daemon *d)
+{
+	struct activate_set inherited = { 0 };
+	int r;
+
+	if (activate_take(&inherited) < 0)
+		return -1;
+	d->activation = &inherited;
+	r = listen_open_all(d);
+	d->activation = NULL;
+	activate_free(&inherited);
+	return r;
+}
+
 static int main_run(struct daemon *d)
 {
 	sigset_t set;
@@ -329,18 +370,20 @@ static int main_run(struct daemon *d)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (listen_open_all(d) < 0)
+	if (main_listen(d) < 0)
 		return 1;
+	supervise_init(d, supervise_now());
 	if (main_drop_privileges(d->conf->user) < 0 ||
 	    worker_start_all(d) < 0) {
 		listen_close_all(d);
 		return 1;
 	}
 	main_announce(d);
-	main_stop(d, &set, main_wait_for_stop(&set, -1));
+	main_stop(d, &set, main_wait_for_stop(d, &set, -1));
 	listen_close_all(d);
 	if (atomic_load(&d->failed)) {
 		log_err("ringd: stopped after a worker failed");

@@ -86,6 +86,22 @@ void metrics_block_free(struct metrics_block *b);
 int metrics_name_counters(struct daemon *d);
 void metrics_forget_counters(struct daemon *d);
 
+/* One service's counters summed over every worker and transport (UDP's
+ * bytes in bytes_in and bytes_out too): what SIGUSR1 logs. Any thread
+ * while the workers run; relaxed loads, so the fields are each a recent
+ * value, not one snapshot. */
+struct metrics_total {
+	uint64_t accepted, closed, refused;
+	uint64_t bytes_in, bytes_out;
+	uint64_t dgram_in, dgram_out, dgram_dropped;
+};
+void metrics_total_of(const struct daemon *d, size_t svc,
+		      struct metrics_total *out);
+
+/* The label of a close reason (enum ringd_close_reason), as /metrics
+ * names it: "peer", "idle"...; "unknown" out of range. */
+const char *metrics_close_name(unsigned reason);
+
 /* host->metrics(): every series of the daemon, its workers' blocks
  * summed, grouped by family. Returns the number emitted. */
 size_t metrics_walk(const struct daemon *d, ringd_metric_fn emit, void *arg);

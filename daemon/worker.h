@@ -14,6 +14,7 @@
 
 #include "conn.h"
 #include "metrics.h"
+#include "supervise.h"
 
 struct accept_set;
 struct daemon;
@@ -40,6 +41,8 @@ struct worker {
 
 	bool stopping;
 	struct loop_timer stop_timer;
+	/* Read by main for the watchdog; no timer without one. */
+	struct supervise_beat beat;
 };
 
 /* Start d->nworkers threads. Returns 0 when all came up, else stops the

@@ -48,7 +48,11 @@ enum ringd_key_type {
 	RINGD_KEY_SIZE,     /* int64_t bytes; suffixes k, m, g, t (1024-based) */
 	RINGD_KEY_ENUM,     /* int: index into choices */
 	RINGD_KEY_PATH,     /* const char *; a file path, relative paths
-			       resolved against the INI file's directory */
+			       resolved against the INI file's directory;
+			       a relative def names a file installed with
+			       ringd, in its data directory (datadir/ringd;
+			       the source tree's conf/ for a plugin run from
+			       the build tree) */
 	RINGD_KEY_LIST,     /* struct ringd_list: a key that may be given
 			       on many lines, each line one item, in file
 			       order; never required, def ignored (absent:
