@@ -42,6 +42,7 @@ struct accept_listener {
 	const struct listener *l;
 	int fd;
 	bool armed, paused;
+	bool lent; /* stopping, and the socket is another generation's */
 	struct loop_timer retry;
 	int64_t last_log;
 	unsigned long unlogged; /* pauses since the last line */
@@ -97,7 +98,7 @@ static void accept_pause(struct accept_listener *al, const char *why);
 
 static bool accept_full(const struct accept_set *a)
 {
-	return atomic_load_explicit(&a->d->nconns, memory_order_relaxed) >=
+	return atomic_load_explicit(a->d->nconns, memory_order_relaxed) >=
 	       (long)a->d->conf->max_connections;
 }
 
@@ -172,10 +173,10 @@ static bool accept_take_slot(struct accept_set *a)
 {
 	long max = (long)a->d->conf->max_connections;
 
-	if (atomic_fetch_add_explicit(&a->d->nconns, 1, memory_order_relaxed) <
+	if (atomic_fetch_add_explicit(a->d->nconns, 1, memory_order_relaxed) <
 	    max)
 		return true;
-	atomic_fetch_sub_explicit(&a->d->nconns, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(a->d->nconns, 1, memory_order_relaxed);
 	return false;
 }
 
@@ -192,7 +193,7 @@ static void accept_release(struct accept_set *a,
 			   const struct ringd_instance *inst,
 			   const struct sockaddr *peer)
 {
-	atomic_fetch_sub_explicit(&a->d->nconns, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(a->d->nconns, 1, memory_order_relaxed);
 	accept_source_put(a, inst, peer);
 }
 
@@ -213,7 +214,7 @@ static void accept_open_in_flight(struct accept_set *a,
 				  const struct ringd_instance *inst, int fd,
 				  const struct accept_peer *p)
 {
-	atomic_fetch_add_explicit(&a->d->nconns, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(a->d->nconns, 1, memory_order_relaxed);
 	accept_open(a, inst, fd, p);
 }
 
@@ -447,7 +448,9 @@ static void accept_drain_backlog(struct accept_listener *al)
 
 /* No more accepts from the loop, new SYNs dropped, what is queued taken
  * now. A TCP client whose SYN came in before the filter may finish its
- * handshake up to a round trip later: the grace takes those. */
+ * handshake up to a round trip later: the grace takes those. A socket
+ * handed to the next generation (a reload) keeps listening: its queue
+ * and every later client are the next generation's to take. */
 static void accept_quiesce_listener(struct accept_listener *al)
 {
 	struct accept_set *a = al->a;
@@ -456,6 +459,9 @@ static void accept_quiesce_listener(struct accept_listener *al)
 	loop_timer_stop(a->loop, &al->retry);
 	if (al->armed)
 		loop_cancel(a->loop, &al->op);
+	al->lent = listen_fd_lent(al->l, a->worker);
+	if (al->lent)
+		return;
 	if (al->l->addr.kind == LISTEN_TCP &&
 	    (err = listen_refuse_new(al->fd)) < 0)
 		log_warnx("%s: stop: cannot filter SYNs (%s); a client that "
@@ -474,6 +480,8 @@ static void accept_grace_fired(struct loop_timer *t)
 	size_t i;
 
 	for (i = 0; i < a->nls; i++) {
+		if (a->ls[i].lent)
+			continue;
 		accept_drain_backlog(&a->ls[i]);
 		shutdown(a->ls[i].fd, SHUT_RDWR);
 	}

@@ -37,6 +37,8 @@ enum {
 				 set->budget_wait */
 	C_HELD = 1u << 13,    /* the plugin holds its input (hold_input) */
 	C_TOLD = 1u << 14,    /* on_drain() was called */
+	C_TELL = 1u << 15,    /* retiring: on_drain() once nothing is
+				 unread */
 };
 
 _Static_assert(RINGD_CLOSE_STOP + 1 == METRICS_CLOSE_N, "metrics.h sizes");
@@ -228,7 +230,7 @@ static void conn_read_start(struct conn *c)
 	loop_recv(c->set->loop, &c->rop, c->fd);
 	/* A draining connection that was paused may have nothing left to
 	 * read: look again, or it would wait for shutdown_timeout. */
-	if (c->flags & C_DRAIN)
+	if (c->flags & (C_DRAIN | C_TELL))
 		conn_drain_soon(c->set);
 }
 
@@ -628,7 +630,7 @@ static void conn_recv_done(struct loop_op *op, int res, unsigned flags,
 			conn_call_data(c, buf, (size_t)res);
 			set->in_conn = NULL;
 		}
-		if (c->flags & C_DRAIN)
+		if (c->flags & (C_DRAIN | C_TELL))
 			conn_drain_soon(c->set);
 		if (c->queued >= CONN_HIGH_WATER) {
 			conn_pause(c);
@@ -1016,10 +1018,16 @@ static void conn_drain_check(struct loop_timer *t)
 
 	for (c = set->head; c; c = next) {
 		next = c->next;
-		if (!(c->flags & C_DRAIN) || (c->flags & (C_PAUSED | C_DEAD)))
+		if (!(c->flags & (C_DRAIN | C_TELL)) ||
+		    (c->flags & (C_PAUSED | C_DEAD)))
 			continue;
 		if (conn_unread(c) > 0)
 			continue;
+		if (c->flags & C_TELL) {
+			c->flags &= ~C_TELL;
+			conn_tell_drain(c);
+			continue;
+		}
 		c->flags &= ~C_DRAIN;
 		c->flags |= C_IN_CB; /* keep c alive while we look at it */
 		conn_why(c, RINGD_CLOSE_STOP);
@@ -1052,6 +1060,18 @@ void conn_shutdown_all(struct conn_set *set)
 		else
 			c->flags |= C_DRAIN;
 	}
+	conn_drain_soon(set);
+}
+
+/* A request the peer has already sent must reach the plugin before it
+ * hears of the drain: told first, the HTTP responder would take the
+ * connection for idle and close it under that request. */
+void conn_retire_all(struct conn_set *set)
+{
+	for (struct conn *c = set->head; c; c = c->next)
+		if ((c->flags & C_OPEN) && !(c->flags & (C_CLOSING | C_DEAD)) &&
+		    PLUGIN_HAS(conn_plugin(c), on_drain))
+			c->flags |= C_TELL;
 	conn_drain_soon(set);
 }
 

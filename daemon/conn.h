@@ -128,6 +128,12 @@ int conn_open(struct conn_set *s, const struct ringd_instance *inst, int fd,
  * all now, with a reset. */
 void conn_shutdown_all(struct conn_set *s);
 void conn_abort_all(struct conn_set *s);
+/* A reload replaces s's generation: a plugin with on_drain() hears of it
+ * (once what the peer had sent has reached it) and ends its connections
+ * where its protocol allows; the others' connections run on until they
+ * close (an echo stream is never cut), bounded by the owner's
+ * shutdown_timeout. Connections opened later are served as usual. */
+void conn_retire_all(struct conn_set *s);
 
 /* The ringd_host operations on a connection. */
 int conn_send(struct ringd_conn *c, const void *buf, size_t len, int copy);

@@ -1,6 +1,8 @@
-/* The daemon's context: everything main() builds and the workers share
- * read-only, plus the few atomics they update (state, connection count).
- * There is no other process-wide state except the log level. */
+/* The daemon's context, one generation of it: everything main() builds
+ * from one configuration and the workers share read-only, plus the few
+ * atomics they update (state, connection count). A reload builds the
+ * next generation beside it (reload.h). There is no other process-wide
+ * state except the log level. */
 #ifndef RINGD_DAEMON_H
 #define RINGD_DAEMON_H
 
@@ -54,7 +56,13 @@ struct daemon {
 	_Atomic int stopping;   /* workers stop accepting and drain; set
 				   drain_delay after state turned DRAINING */
 	_Atomic int failed;     /* a worker's loop died: exit 1 */
-	_Atomic long nconns;    /* open connections, all workers */
+	/* Set before stopping when a reload replaces this generation: its
+	 * workers stop accepting, leave the sockets they handed over
+	 * listening, and let their connections finish. */
+	_Atomic int retiring;
+	/* Open connections, all workers of every generation: the
+	 * process's count, which max_connections bounds. */
+	_Atomic long *nconns;
 	double start_time;      /* Unix seconds the process started
 				   (metrics_name_counters()) */
 };

@@ -148,7 +148,42 @@ static int listen_probe_free(struct listener *l)
 	return r;
 }
 
-static int listen_open(struct daemon *d, struct listener *l)
+/* The running generation's listener asked for the same address, if any. */
+static struct listener *listen_match(struct daemon *old,
+				     const struct listen_addr *a)
+{
+	for (size_t i = 0; old && i < old->nlisteners; i++)
+		if (listen_addr_same(&old->listeners[i].asked, a))
+			return &old->listeners[i];
+	return NULL;
+}
+
+/* Takes over the sockets of the matching old listener. A shared socket
+ * has no SO_REUSEPORT, so no per-worker socket can join it: it stays
+ * shared until a restart. Per-worker sockets are kept up to the new
+ * worker count; the next ones join the same reuseport group. */
+static void listen_borrow(struct daemon *d, struct daemon *old,
+			  struct listener *l, bool *per_worker)
+{
+	struct listener *from = listen_match(old, &l->asked);
+	bool from_rp = old && old->conf->reuseport && l->addr.kind == LISTEN_TCP;
+	char text[160];
+
+	if (!from)
+		return;
+	if (*per_worker && !from_rp) {
+		listen_addr_format(&from->addr, text, sizeof(text));
+		log_warnx("%s: reuseport = yes for %s needs a restart: its "
+			  "shared socket is kept", d->svc[l->svc].sc->name, text);
+		*per_worker = false;
+	}
+	l->from = from;
+	l->addr = from->addr;
+	l->nfds = *per_worker ? d->nworkers : 1;
+	l->nlent = l->nfds < from->nfds ? l->nfds : from->nfds;
+}
+
+static int listen_open(struct daemon *d, struct daemon *old, struct listener *l)
 {
 	const struct service_conf *sc = d->svc[l->svc].sc;
 	bool per_worker = d->conf->reuseport && l->addr.kind == LISTEN_TCP;
@@ -156,17 +191,19 @@ static int listen_open(struct daemon *d, struct listener *l)
 	int r;
 
 	l->nfds = per_worker ? d->nworkers : 1;
+	listen_borrow(d, old, l, &per_worker);
 	l->fds = calloc(l->nfds, sizeof(*l->fds));
 	if (!l->fds)
 		return -ENOMEM;
 	for (i = 0; i < l->nfds; i++)
-		l->fds[i] = -1;
-	if (per_worker) {
+		l->fds[i] = i < l->nlent ? l->from->fds[i] : -1;
+	/* Our own kept sockets hold the port: no probe then. */
+	if (per_worker && !l->nlent) {
 		r = listen_probe_free(l);
 		if (r < 0)
 			return r;
 	}
-	for (i = 0; i < l->nfds; i++) {
+	for (i = l->nlent; i < l->nfds; i++) {
 		if (l->addr.kind == LISTEN_UNIX)
 			r = listen_unix(l, (int)sc->socket_mode, &l->fds[i]);
 		else
@@ -220,6 +257,12 @@ static size_t listen_count(const struct ringd_conf *c)
 
 int listen_open_all(struct daemon *d)
 {
+	return listen_open_next(d, NULL, NULL, 0);
+}
+
+int listen_open_next(struct daemon *d, struct daemon *old, char *err,
+		     size_t errlen)
+{
 	const struct ringd_conf *c = d->conf;
 	char text[160];
 	size_t i, j, k = 0;
@@ -233,13 +276,17 @@ int listen_open_all(struct daemon *d)
 			struct listener *l = &d->listeners[k++];
 
 			l->svc = i;
-			l->addr = c->svc[i].listen[j];
+			l->addr = l->asked = c->svc[i].listen[j];
 			d->nlisteners = k;
-			r = listen_open(d, l);
+			r = listen_open(d, old, l);
 			if (r < 0) {
 				listen_addr_format(&l->addr, text, sizeof(text));
 				log_err("%s: bind %s: %s", c->svc[i].name, text,
 					strerror(-r));
+				if (err)
+					snprintf(err, errlen, "%s: bind %s: %s",
+						 c->svc[i].name, text,
+						 strerror(-r));
 				listen_close_all(d);
 				return r;
 			}
@@ -269,7 +316,7 @@ void listen_close_all(struct daemon *d)
 	for (i = 0; i < d->nlisteners; i++) {
 		struct listener *l = &d->listeners[i];
 
-		for (j = 0; l->fds && j < l->nfds; j++)
+		for (j = l->nlent; l->fds && j < l->nfds; j++)
 			if (l->fds[j] >= 0)
 				close(l->fds[j]);
 		if (l->unlink_path)
@@ -306,6 +353,26 @@ int listen_refuse_new(int fd)
 int listen_fd_for(const struct listener *l, size_t worker)
 {
 	return l->fds[l->nfds > 1 ? worker % l->nfds : 0];
+}
+
+bool listen_fd_lent(const struct listener *l, size_t worker)
+{
+	return (l->nfds > 1 ? worker % l->nfds : 0) < l->nlent;
+}
+
+void listen_hand_over(struct daemon *d)
+{
+	for (size_t i = 0; i < d->nlisteners; i++) {
+		struct listener *l = &d->listeners[i];
+
+		if (!l->from)
+			continue;
+		l->from->nlent = l->nlent;
+		l->unlink_path = l->from->unlink_path;
+		l->from->unlink_path = false;
+		l->nlent = 0;
+		l->from = NULL;
+	}
 }
 
 void listen_describe(const struct daemon *d, char *buf, size_t len)

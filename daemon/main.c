@@ -1,5 +1,6 @@
 /* ringd's start-up told in order: arguments, configuration, engine,
- * listeners, privileges, workers, ready; then signals until a stop. */
+ * listeners, privileges, workers, ready; then signals (reloads) until a
+ * stop. */
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
@@ -20,9 +21,8 @@
 #include "listen.h"
 #include "log.h"
 #include "loop.h"
-#include "metrics.h"
 #include "notify.h"
-#include "srclimit.h"
+#include "reload.h"
 #include "worker.h"
 
 #define MAIN_MAX_SETS 64
@@ -150,31 +150,6 @@ static int main_keys(const char *name)
 	return 0;
 }
 
-/* auto falls back to epoll with one line saying why; an explicit
- * io_uring that cannot run is an error, never a silent substitute. */
-static int main_choose_backend(struct daemon *d)
-{
-	const char *why = "unknown";
-	int backend = d->conf->backend;
-
-	if (backend == CONF_BACKEND_EPOLL) {
-		d->backend = LOOP_BACKEND_EPOLL;
-		return 0;
-	}
-	if (loop_uring_probe(&why) == 0) {
-		d->backend = LOOP_BACKEND_IO_URING;
-		return 0;
-	}
-	if (backend == CONF_BACKEND_IO_URING) {
-		log_err("loop: io_uring unavailable (%s); backend = io_uring "
-			"was asked for, not starting", why);
-		return -1;
-	}
-	log_notice("loop: io_uring unavailable (%s); using epoll", why);
-	d->backend = LOOP_BACKEND_EPOLL;
-	return 0;
-}
-
 static int main_drop_privileges(const char *user)
 {
 	struct passwd *pw;
@@ -199,105 +174,74 @@ static int main_drop_privileges(const char *user)
 	return 0;
 }
 
-/* The per-source table exists only when a service sets a limit. Every
- * entry stands for an open connection: max_connections, plus what each
- * worker may hold, plus what a stop may take from a full backlog past it,
- * bounds how many there are. It grows only as far as it is used. */
-static int main_srclimit(struct daemon *d)
-{
-	size_t i, room;
-
-	for (i = 0; i < d->conf->nsvc; i++)
-		if (d->conf->svc[i].max_per_source > 0)
-			break;
-	if (i == d->conf->nsvc)
-		return 0;
-	room = (size_t)d->conf->max_connections +
-	       d->nworkers * (ACCEPT_MAX_WAITING + SOMAXCONN);
-	d->srclimit = srclimit_new(room);
-	return d->srclimit ? 0 : -1;
-}
-
-static int main_instances(struct daemon *d)
-{
-	size_t i;
-
-	d->svc = calloc(d->conf->nsvc + 1, sizeof(*d->svc));
-	if (!d->svc)
-		return -1;
-	for (i = 0; i < d->conf->nsvc; i++)
-		d->svc[i] = (struct ringd_instance){
-			.sc = &d->conf->svc[i],
-			.p = d->conf->svc[i].plugin->p,
-			.d = d,
-			.idx = i,
-		};
-	d->nworkers = (size_t)d->conf->workers_n;
-	if (metrics_name_counters(d) < 0)
-		return -1;
-	return main_srclimit(d);
-}
-
-static void main_announce(struct daemon *d)
-{
-	const char *engine = d->backend == LOOP_BACKEND_IO_URING ? "io_uring" :
-								     "epoll";
-	char listeners[4096], status[4400];
-
-	listen_describe(d, listeners, sizeof(listeners));
-	log_info("ringd: started backend=%s workers=%zu pid=%d version=%s",
-		 engine, d->nworkers, (int)getpid(), RINGD_VERSION);
-	log_info("ringd: listening %s", listeners);
-	snprintf(status, sizeof(status),
-		 "READY=1\nSTATUS=running backend=%s workers=%zu listen=%s",
-		 engine, d->nworkers, listeners);
-	notify_send(status);
-}
-
 /* Signals arrive here, synchronously, never in a handler: workers have
- * them blocked and main sleeps in sigwaitinfo. Waits until a stop signal
- * or, with a timeout (ms >= 0), until it passes; returns the signal, or
- * 0 when the time ran out. */
-static int main_wait_for_stop(const sigset_t *set, int64_t ms)
+ * them blocked and main sleeps in sigwaitinfo. Waits for one of set, or
+ * with a timeout (ms >= 0) until it passes; returns the signal, or 0
+ * when the time ran out. */
+static int main_wait_signal(const sigset_t *set, int64_t ms)
 {
-	struct timespec end, now, left;
+	struct timespec left = { .tv_sec = ms / 1000,
+				 .tv_nsec = (ms % 1000) * 1000000 };
 	siginfo_t si;
 	int sig;
 
+	do {
+		sig = ms < 0 ? sigwaitinfo(set, &si) :
+			       sigtimedwait(set, &si, &left);
+	} while (sig < 0 && errno == EINTR);
+	return sig < 0 ? 0 : sig;
+}
+
+/* Like main_wait_signal, but only a stop signal ends the wait: a SIGHUP
+ * while the daemon already drains is logged and dropped. */
+static int main_wait_for_stop(const sigset_t *set, int64_t ms)
+{
+	struct timespec end, now;
+	int64_t left = ms;
+	int sig;
+
 	clock_gettime(CLOCK_MONOTONIC, &end);
-	end.tv_sec += ms / 1000;
-	end.tv_nsec += (ms % 1000) * 1000000;
 	for (;;) {
-		if (ms < 0) {
-			sig = sigwaitinfo(set, &si);
-		} else {
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			left.tv_sec = end.tv_sec - now.tv_sec;
-			left.tv_nsec = end.tv_nsec - now.tv_nsec;
-			if (left.tv_nsec < 0) {
-				left.tv_nsec += 1000000000;
-				left.tv_sec--;
-			}
-			if (left.tv_sec < 0)
-				return 0;
-			sig = sigtimedwait(set, &si, &left);
-			if (sig < 0 && errno == EAGAIN)
-				return 0;
-		}
+		sig = main_wait_signal(set, left);
+		if (sig == SIGTERM || sig == SIGINT || sig == 0)
+			return sig;
+		log_notice("ringd: SIGHUP ignored: the daemon is stopping");
+		if (ms < 0)
+			continue;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = ms - ((int64_t)(now.tv_sec - end.tv_sec) * 1000 +
+			     (now.tv_nsec - end.tv_nsec) / 1000000);
+		if (left <= 0)
+			return 0;
+	}
+}
+
+/* How often main looks whether a retiring generation's workers ended. */
+#define MAIN_REAP_MS 100
+
+/* Reloads on SIGHUP, frees what reloads retired, until a stop signal. */
+static int main_serve(struct reload *r, const sigset_t *set)
+{
+	int sig;
+
+	for (;;) {
+		sig = main_wait_signal(set,
+				       reload_pending(r) ? MAIN_REAP_MS : -1);
 		if (sig == SIGTERM || sig == SIGINT)
 			return sig;
 		if (sig == SIGHUP)
-			log_notice("ringd: SIGHUP: reload is not implemented "
-				   "yet; the running configuration stays");
+			reload_apply(r);
+		reload_reap(r);
 	}
 }
 
 /* The stop: readiness fails at once (state DRAINING, seen by /readyz),
  * accepting goes on for drain_delay so load balancers notice and stop
  * sending, then the workers stop accepting and drain. A second stop
- * signal cuts the delay short. */
-static void main_stop(struct daemon *d, const sigset_t *set, int sig)
+ * signal cuts the delay short. Generations a reload retired drain too. */
+static void main_stop(struct reload *r, const sigset_t *set, int sig)
 {
+	struct daemon *d = r->cur;
 	int64_t delay = d->conf->drain_delay_ms;
 
 	atomic_store(&d->state, RINGD_DRAINING);
@@ -314,17 +258,17 @@ static void main_stop(struct daemon *d, const sigset_t *set, int sig)
 		log_info("ringd: %s received, stopping",
 			 sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	}
+	reload_stop_retiring(r);
 	atomic_store(&d->stopping, 1);
 	listen_stop_all(d);
 	worker_stop_all(d);
 }
 
-static int main_run(struct daemon *d)
+static int main_run(struct reload *r, struct ringd_conf *conf)
 {
 	sigset_t set;
+	bool failed;
 
-	if (main_instances(d) < 0 || main_choose_backend(d) < 0)
-		return 1;
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
@@ -332,17 +276,17 @@ static int main_run(struct daemon *d)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (listen_open_all(d) < 0)
+	if (reload_first(r, conf) < 0)
 		return 1;
-	if (main_drop_privileges(d->conf->user) < 0 ||
-	    worker_start_all(d) < 0) {
-		listen_close_all(d);
+	if (main_drop_privileges(r->cur->conf->user) < 0 ||
+	    reload_start_first(r) < 0) {
+		reload_fini(r);
 		return 1;
 	}
-	main_announce(d);
-	main_stop(d, &set, main_wait_for_stop(&set, -1));
-	listen_close_all(d);
-	if (atomic_load(&d->failed)) {
+	reload_announce(r->cur, "started");
+	main_stop(r, &set, main_serve(r, &set));
+	failed = reload_fini(r);
+	if (failed) {
 		log_err("ringd: stopped after a worker failed");
 		return 1;
 	}
@@ -354,8 +298,7 @@ int main(int argc, char **argv)
 {
 	struct options o = { 0 };
 	struct conf_errors errs = { 0 };
-	struct daemon d = { 0 };
-	int r;
+	struct ringd_conf *conf;
 
 	if (main_parse_args(argc, argv, &o) < 0) {
 		main_usage(stderr);
@@ -367,7 +310,7 @@ int main(int argc, char **argv)
 		return main_keys(o.keys);
 
 	log_init(RINGD_LOG_INFO);
-	if (conf_load(o.config, o.sets, o.nsets, main_plugin_dir(), &d.conf,
+	if (conf_load(o.config, o.sets, o.nsets, main_plugin_dir(), &conf,
 		      &errs) < 0) {
 		conf_errors_print(&errs, stderr);
 		conf_errors_free(&errs);
@@ -375,14 +318,12 @@ int main(int argc, char **argv)
 	}
 	if (o.check) {
 		printf("%s: configuration ok\n", o.config);
-		conf_free(d.conf);
+		conf_free(conf);
 		return 0;
 	}
-	log_set_level(conf_log_level(d.conf));
-	r = main_run(&d);
-	srclimit_free(d.srclimit);
-	metrics_forget_counters(&d);
-	free(d.svc);
-	conf_free(d.conf);
-	return r;
+	log_set_level(conf_log_level(conf));
+	return main_run(&(struct reload){ .config = o.config, .sets = o.sets,
+					  .nsets = o.nsets,
+					  .plugin_dir = main_plugin_dir() },
+			conf);
 }
