@@ -377,8 +377,21 @@ static void accept_new_fd(struct accept_listener *al, int fd)
 
 static void accept_check_idle(struct accept_set *a)
 {
-	if (a->stopping && accept_idle(a))
+	if (a->stopping && (accept_idle(a) || accept_quiet(a)))
 		a->idle(a->idle_arg);
+}
+
+static void accept_drain_backlog(struct accept_listener *al);
+
+/* A socket handed to the next generation, once this worker's accept on
+ * it has ended. Both engines wait on a listener exclusively: a
+ * connection whose wakeup came to this worker wakes no other, so it is
+ * taken here (and served) or it would wait for the next client. The
+ * registration goes first, so no later wakeup comes here. */
+static void accept_let_go(struct accept_listener *al)
+{
+	loop_forget(al->a->loop, al->fd);
+	accept_drain_backlog(al);
 }
 
 static void accept_done(struct loop_op *op, int res, unsigned flags,
@@ -401,6 +414,8 @@ static void accept_done(struct loop_op *op, int res, unsigned flags,
 		 * call transient could repeat at once: retry on the timer. */
 		accept_pause(al, strerror(-res));
 	}
+	if (a->stopping && al->lent && !al->armed)
+		accept_let_go(al);
 	if (a->stopping)
 		accept_check_idle(a);
 	else
@@ -456,12 +471,15 @@ static void accept_quiesce_listener(struct accept_listener *al)
 	struct accept_set *a = al->a;
 	int err;
 
+	al->lent = listen_fd_lent(al->l, a->worker);
 	loop_timer_stop(a->loop, &al->retry);
 	if (al->armed)
 		loop_cancel(a->loop, &al->op);
-	al->lent = listen_fd_lent(al->l, a->worker);
-	if (al->lent)
+	if (al->lent) {
+		if (!al->armed)
+			accept_let_go(al);
 		return;
+	}
 	if (al->l->addr.kind == LISTEN_TCP &&
 	    (err = listen_refuse_new(al->fd)) < 0)
 		log_warnx("%s: stop: cannot filter SYNs (%s); a client that "
@@ -505,6 +523,14 @@ void accept_quiesce(struct accept_set *a, int64_t grace_ns)
 		return;
 	}
 	loop_timer_set(a->loop, &a->grace_timer, loop_now(a->loop) + grace_ns);
+}
+
+bool accept_quiet(const struct accept_set *a)
+{
+	for (size_t i = 0; i < a->nls; i++)
+		if (a->ls[i].armed)
+			return false;
+	return a->stopping;
 }
 
 bool accept_idle(const struct accept_set *a)

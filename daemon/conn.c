@@ -37,8 +37,9 @@ enum {
 				 set->budget_wait */
 	C_HELD = 1u << 13,    /* the plugin holds its input (hold_input) */
 	C_TOLD = 1u << 14,    /* on_drain() was called */
-	C_TELL = 1u << 15,    /* retiring: on_drain() once nothing is
-				 unread */
+	C_TELL = 1u << 15,    /* retiring: on_drain() once input came and
+				 nothing is unread */
+	C_FED = 1u << 16,     /* on_data() has been called */
 };
 
 _Static_assert(RINGD_CLOSE_STOP + 1 == METRICS_CLOSE_N, "metrics.h sizes");
@@ -462,7 +463,7 @@ static void conn_call_data(struct conn *c, const void *buf, size_t len)
 
 	if (!PLUGIN_HAS(p, on_data))
 		return;
-	c->flags |= C_IN_CB;
+	c->flags |= C_IN_CB | C_FED;
 	p->on_data(&c->pub, buf, len);
 	conn_hook_done(c);
 }
@@ -972,6 +973,9 @@ int conn_open(struct conn_set *set, const struct ringd_instance *inst, int fd,
 	}
 	if ((c->flags & C_OPEN) && set->draining)
 		conn_tell_drain(c);
+	else if ((c->flags & C_OPEN) && set->retiring &&
+		 PLUGIN_HAS(p, on_drain))
+		c->flags |= C_TELL;
 	conn_hook_done(c);
 	conn_read_start(c);
 	conn_release(c);
@@ -1023,6 +1027,8 @@ static void conn_drain_check(struct loop_timer *t)
 			continue;
 		if (conn_unread(c) > 0)
 			continue;
+		if ((c->flags & C_TELL) && !(c->flags & C_FED))
+			continue;
 		if (c->flags & C_TELL) {
 			c->flags &= ~C_TELL;
 			conn_tell_drain(c);
@@ -1064,10 +1070,12 @@ void conn_shutdown_all(struct conn_set *set)
 }
 
 /* A request the peer has already sent must reach the plugin before it
- * hears of the drain: told first, the HTTP responder would take the
- * connection for idle and close it under that request. */
+ * hears of the drain, and a connection that has sent nothing yet is
+ * told after its first request: told first, the HTTP responder would
+ * take the connection for idle and close it under that request. */
 void conn_retire_all(struct conn_set *set)
 {
+	set->retiring = true;
 	for (struct conn *c = set->head; c; c = c->next)
 		if ((c->flags & C_OPEN) && !(c->flags & (C_CLOSING | C_DEAD)) &&
 		    PLUGIN_HAS(conn_plugin(c), on_drain))

@@ -72,6 +72,7 @@ struct conn_set {
 	 * completions. */
 	struct loop_timer drain_timer;
 	bool draining;
+	bool retiring; /* conn_retire_all() */
 
 	/* Memory held by the output queues of the set's connections, and
 	 * the most it may hold before connections with output of their own
@@ -132,7 +133,7 @@ void conn_abort_all(struct conn_set *s);
  * (once what the peer had sent has reached it) and ends its connections
  * where its protocol allows; the others' connections run on until they
  * close (an echo stream is never cut), bounded by the owner's
- * shutdown_timeout. Connections opened later are served as usual. */
+ * shutdown_timeout. Connections opened later are treated the same. */
 void conn_retire_all(struct conn_set *s);
 
 /* The ringd_host operations on a connection. */

@@ -60,6 +60,7 @@ struct daemon {
 	 * workers stop accepting, leave the sockets they handed over
 	 * listening, and let their connections finish. */
 	_Atomic int retiring;
+	_Atomic int nquiet;     /* stopping workers no longer accepting */
 	/* Open connections, all workers of every generation: the
 	 * process's count, which max_connections bounds. */
 	_Atomic long *nconns;

@@ -148,13 +148,23 @@ static int listen_probe_free(struct listener *l)
 	return r;
 }
 
-/* The running generation's listener asked for the same address, if any. */
-static struct listener *listen_match(struct daemon *old,
-				     const struct listen_addr *a)
+/* The running generation's listener bound to the address l asks for
+ * (a port 0 that became 7007 is kept when the file now says 7007), or
+ * that asked the same of the same service: port 0 is "any port", which
+ * two services may both ask for. */
+static struct listener *listen_match(struct daemon *d, struct daemon *old,
+				     const struct listener *l)
 {
-	for (size_t i = 0; old && i < old->nlisteners; i++)
-		if (listen_addr_same(&old->listeners[i].asked, a))
-			return &old->listeners[i];
+	const char *name = d->svc[l->svc].sc->name;
+
+	for (size_t i = 0; old && i < old->nlisteners; i++) {
+		struct listener *o = &old->listeners[i];
+
+		if (listen_addr_same(&o->addr, &l->asked) ||
+		    (listen_addr_same(&o->asked, &l->asked) &&
+		     strcmp(old->svc[o->svc].sc->name, name) == 0))
+			return o;
+	}
 	return NULL;
 }
 
@@ -165,7 +175,7 @@ static struct listener *listen_match(struct daemon *old,
 static void listen_borrow(struct daemon *d, struct daemon *old,
 			  struct listener *l, bool *per_worker)
 {
-	struct listener *from = listen_match(old, &l->asked);
+	struct listener *from = listen_match(d, old, l);
 	bool from_rp = old && old->conf->reuseport && l->addr.kind == LISTEN_TCP;
 	char text[160];
 

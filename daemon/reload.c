@@ -2,6 +2,7 @@
  * replaces, freeing it when its workers end. The reload itself is the
  * story in reload_apply(). */
 #include <errno.h>
+#include <pwd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,17 +207,26 @@ static int reload_load(struct reload *r, struct ringd_conf **out, char *err,
 	return -1;
 }
 
-/* What a new generation cannot change once privileges are dropped. */
-static void reload_check_user(const struct reload *r,
-			      const struct ringd_conf *c)
+/* Privileges drop once, at start: a changed user waits for a restart.
+ * A user that does not exist would make that restart fail, so it fails
+ * the reload now, while the running configuration can still stay. */
+static int reload_check_user(const struct reload *r,
+			     const struct ringd_conf *c, char *err,
+			     size_t errlen)
 {
 	const char *was = r->user ? r->user : "";
 	const char *now = c->user ? c->user : "";
 
+	if (*now && !getpwnam(now)) {
+		snprintf(err, errlen, "%s: [ringd] user = %s: no such user",
+			 c->path ? c->path : r->config, now);
+		return -1;
+	}
 	if (strcmp(was, now) != 0)
 		log_warnx("ringd: user = %s takes effect at the next restart; "
 			  "privileges were set at start (user = %s)", now,
 			  was);
+	return 0;
 }
 
 /* old stops accepting and its connections finish; the sockets it handed
@@ -237,13 +247,28 @@ static int reload_retire_room(struct reload *r)
 	return 0;
 }
 
+/* How long a reload waits for the old generation to stop accepting. */
+#define RELOAD_QUIET_MS 1000
+
 static void reload_retire(struct reload *r, struct daemon *old)
 {
+	struct timespec ms = { .tv_nsec = 1000000 };
+
 	r->old[r->nold++] = old;
 	atomic_store(&old->retiring, 1);
 	atomic_store(&old->stopping, 1);
 	listen_stop_all(old);
 	worker_wake_all(old);
+	/* READY=1 then means what it says: every client from here on meets
+	 * the new configuration (new quotes, new routes). A worker that
+	 * does not answer in time only delays it. */
+	for (int i = 0; i < RELOAD_QUIET_MS; i++) {
+		if ((size_t)atomic_load(&old->nquiet) >= old->nworkers)
+			return;
+		nanosleep(&ms, NULL);
+	}
+	log_warnx("ringd: reload: the previous configuration still accepts "
+		  "after %d ms", RELOAD_QUIET_MS);
 }
 
 void reload_apply(struct reload *r)
@@ -258,7 +283,11 @@ void reload_apply(struct reload *r)
 		reload_failed(err);
 		return;
 	}
-	reload_check_user(r, conf);
+	if (reload_check_user(r, conf, err, sizeof(err)) < 0) {
+		conf_free(conf);
+		reload_failed(err);
+		return;
+	}
 	if (gen_new(r, conf, &d, err, sizeof(err)) < 0) {
 		reload_failed(err);
 		return;
@@ -293,7 +322,7 @@ static void reload_free_old(struct reload *r, size_t i, const char *how)
 
 	if (atomic_load(&old->failed))
 		log_err("ringd: a worker of a previous configuration failed");
-	log_info("ringd: previous configuration %s", how);
+	log_notice("ringd: previous configuration %s", how);
 	worker_free_all(old);
 	gen_free(old);
 	r->old[i] = r->old[--r->nold];

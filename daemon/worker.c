@@ -24,6 +24,10 @@ static void worker_check_done(struct worker *w)
 {
 	size_t i;
 
+	if (w->stopping && !w->quiet && accept_quiet(w->acc)) {
+		w->quiet = true;
+		atomic_fetch_add(&w->d->nquiet, 1);
+	}
 	if (!w->stopping || conn_set_count(&w->conns) || !accept_idle(w->acc))
 		return;
 	for (i = 0; i < w->ndg; i++)

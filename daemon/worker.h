@@ -40,6 +40,7 @@ struct worker {
 
 	bool stopping;
 	bool retired; /* stopping for a reload: connections run on */
+	bool quiet;   /* stopping, and no accept in flight any more */
 	bool joined; /* main's: the thread has been joined */
 	struct loop_timer stop_timer;
 };

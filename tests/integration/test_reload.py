@@ -1,0 +1,523 @@
+#!/usr/bin/env python3
+"""SIGHUP reload: a valid file is applied without dropping a connection or
+a byte (unchanged listeners keep their very socket), an invalid one leaves
+the running configuration serving and says what and where, and the
+supervisor hears RELOADING=1 / MONOTONIC_USEC= then READY=1 around it."""
+
+import errno
+import os
+import random
+import re
+import signal
+import socket
+import threading
+import time
+
+import harness
+from harness import DaemonError, connect, payload, recv_exact
+
+RELOAD_TIMEOUT = 10.0
+
+
+def free_port():
+    """A port nobody listens on right now (for a listener a reload adds)."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def write_ini(d, text):
+    # Written whole and renamed, so the daemon never reads half a file.
+    tmp = d.conf + '.new'
+    with open(tmp, 'w') as f:
+        f.write(text)
+    os.rename(tmp, d.conf)
+
+
+def reload(d, text=None, expect_ok=True, sent=False):
+    """Rewrite the INI (when text is given), SIGHUP (unless the caller has
+    sent it), and wait for the READY=1 that ends the reload. Returns the
+    notify datagrams of this reload; on a success the new listen= addresses
+    replace d.listen."""
+    if text is not None:
+        write_ini(d, text)
+    if not sent:
+        d._drain_notify()
+    first = len(d.messages)
+    if not sent:
+        d.signal(signal.SIGHUP)
+    deadline = time.monotonic() + RELOAD_TIMEOUT
+    while time.monotonic() < deadline:
+        if d._read_notify(0.05) is None:
+            if not d.alive():
+                raise DaemonError('ringd exited during a reload; stderr:\n' + d.stderr())
+            continue
+        if 'READY=1' in d.messages[-1].split('\n'):
+            break
+    else:
+        raise DaemonError('no READY=1 within %.0f s of SIGHUP; notify=%r stderr:\n%s'
+                          % (RELOAD_TIMEOUT, d.messages[first:], d.stderr()))
+    msgs = d.messages[first:]
+    status = [l[len('STATUS='):] for m in msgs for l in m.split('\n')
+              if l.startswith('STATUS=')]
+    assert status, 'READY=1 after SIGHUP without a STATUS= line: %r' % msgs
+    ok = status[-1].startswith('running ')
+    if ok != expect_ok:
+        raise DaemonError('reload %s, expected it to %s: STATUS=%s; stderr:\n%s'
+                          % ('succeeded' if ok else 'failed',
+                             'succeed' if expect_ok else 'fail', status[-1], d.stderr()))
+    if ok:
+        d.status = d._parse_status(status[-1])
+        d.listen = harness.parse_listen(d.status.get('listen', ''))
+    return msgs
+
+
+def echo_once(addr, data=b'still here\n'):
+    with connect(addr, timeout=5) as s:
+        s.sendall(data)
+        got = recv_exact(s, len(data), timeout=5)
+    assert got == data, 'echo on %s returned %r' % (addr, got)
+
+
+def wait_refused(addr, timeout=5.0):
+    """Connecting to addr is refused within timeout (a listener that went
+    away; its SYN filter may delay the answer by a retransmission)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with connect(addr, timeout=3) as s:
+                s.sendall(b'x')
+                s.settimeout(1.0)
+                s.recv(10)
+        except ConnectionRefusedError:
+            return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError('%s still accepts connections %.0f s after the reload'
+                         % (addr, timeout))
+
+
+def released(d):
+    return d.stderr().count('previous configuration released')
+
+
+def wait_released(d, n, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while released(d) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert released(d) >= n, ('%d of %d previous configurations released; stderr:\n%s'
+                              % (released(d), n, d.stderr()))
+
+
+def listener_inodes(pid):
+    """{port: socket inode} of the TCP sockets in LISTEN that pid holds."""
+    mine = set()
+    for fd in os.listdir('/proc/%d/fd' % pid):
+        try:
+            m = re.fullmatch(r'socket:\[(\d+)\]', os.readlink('/proc/%d/fd/%s' % (pid, fd)))
+        except OSError:
+            continue
+        if m:
+            mine.add(int(m.group(1)))
+    out = {}
+    for table in ('/proc/net/tcp', '/proc/net/tcp6'):
+        with open(table) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if fields[3] == '0A' and int(fields[9]) in mine:
+                    out.setdefault(int(fields[1].split(':')[1], 16), set()).add(int(fields[9]))
+    return out
+
+
+# -- (a) clients under load while reloads happen -----------------------------
+
+class Load:
+    """Echo streams that verify every byte, HTTP keep-alive and
+    connection-per-request clients; each thread records what went wrong."""
+
+    def __init__(self, d):
+        self.d = d
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.errors = []
+        self.echo_bytes = 0
+        self.http_ok = 0
+        self.retries = 0
+        self.threads = []
+
+    def fail(self, what):
+        with self.lock:
+            self.errors.append(what)
+
+    def run(self, fn, n):
+        for i in range(n):
+            t = threading.Thread(target=self._guard, args=(fn, i), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _guard(self, fn, i):
+        try:
+            fn(i)
+        except Exception as e:  # every failure is the test's verdict
+            self.fail('%s#%d: %r' % (fn.__name__, i, e))
+
+    def echo(self, i):
+        rnd = random.Random(i)
+        addr = self.d.addr('tcp', 'echo')
+        seed = i * 1000
+        while not self.stop.is_set():
+            with connect(addr, timeout=10) as s:
+                for _ in range(rnd.randint(5, 40)):
+                    data = payload(rnd.randint(1, 96 * 1024), seed)
+                    seed += 1
+                    # Sent from a thread: a large chunk would otherwise
+                    # fill both directions and stall.
+                    t = threading.Thread(target=s.sendall, args=(data,), daemon=True)
+                    t.start()
+                    got = recv_exact(s, len(data), timeout=10)
+                    t.join(10)
+                    if got != data:
+                        raise AssertionError('echo corrupted %d bytes' % len(data))
+                    with self.lock:
+                        self.echo_bytes += len(data)
+                s.shutdown(socket.SHUT_WR)
+                s.settimeout(10)
+                if s.recv(1) != b'':
+                    raise AssertionError('echo sent bytes nobody asked for')
+
+    @staticmethod
+    def _response(s, buf):
+        """One response from s (buf: bytes already read). Returns (status,
+        body, close, rest); raises EOFError when the connection ended before
+        any byte of it."""
+        while b'\r\n\r\n' not in buf:
+            b = s.recv(65536)
+            if not b:
+                if buf:
+                    raise AssertionError('connection closed in a response head: %r' % buf)
+                raise EOFError
+            buf += b
+        head, _, rest = buf.partition(b'\r\n\r\n')
+        lines = head.decode('latin-1').split('\r\n')
+        status = int(lines[0].split()[1])
+        fields = {l.split(':', 1)[0].strip().lower(): l.split(':', 1)[1].strip()
+                  for l in lines[1:]}
+        n = int(fields.get('content-length', '0'))
+        while len(rest) < n:
+            b = s.recv(65536)
+            if not b:
+                raise AssertionError('connection closed in a response body')
+            rest += b
+        return status, rest[:n], fields.get('connection', '').lower() == 'close', rest[n:]
+
+    def keepalive(self, i):
+        addr = self.d.addr('tcp', 'http')
+        req = b'GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n'
+        s, served, buf = None, 0, b''
+        while not self.stop.is_set():
+            if s is None:
+                s, served, buf = connect(addr, timeout=10), 0, b''
+            try:
+                s.sendall(req)
+                status, body, close, buf = self._response(s, buf)
+            except (EOFError, ConnectionResetError, BrokenPipeError):
+                # RFC 9112 9.3.1: a server may close an idle keep-alive
+                # connection as the next request is sent; a client retries
+                # an idempotent request that got no byte of response on a
+                # reused connection. Anything else is a failure.
+                s.close()
+                s = None
+                if served == 0:
+                    raise
+                with self.lock:
+                    self.retries += 1
+                continue
+            if status != 200 or body != b'ok\n':
+                raise AssertionError('keep-alive /healthz: %d %r' % (status, body))
+            served += 1
+            with self.lock:
+                self.http_ok += 1
+            if close:
+                s.close()
+                s = None
+        if s is not None:
+            s.close()
+
+    def per_request(self, i):
+        addr = self.d.addr('tcp', 'http')
+        req = b'GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n'
+        while not self.stop.is_set():
+            with connect(addr, timeout=10) as s:
+                s.sendall(req)
+                status, body, _, _ = self._response(s, b'')
+            if status != 200 or body != b'ok\n':
+                raise AssertionError('/healthz: %d %r' % (status, body))
+            with self.lock:
+                self.http_ok += 1
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+        assert not any(t.is_alive() for t in self.threads), 'a client thread hung'
+
+
+def load_ini(ctx, extra=None, level='info'):
+    services = {
+        'echo': {'listen': 'tcp://127.0.0.1:0'},
+        'http': {'listen': 'tcp://127.0.0.1:0'},
+    }
+    services.update(extra or {})
+    return ctx.ini(services, ringd={'log_level': level, 'shutdown_timeout': '10s'})
+
+
+def test_reload_under_load_loses_nothing(ctx):
+    d = ctx.daemon(ini=load_ini(ctx))
+    pid = d.pid
+    # Port 0 in the file: the kept listeners keep the ports they got.
+    text = load_ini(ctx).replace('tcp://127.0.0.1:0', 'tcp://127.0.0.1:%d', 2)
+    text = text % (d.addr('tcp', 'echo').port, d.addr('tcp', 'http').port)
+    write_ini(d, text)
+    load = Load(d)
+    load.run(load.echo, 4)
+    load.run(load.keepalive, 2)
+    load.run(load.per_request, 2)
+    time.sleep(0.5)
+    edits = [
+        text.replace('log_level = info', 'log_level = notice'),
+        text + '\n[discard]\nlisten = tcp://127.0.0.1:0\n',
+        text.replace('workers = 2', 'workers = 1'),
+        text.replace('[http]\n', '[http]\nidle_timeout = 30s\n'),
+        text.replace('workers = 2', 'workers = 3'),
+        text,
+    ]
+    for edit in edits:
+        reload(d, edit)
+        time.sleep(0.4)
+        if load.errors:
+            break
+    time.sleep(0.5)
+    load.finish()
+    assert not load.errors, ('%d client failures across %d reloads: %s\nstderr:\n%s'
+                             % (len(load.errors), len(edits), load.errors[:5], d.stderr()))
+    assert load.echo_bytes > 1 << 20, 'only %d echo bytes went through' % load.echo_bytes
+    assert load.http_ok > 100, 'only %d HTTP requests were served' % load.http_ok
+    assert d.alive() and d.pid == pid
+    wait_released(d, len(edits))
+    print('  echo bytes verified: %d, HTTP responses: %d, keep-alive retries: %d'
+          % (load.echo_bytes, load.http_ok, load.retries))
+    d.stop()
+
+
+# -- (b) a changed port; an unchanged listener keeps its socket --------------
+
+def port_ini(ctx, echo_port, http_port):
+    return ctx.ini({'echo': {'listen': 'tcp://127.0.0.1:%d' % echo_port},
+                    'http': {'listen': 'tcp://127.0.0.1:%d' % http_port}})
+
+
+def test_reload_changed_port(ctx):
+    a, b, h = free_port(), free_port(), free_port()
+    d = ctx.daemon(ini=port_ini(ctx, a, h))
+    old_addr = d.addr('tcp', 'echo')
+    before = listener_inodes(d.pid)
+    assert h in before and a in before, 'listeners %r, expected ports %d and %d' % (before, a, h)
+    # Established before the reload: it must run on, and block nothing.
+    s = connect(old_addr, timeout=5)
+    s.sendall(b'one')
+    assert recv_exact(s, 3) == b'one'
+    # Queued in the kept listener's backlog while nobody accepts: the
+    # daemon is stopped, and continued with the SIGHUP already pending.
+    write_ini(d, port_ini(ctx, b, h))
+    d._drain_notify()
+    os.kill(d.pid, signal.SIGSTOP)
+    try:
+        queued = socket.create_connection(('127.0.0.1', h), timeout=5)
+        queued.sendall(b'GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n')
+        os.kill(d.pid, signal.SIGHUP)
+    finally:
+        os.kill(d.pid, signal.SIGCONT)
+    reload(d, sent=True)
+    new_addr = d.addr('tcp', 'echo')
+    assert new_addr.port == b, 'echo moved to %r, expected port %d' % (new_addr, b)
+    echo_once(new_addr)
+    queued.settimeout(5)
+    got = harness.recv_until_eof(queued, deadline=time.monotonic() + 5)
+    queued.close()
+    assert got.startswith(b'HTTP/1.1 200') and got.endswith(b'ok\n'), \
+        'the connection queued during the reload got %r' % got
+    after = listener_inodes(d.pid)
+    assert after.get(h) == before[h], \
+        'the unchanged http listener was rebound: inode %r -> %r' % (before[h], after.get(h))
+    assert b in after, 'no listener on the new port %d: %r' % (b, after)
+    # The old port refuses new clients while its connection still works.
+    wait_refused(old_addr)
+    s.sendall(b'two')
+    assert recv_exact(s, 3) == b'two', 'the old port\'s connection stopped echoing'
+    assert released(d) == 0, 'the old configuration went away under a live connection'
+    s.close()
+    wait_released(d, 1)
+    assert a not in listener_inodes(d.pid), 'port %d still listened on' % a
+    wait_refused(old_addr)
+    d.stop()
+
+
+# -- (c) a service added, one removed ------------------------------------------
+
+def test_reload_adds_and_removes_services(ctx):
+    sock = os.path.join(ctx.tempdir(), 'discard.sock')
+    d = ctx.daemon({'echo': {'listen': 'tcp://127.0.0.1:0'},
+                    'discard': {'listen': 'tcp://127.0.0.1:0, unix:' + sock}})
+    echo_addr, gone = d.addr('tcp', 'echo'), d.addr('tcp', 'discard')
+    assert os.path.exists(sock)
+    text = ctx.ini({'echo': {'listen': 'tcp://127.0.0.1:%d' % echo_addr.port},
+                    'chargen': {'listen': 'tcp://127.0.0.1:0'}})
+    reload(d, text)
+    assert 'discard' not in d.listen, 'discard still listed: %r' % d.status
+    echo_once(d.addr('tcp', 'echo'))
+    assert d.addr('tcp', 'echo').port == echo_addr.port
+    with connect(d.addr('tcp', 'chargen'), timeout=5) as s:
+        data = recv_exact(s, 200)
+    assert b'!"#$%&' in data, 'chargen sent %r' % data[:80]
+    wait_refused(gone)
+    wait_released(d, 1)
+    assert not os.path.exists(sock), 'the removed unix listener left its file'
+    d.stop()
+
+
+def test_reload_keeps_unix_listener(ctx):
+    sock = os.path.join(ctx.tempdir(), 'echo.sock')
+    services = {'echo': {'listen': 'unix:' + sock}}
+    d = ctx.daemon(services)
+    ino = os.stat(sock).st_ino
+    reload(d, ctx.ini(services, ringd={'shutdown_timeout': '6s'}))
+    wait_released(d, 1)
+    assert os.stat(sock).st_ino == ino, 'the kept unix socket file was replaced'
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(sock)
+        s.sendall(b'unix')
+        assert recv_exact(s, 4) == b'unix'
+    d.stop()
+    assert not os.path.exists(sock), 'the unix socket file outlived the stop'
+
+
+# -- (d) broken files leave the running configuration serving -----------------
+
+def quotes_ini(ctx, quotes, echo_port=0, extra=''):
+    return ctx.ini({'echo': {'listen': 'tcp://127.0.0.1:%d' % echo_port},
+                    'qotd': {'listen': 'tcp://127.0.0.1:0', 'quotes': quotes,
+                             'pick': 'sequential'}}) + extra
+
+
+def qotd(d):
+    with connect(d.addr('tcp', 'qotd'), timeout=5) as s:
+        return harness.recv_until_eof(s, deadline=time.monotonic() + 5)
+
+
+def write_quotes(path, text):
+    with open(path + '.new', 'w') as f:
+        f.write(text)
+    os.rename(path + '.new', path)
+
+
+def test_reload_broken_files_keep_serving(ctx):
+    tmp = ctx.tempdir()
+    quotes = os.path.join(tmp, 'quotes')
+    write_quotes(quotes, 'the first quote\n')
+    d = ctx.daemon(ini=quotes_ini(ctx, quotes))
+    pid, echo_port = d.pid, d.addr('tcp', 'echo').port
+    good = quotes_ini(ctx, quotes, echo_port)
+    taken = socket.socket()
+    taken.bind(('127.0.0.1', 0))
+    taken.listen(1)
+    busy = taken.getsockname()[1]
+    lines = good.split('\n')
+    qline = next(i for i, l in enumerate(lines) if l == '[qotd]') + 1
+    cases = [
+        ('syntax error', good + '[broken\n', r'ringd\.ini:%d: ' % (len(lines))),
+        ('unknown key', good.replace('[echo]\n', '[echo]\nbogus = 1\n'),
+         r'ringd\.ini:\d+: \[echo\] bogus'),
+        ('missing quotes file', good.replace(quotes, quotes + '.missing'),
+         r'ringd\.ini:%d: \[qotd\] quotes: .*' % (qline + 2)),
+        ('port taken', good + '\n[discard]\nlisten = tcp://127.0.0.1:%d\n' % busy,
+         r'discard: bind tcp://127.0.0.1:%d: Address already in use' % busy),
+        ('missing user', good.replace('[ringd]\n', '[ringd]\nuser = ringd-no-such-user\n'),
+         r'user = ringd-no-such-user: no such user'),
+    ]
+    try:
+        for what, text, where in cases:
+            msgs = reload(d, text, expect_ok=False)
+            status = [l for m in msgs for l in m.split('\n') if l.startswith('STATUS=')][-1]
+            assert status.startswith('STATUS=reload failed: ') and \
+                status.endswith('(old configuration kept)'), '%s: %s' % (what, status)
+            assert re.search(where, status), '%s: STATUS does not say %r: %s' % (what, where, status)
+            assert re.search(where, d.stderr()), \
+                '%s: the log does not say %r:\n%s' % (what, where, d.stderr())
+            echo_once(d.addr('tcp', 'echo'))
+            assert qotd(d) == b'the first quote\r\n'
+            assert d.alive() and d.pid == pid
+    finally:
+        taken.close()
+    assert 'discard' not in d.listen
+    assert released(d) == 0, 'a failed reload replaced the running configuration'
+    # The old configuration is still whole: a good file applies after all.
+    write_quotes(quotes, 'the second quote\n')
+    reload(d, good)
+    assert qotd(d) == b'the second quote\r\n'
+    d.stop()
+
+
+# -- (e) quotes re-read -----------------------------------------------------------
+
+def test_reload_rereads_quotes(ctx):
+    quotes = os.path.join(ctx.tempdir(), 'quotes')
+    write_quotes(quotes, 'old wisdom\n')
+    d = ctx.daemon(ini=quotes_ini(ctx, quotes))
+    assert qotd(d) == b'old wisdom\r\n'
+    write_quotes(quotes, 'new wisdom\n%\nnewer wisdom\n')
+    assert qotd(d) == b'old wisdom\r\n', 'quotes changed before any SIGHUP'
+    reload(d)
+    got = {qotd(d) for _ in range(6)}
+    assert got == {b'new wisdom\r\n', b'newer wisdom\r\n'}, 'after the reload qotd served %r' % got
+    d.stop()
+
+
+# -- (f) what the supervisor hears ------------------------------------------------
+
+def monotonic_usec():
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+
+
+def test_reload_notify_protocol(ctx):
+    d = ctx.daemon()
+    t0 = monotonic_usec()
+    msgs = reload(d, ctx.ini({'echo': {'listen': 'tcp://127.0.0.1:0'}}))
+    t1 = monotonic_usec()
+    assert msgs[0].split('\n')[0] == 'RELOADING=1', 'first datagram: %r' % msgs
+    m = re.search(r'^MONOTONIC_USEC=(\d+)$', msgs[0], re.M)
+    assert m, 'RELOADING=1 without MONOTONIC_USEC=: %r' % msgs[0]
+    assert t0 <= int(m.group(1)) <= t1, \
+        'MONOTONIC_USEC=%s is not CLOCK_MONOTONIC now (%d..%d)' % (m.group(1), t0, t1)
+    assert 'READY=1' in msgs[-1].split('\n') and 'READY=1' not in msgs[0], msgs
+    assert re.search(r'^STATUS=running backend=\S+ workers=2 listen=echo:tcp://', msgs[-1], re.M), msgs
+    msgs = reload(d, '[ringd\n', expect_ok=False)
+    assert msgs[0].startswith('RELOADING=1\nMONOTONIC_USEC='), msgs
+    assert re.search(r'^STATUS=reload failed: \S*ringd\.ini:1: .* \(old configuration kept\)$',
+                     msgs[-1], re.M), msgs
+    echo_once(d.addr('tcp', 'echo'))
+    d.stop()
+
+
+if __name__ == '__main__':
+    harness.main([
+        test_reload_under_load_loses_nothing,
+        test_reload_changed_port,
+        test_reload_adds_and_removes_services,
+        test_reload_keeps_unix_listener,
+        test_reload_broken_files_keep_serving,
+        test_reload_rereads_quotes,
+        test_reload_notify_protocol,
+    ])
