@@ -14,6 +14,7 @@
 
 #include "conf.h"
 #include "loop.h"
+#include "metrics.h"
 
 struct listener;
 struct srclimit;
@@ -47,6 +48,12 @@ struct daemon {
 
 	struct worker *workers;
 	size_t nworkers;
+
+	/* What earlier generations counted, by service (metrics_carry()),
+	 * which every scrape adds in; and this generation's totals when a
+	 * reload retired it, which the next one carries already. */
+	struct metrics_block carried;
+	struct metrics_block retired_at;
 
 	/* Connections per source, for max_connections_per_source; NULL
 	 * when no service sets it. Shared by the workers (it locks). */

@@ -94,6 +94,8 @@ static void gen_free(struct daemon *d)
 	if (!d)
 		return;
 	listen_close_all(d);
+	metrics_block_free(&d->carried);
+	metrics_block_free(&d->retired_at);
 	srclimit_free(d->srclimit);
 	metrics_forget_counters(d);
 	free(d->svc);
@@ -116,7 +118,7 @@ static int gen_new(struct reload *r, struct ringd_conf *conf,
 	}
 	d->conf = conf;
 	d->nconns = &r->nconns;
-	if (gen_instances(d) < 0) {
+	if (gen_instances(d) < 0 || metrics_block_init(&d->carried, d) < 0) {
 		snprintf(err, errlen, "cannot set up the services (see the "
 			 "log)");
 		gen_free(d);
@@ -274,6 +276,7 @@ static void reload_retire(struct reload *r, struct daemon *old)
 void reload_apply(struct reload *r)
 {
 	struct ringd_conf *conf;
+	struct metrics_block snap;
 	struct daemon *d;
 	char err[512];
 
@@ -293,17 +296,24 @@ void reload_apply(struct reload *r)
 		return;
 	}
 	/* Room first: past the commit nothing may fail. */
-	if (reload_retire_room(r) < 0) {
+	if (reload_retire_room(r) < 0 ||
+	    metrics_block_init(&snap, r->cur) < 0) {
 		gen_free(d);
 		reload_failed("out of memory");
 		return;
 	}
 	if (worker_start_all(d) < 0) {
+		metrics_block_free(&snap);
 		gen_free(d);
 		reload_failed("a worker of the new configuration failed to "
 			      "start (see the log)");
 		return;
 	}
+	/* The totals so far go on with the new generation; what the old
+	 * one still counts follows when it is freed. */
+	metrics_total(r->cur, &snap);
+	metrics_carry(d, r->cur, &snap, NULL);
+	r->cur->retired_at = snap;
 	listen_hand_over(d);
 	reload_retire(r, r->cur);
 	r->cur = d;
@@ -319,7 +329,16 @@ bool reload_pending(const struct reload *r)
 static void reload_free_old(struct reload *r, size_t i, const char *how)
 {
 	struct daemon *old = r->old[i];
+	struct metrics_block now;
 
+	if (metrics_block_init(&now, old) == 0) {
+		metrics_total(old, &now);
+		metrics_carry(r->cur, old, &now, &old->retired_at);
+		metrics_block_free(&now);
+	} else {
+		log_warnx("ringd: out of memory: counters of the previous "
+			  "configuration since the reload are lost");
+	}
 	if (atomic_load(&old->failed))
 		log_err("ringd: a worker of a previous configuration failed");
 	log_notice("ringd: previous configuration %s", how);

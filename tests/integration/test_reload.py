@@ -499,6 +499,56 @@ def test_reload_rereads_quotes(ctx):
     d.stop()
 
 
+# -- counters go on across reloads ------------------------------------------------
+
+def scrape(d):
+    with connect(d.addr('tcp', 'http'), timeout=5) as s:
+        s.sendall(b'GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n')
+        text = harness.recv_until_eof(s, deadline=time.monotonic() + 5).decode()
+    out = {}
+    for line in text.split('\r\n\r\n', 1)[1].splitlines():
+        if line and not line.startswith('#'):
+            name, _, value = line.rpartition(' ')
+            out[name] = float(value)
+    return out
+
+
+ECHO_ACCEPTED = 'ringd_connections_accepted_total{service="echo",transport="tcp"}'
+ECHO_BYTES = 'ringd_received_bytes_total{service="echo",transport="tcp"}'
+HTTP_200 = 'ringd_http_responses_total{service="http",code="200"}'
+
+
+def test_reload_keeps_counters(ctx):
+    """Totals carry over by service name: what the retiring generation
+    counted so far at once, what it counts until its last connection ends
+    once it is freed; a counter never goes down."""
+    services = {'echo': {'listen': 'tcp://127.0.0.1:0'}, 'http': {'listen': 'tcp://127.0.0.1:0'}}
+    d = ctx.daemon(services)
+    for _ in range(5):
+        echo_once(d.addr('tcp', 'echo'), b'12345')
+    held = connect(d.addr('tcp', 'echo'), timeout=5)
+    held.sendall(b'6')
+    assert recv_exact(held, 1) == b'6'
+    before = scrape(d)
+    assert before[ECHO_ACCEPTED] == 6 and before[ECHO_BYTES] == 26, before
+    reload(d, ctx.ini(services, ringd={'shutdown_timeout': '6s'}))
+    mid = scrape(d)
+    assert mid[ECHO_ACCEPTED] == 6 and mid[ECHO_BYTES] == 26, \
+        'after the reload: accepted %r, bytes %r' % (mid[ECHO_ACCEPTED], mid[ECHO_BYTES])
+    assert mid[HTTP_200] >= before[HTTP_200] + 1, (before[HTTP_200], mid[HTTP_200])
+    echo_once(d.addr('tcp', 'echo'), b'abc')
+    # Counted by the retiring generation, seen once it is freed.
+    held.sendall(b'7890')
+    assert recv_exact(held, 4) == b'7890'
+    held.close()
+    wait_released(d, 1)
+    after = scrape(d)
+    assert after[ECHO_ACCEPTED] == 7 and after[ECHO_BYTES] == 33, \
+        'once the old configuration was freed: accepted %r, bytes %r' % (
+            after[ECHO_ACCEPTED], after[ECHO_BYTES])
+    d.stop()
+
+
 # -- (f) what the supervisor hears ------------------------------------------------
 
 def monotonic_usec():
@@ -534,5 +584,6 @@ if __name__ == '__main__':
         test_reload_keeps_unix_listener,
         test_reload_broken_files_keep_serving,
         test_reload_rereads_quotes,
+        test_reload_keeps_counters,
         test_reload_notify_protocol,
     ])
