@@ -375,6 +375,14 @@ def test_reload_changed_port(ctx):
     wait_released(d, 1)
     assert a not in listener_inodes(d.pid), 'port %d still listened on' % a
     wait_refused(old_addr)
+    # The old generation is gone and left the socket it handed over alone.
+    assert listener_inodes(d.pid).get(h) == before[h]
+    for _ in range(4):
+        t0 = time.monotonic()
+        with connect(d.addr('tcp', 'http'), timeout=5) as c:
+            c.sendall(b'GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n')
+            got = harness.recv_until_eof(c, deadline=time.monotonic() + 5)
+        assert got.endswith(b'ok\n') and time.monotonic() - t0 < 0.5, got
     d.stop()
 
 
@@ -484,6 +492,63 @@ def test_reload_broken_files_keep_serving(ctx):
     d.stop()
 
 
+def connect_fast(addr, limit=0.5):
+    """A connect that a SYN filter would hold back for a retransmission
+    (about 1 s) or a shut-down listener would refuse."""
+    t0 = time.monotonic()
+    echo_once(addr)
+    took = time.monotonic() - t0
+    assert took < limit, 'connecting to %s took %.2f s' % (addr, took)
+
+
+def test_reload_worker_fails_to_start(ctx):
+    """A new worker whose plugin fails to start: the reload fails, and the
+    new generation's other worker, which had begun accepting on the kept
+    sockets, stops without filtering or shutting them down; with per-worker
+    sockets (reuseport) and with one shared socket."""
+    from test_abi import plugin_dir
+    core = {'plugin_dir': plugin_dir(ctx, 'refuse')}
+    services = {'echo': {'listen': 'tcp://127.0.0.1:0'}}
+    flaky = dict(services, flaky={'plugin': 'refuse', 'refuse_every': '0',
+                                  'fail_start': '1', 'listen': 'tcp://127.0.0.1:0'})
+    d = ctx.daemon(services, ringd=core)
+    for n, reuseport in enumerate(('yes', 'no')):
+        if reuseport == 'no':
+            reload(d, ctx.ini(services, ringd=dict(core, reuseport='no')))
+            wait_released(d, 1)
+        msgs = reload(d, ctx.ini(flaky, ringd=dict(core, reuseport=reuseport)),
+                      expect_ok=False)
+        assert 'a worker of the new configuration failed to start' in msgs[-1], msgs
+        assert 'flaky: plugin refuse failed to start' in d.stderr(), d.stderr()
+        assert 'flaky' not in d.listen
+        for _ in range(8):
+            connect_fast(d.addr('tcp', 'echo'))
+        assert released(d) == n, 'a failed reload replaced the running configuration'
+    d.stop()
+
+
+def test_reload_changes_workers_and_backend(ctx):
+    """workers = and backend = take effect: the new generation has its own
+    threads and loops. An explicit io_uring the kernel refuses fails the
+    reload as it fails a start."""
+    services = {'echo': {'listen': 'tcp://127.0.0.1:0'}}
+    d = ctx.daemon(services)
+    reload(d, ctx.ini(services, ringd={'workers': '3'}))
+    assert d.status['workers'] == '3', d.status
+    echo_once(d.addr('tcp', 'echo'))
+    if ctx.backend == 'io_uring':
+        reload(d, ctx.ini(services, backend='epoll'))
+        assert d.status['backend'] == 'epoll', d.status
+        echo_once(d.addr('tcp', 'echo'))
+    if ctx.backend == 'auto-no-uring':
+        msgs = reload(d, ctx.ini(services, backend='io_uring'), expect_ok=False)
+        assert re.search(r'^STATUS=reload failed: loop: io_uring unavailable \(.+\); '
+                         r'backend = io_uring was asked for \(old configuration kept\)$',
+                         msgs[-1], re.M), msgs
+        echo_once(d.addr('tcp', 'echo'))
+    d.stop()
+
+
 # -- (e) quotes re-read -----------------------------------------------------------
 
 def test_reload_rereads_quotes(ctx):
@@ -549,6 +614,28 @@ def test_reload_keeps_counters(ctx):
     d.stop()
 
 
+def test_stop_while_a_generation_retires(ctx):
+    """SIGTERM while a reload's previous generation still serves a
+    connection: that connection drains like any other on a stop (echo: what
+    was sent comes back, then FIN) instead of waiting for
+    shutdown_timeout."""
+    services = {'echo': {'listen': 'tcp://127.0.0.1:0'}}
+    core = {'shutdown_timeout': '20s'}
+    d = ctx.daemon(services, ringd=core)
+    held = connect(d.addr('tcp', 'echo'), timeout=5)
+    held.sendall(b'before')
+    assert recv_exact(held, 6) == b'before'
+    reload(d, ctx.ini(services, ringd=dict(core, log_level='notice')))
+    held.sendall(b'during')
+    assert recv_exact(held, 6) == b'during'
+    assert released(d) == 0
+    t0 = time.monotonic()
+    d.stop()
+    assert time.monotonic() - t0 < 5, 'the stop took %.1f s' % (time.monotonic() - t0)
+    assert harness.recv_until_eof(held, deadline=time.monotonic() + 5) == b''
+    held.close()
+
+
 # -- (f) what the supervisor hears ------------------------------------------------
 
 def monotonic_usec():
@@ -583,7 +670,10 @@ if __name__ == '__main__':
         test_reload_adds_and_removes_services,
         test_reload_keeps_unix_listener,
         test_reload_broken_files_keep_serving,
+        test_reload_worker_fails_to_start,
+        test_reload_changes_workers_and_backend,
         test_reload_rereads_quotes,
         test_reload_keeps_counters,
+        test_stop_while_a_generation_retires,
         test_reload_notify_protocol,
     ])
