@@ -276,9 +276,8 @@ static int main_run(struct reload *r, struct ringd_conf *conf)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (reload_first(r, conf) < 0)
-		return 1;
-	if (main_drop_privileges(r->cur->conf->user) < 0 ||
+	if (reload_first(r, conf) < 0 ||
+	    main_drop_privileges(r->cur->conf->user) < 0 ||
 	    reload_start_first(r) < 0) {
 		reload_fini(r);
 		return 1;

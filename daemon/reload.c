@@ -65,7 +65,8 @@ static int gen_instances(struct daemon *d)
 
 /* auto falls back to epoll with one line saying why; an explicit
  * io_uring that cannot run is an error, never a silent substitute. */
-static int gen_backend(struct daemon *d, char *err, size_t errlen)
+static int gen_backend(struct daemon *d, bool starting, char *err,
+		       size_t errlen)
 {
 	const char *why = "unknown";
 	int backend = d->conf->backend;
@@ -81,7 +82,7 @@ static int gen_backend(struct daemon *d, char *err, size_t errlen)
 	if (backend == CONF_BACKEND_IO_URING) {
 		snprintf(err, errlen, "loop: io_uring unavailable (%s); "
 			 "backend = io_uring was asked for", why);
-		log_err("%s, not starting", err);
+		log_err("%s%s", err, starting ? ", not starting" : "");
 		return -1;
 	}
 	log_notice("loop: io_uring unavailable (%s); using epoll", why);
@@ -124,7 +125,7 @@ static int gen_new(struct reload *r, struct ringd_conf *conf,
 		gen_free(d);
 		return -1;
 	}
-	if (gen_backend(d, err, errlen) < 0 ||
+	if (gen_backend(d, !r->cur, err, errlen) < 0 ||
 	    listen_open_next(d, r->cur, err, errlen) < 0) {
 		gen_free(d);
 		return -1;
@@ -231,9 +232,6 @@ static int reload_check_user(const struct reload *r,
 	return 0;
 }
 
-/* old stops accepting and its connections finish; the sockets it handed
- * over stay open and listening, the unix socket files of listeners that
- * went away are removed at once. */
 static int reload_retire_room(struct reload *r)
 {
 	size_t cap = r->capold ? 2 * r->capold : 4;
@@ -252,6 +250,9 @@ static int reload_retire_room(struct reload *r)
 /* How long a reload waits for the old generation to stop accepting. */
 #define RELOAD_QUIET_MS 1000
 
+/* old stops accepting and its connections finish; the sockets it handed
+ * over stay open and listening, the unix socket files of listeners that
+ * went away are removed at once. */
 static void reload_retire(struct reload *r, struct daemon *old)
 {
 	struct timespec ms = { .tv_nsec = 1000000 };
@@ -271,6 +272,23 @@ static void reload_retire(struct reload *r, struct daemon *old)
 	}
 	log_warnx("ringd: reload: the previous configuration still accepts "
 		  "after %d ms", RELOAD_QUIET_MS);
+}
+
+/* d's workers run: the running generation's counters and sockets pass
+ * to d, and it retires. Nothing here can fail. */
+static void reload_commit(struct reload *r, struct daemon *d,
+			  struct metrics_block *snap)
+{
+	/* The totals so far go on with the new generation; what the old
+	 * one still counts follows when it is freed. */
+	metrics_total(r->cur, snap);
+	metrics_carry(d, r->cur, snap, NULL);
+	r->cur->retired_at = *snap;
+	listen_hand_over(d);
+	reload_retire(r, r->cur);
+	r->cur = d;
+	log_set_level(conf_log_level(d->conf));
+	reload_announce(d, "reloaded");
 }
 
 void reload_apply(struct reload *r)
@@ -309,16 +327,7 @@ void reload_apply(struct reload *r)
 			      "start (see the log)");
 		return;
 	}
-	/* The totals so far go on with the new generation; what the old
-	 * one still counts follows when it is freed. */
-	metrics_total(r->cur, &snap);
-	metrics_carry(d, r->cur, &snap, NULL);
-	r->cur->retired_at = snap;
-	listen_hand_over(d);
-	reload_retire(r, r->cur);
-	r->cur = d;
-	log_set_level(conf_log_level(d->conf));
-	reload_announce(d, "reloaded");
+	reload_commit(r, d, &snap);
 }
 
 bool reload_pending(const struct reload *r)
