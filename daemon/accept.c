@@ -463,9 +463,12 @@ static void accept_drain_backlog(struct accept_listener *al)
 
 /* No more accepts from the loop, new SYNs dropped, what is queued taken
  * now. A TCP client whose SYN came in before the filter may finish its
- * handshake up to a round trip later: the grace takes those. A socket
- * handed to the next generation (a reload) keeps listening: its queue
- * and every later client are the next generation's to take. */
+ * handshake up to a round trip later: the grace takes those. An
+ * inherited socket stays open in systemd (or whoever passed it) for the
+ * next ringd, so it gets no filter, which would drop SYNs after we are
+ * gone: what is queued now is ours to serve, what comes later the next
+ * one's. A socket handed to the next generation (a reload) keeps
+ * listening: its queue and every later client are that generation's. */
 static void accept_quiesce_listener(struct accept_listener *al)
 {
 	struct accept_set *a = al->a;
@@ -480,7 +483,7 @@ static void accept_quiesce_listener(struct accept_listener *al)
 			accept_let_go(al);
 		return;
 	}
-	if (al->l->addr.kind == LISTEN_TCP &&
+	if (al->l->addr.kind == LISTEN_TCP && !al->l->inherited &&
 	    (err = listen_refuse_new(al->fd)) < 0)
 		log_warnx("%s: stop: cannot filter SYNs (%s); a client that "
 			  "connects now may be reset", al->inst->sc->name,
@@ -498,7 +501,9 @@ static void accept_grace_fired(struct loop_timer *t)
 	size_t i;
 
 	for (i = 0; i < a->nls; i++) {
-		if (a->ls[i].lent)
+		/* shutdown() would end the socket for its other holders,
+		 * and what queued since the stop began is the next one's. */
+		if (a->ls[i].lent || a->ls[i].l->inherited)
 			continue;
 		accept_drain_backlog(&a->ls[i]);
 		shutdown(a->ls[i].fd, SHUT_RDWR);

@@ -423,12 +423,35 @@ static void conf_list_apply(struct loader *ld, const struct conf_section *sec,
 	}
 }
 
+/* A relative PATH default names a file ringd ships with the plugin (the
+ * default quotes): it lives in the plugin's data directory, not beside
+ * whichever INI file the operator wrote. */
+static void conf_plugin_default(struct loader *ld, struct conf_section *sec,
+				const struct plugin *pl,
+				const struct ringd_key *k, void *base)
+{
+	char *abs = NULL;
+
+	if (k->type != RINGD_KEY_PATH || k->def[0] == '\0' ||
+	    k->def[0] == '/') {
+		key_store(ld, &sec->loc, sec->name, k, k->def, false, base);
+		return;
+	}
+	if (asprintf(&abs, "%s/%s", pl->data_dir, k->def) < 0) {
+		ld->log.oom = true;
+		return;
+	}
+	key_store(ld, &sec->loc, sec->name, k, abs, false, base);
+	free(abs);
+}
+
 /* Parses every key of a plugin's table found in sec (or its default)
  * into base. */
 static void conf_plugin_keys_apply(struct loader *ld, struct conf_section *sec,
-				   const struct ringd_key *keys, void *base)
+				   const struct plugin *pl, void *base)
 {
-	for (const struct ringd_key *k = keys; k && k->name != NULL; k++) {
+	for (const struct ringd_key *k = pl->p->keys; k && k->name != NULL;
+	     k++) {
 		struct conf_entry *e = key_entries(ld, sec, sec->name, k->name,
 						   k->type == RINGD_KEY_LIST);
 
@@ -441,8 +464,7 @@ static void conf_plugin_keys_apply(struct loader *ld, struct conf_section *sec,
 		if (e == NULL && k->def == NULL)
 			key_missing(ld, sec, sec->name, k->name);
 		else if (e == NULL)
-			key_store(ld, &sec->loc, sec->name, k, k->def, false,
-				  base);
+			conf_plugin_default(ld, sec, pl, k, base);
 		else
 			key_store(ld, &e->loc, sec->name, k, e->value,
 				  e->loc.set >= 0, base);
@@ -808,7 +830,7 @@ static void conf_service_load(struct loader *ld, struct conf_section *sec,
 	 * elsewhere in the section (a bad listen, say) does not touch its
 	 * config, so it still runs and the operator sees all errors at once. */
 	nerr = ld->log.n;
-	conf_plugin_keys_apply(ld, sec, svc->plugin->p->keys, svc->pconf);
+	conf_plugin_keys_apply(ld, sec, svc->plugin, svc->pconf);
 	if (ld->log.n == nerr && !sec->broken)
 		conf_plugin_check(ld, sec, svc);
 	conf_transports_check(ld, sec, svc, first);

@@ -107,10 +107,12 @@ extern const struct conf_key conf_service_keys[];
  * 0 with *out set, or -1 with every problem in errs.
  * A set replaces every earlier value of its key (the last set
  * wins) and creates a missing section; its errors are located as
- * "-s SECTION.KEY=VALUE". Relative PATH values from the file (and PATH
- * defaults) are made absolute against the file's directory, those from a
- * set against the working directory. Errors are appended to errs (which
- * the caller zeroes) sorted by line, then -s order, then whole-file. */
+ * "-s SECTION.KEY=VALUE". Relative PATH values from the file (and the
+ * daemon's own PATH defaults) are made absolute against the file's
+ * directory, those from a set against the working directory, a plugin's
+ * relative PATH defaults against its data directory (plugin.h). Errors
+ * are appended to errs (which the caller zeroes) sorted by line, then -s
+ * order, then whole-file. */
 int conf_load(const char *path, const char *const *sets, size_t nsets,
 	      const char *default_plugin_dir, struct ringd_conf **out,
 	      struct conf_errors *errs);

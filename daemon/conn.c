@@ -31,6 +31,7 @@ enum {
 	C_DEAD = 1u << 6,     /* going away; waiting for completions */
 	C_OPEN = 1u << 7,     /* on_open succeeded, so on_close is owed */
 	C_IN_CB = 1u << 8,    /* inside a plugin hook: do not free */
+	C_NOLINGER = 1u << 9, /* close_no_linger(): no drain after our FIN */
 	C_RESET = 1u << 10,   /* close with RST (abort) */
 	C_DRAIN = 1u << 11,   /* stopping: serve input already received */
 	C_BUDGET = 1u << 12,  /* reading stopped by the set's budget; on
@@ -241,7 +242,13 @@ static void conn_flush(struct conn *c)
 		return;
 	c->flags |= C_SENDING;
 	metrics_add(&c->set->stats.sends, 1);
-	loop_send(c->set->loop, &c->sop, c->fd, c->head->ptr, c->head->len);
+	/* The last bytes before our FIN: let the FIN ride with them. */
+	if ((c->flags & C_CLOSING) && !c->head->next)
+		loop_send_more(c->set->loop, &c->sop, c->fd, c->head->ptr,
+			       c->head->len);
+	else
+		loop_send(c->set->loop, &c->sop, c->fd, c->head->ptr,
+			  c->head->len);
 }
 
 /* Sends made inside a hook leave when it returns, together: a response's
@@ -256,7 +263,9 @@ static void conn_hook_done(struct conn *c)
 /* Our side is done: with the peer's FIN already read a plain close sends
  * FIN. Otherwise send FIN now and drain input until the peer closes, as a
  * close with unread input would turn into a reset that can destroy the
- * reply we just sent before the peer reads it. */
+ * reply we just sent before the peer reads it; unless the plugin said the
+ * peer sends nothing more (close_no_linger()), which saves waiting for the
+ * peer's FIN. */
 static void conn_finish(struct conn *c)
 {
 	if (c->flags & (C_SHUT | C_DEAD))
@@ -265,8 +274,15 @@ static void conn_finish(struct conn *c)
 		conn_kill(c);
 		return;
 	}
+	/* The FIN leaves here, with the last bytes (loop_send_more()), not
+	 * from close(): a close with input that arrived meanwhile would send
+	 * a reset instead, and lose them. */
 	shutdown(c->fd, SHUT_WR);
 	c->flags |= C_SHUT;
+	if ((c->flags & C_NOLINGER) && !loop_recv_parked(&c->rop)) {
+		conn_kill(c);
+		return;
+	}
 	c->deadline = loop_now(c->set->loop) + (int64_t)CONN_LINGER_MS * 1000000;
 	conn_arm_timer(c);
 	conn_read_start(c);
@@ -875,6 +891,15 @@ void conn_close(struct ringd_conn *pc)
 	c->flags |= C_CLOSING;
 	if (!c->head)
 		conn_finish(c);
+}
+
+void conn_close_no_linger(struct ringd_conn *pc)
+{
+	struct conn *c = conn_of(pc);
+
+	if (!(c->flags & (C_CLOSING | C_DEAD)))
+		c->flags |= C_NOLINGER;
+	conn_close(pc);
 }
 
 void conn_abort(struct ringd_conn *pc)

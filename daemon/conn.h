@@ -146,6 +146,9 @@ int conn_send(struct ringd_conn *c, const void *buf, size_t len, int copy);
  * otherwise. The kept buffer's whole size counts toward the set's
  * budget while queued. */
 int conn_send_input(struct ringd_conn *c, const void *buf, size_t len);
+/* host->close_no_linger(): conn_close() without the drain of the peer's
+ * input after our FIN, unless input is parked. */
+void conn_close_no_linger(struct ringd_conn *c);
 void conn_close(struct ringd_conn *c);
 void conn_abort(struct ringd_conn *c);
 size_t conn_queued(const struct ringd_conn *c);

@@ -16,6 +16,7 @@
 #include "loop.h"
 #include "metrics.h"
 
+struct activate_set;
 struct listener;
 struct srclimit;
 struct worker;
@@ -39,6 +40,9 @@ struct daemon {
 	struct ringd_instance *svc; /* conf->nsvc entries */
 	struct listener *listeners;
 	size_t nlisteners;
+	/* Sockets passed by socket activation, from start-up until
+	 * listen_open_all() has placed them; NULL without. */
+	struct activate_set *activation;
 
 	/* Every port a service listens on, so the UDP guard can refuse
 	 * datagrams that one of our own services sent (loops between two

@@ -93,4 +93,5 @@ const struct ringd_host host_api = {
 	.count = conn_count,
 	.metrics = host_metrics,
 	.send_input = conn_send_input,
+	.close_no_linger = conn_close_no_linger,
 };

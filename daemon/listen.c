@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "activate.h"
 #include "daemon.h"
 #include "listen.h"
 #include "log.h"
@@ -148,6 +149,51 @@ static int listen_probe_free(struct listener *l)
 	return r;
 }
 
+/* An inherited socket stands in for the bind: l takes over the one that
+ * matches, if any. */
+static int listen_claim(struct daemon *d, struct listener *l)
+{
+	const char *name = d->svc[l->svc].sc->name;
+	struct activate_sock *s = activate_claim(d->activation, name, &l->addr);
+
+	if (!s)
+		return 0;
+	l->fds = malloc(sizeof(*l->fds));
+	if (!l->fds)
+		return -ENOMEM;
+	l->nfds = 1;
+	l->inherited = true;
+	l->fds[0] = s->fd;
+	s->fd = -1;
+	if (l->addr.kind != LISTEN_UNIX) {
+		l->addr.ss = s->ss;
+		l->addr.sslen = s->sslen;
+	}
+	return 0;
+}
+
+/* An SO_REUSEPORT group cannot be inherited one socket per worker, so
+ * with reuseport the workers share the one socket, as with reuseport =
+ * no. */
+static int listen_adopt(struct daemon *d, struct listener *l)
+{
+	const char *name = d->svc[l->svc].sc->name;
+	char text[160];
+	int r = activate_prepare(l->fds[0], &l->addr);
+
+	if (r < 0)
+		return r;
+	listen_addr_format(&l->addr, text, sizeof(text));
+	if (d->conf->reuseport && l->addr.kind == LISTEN_TCP &&
+	    d->nworkers > 1)
+		log_notice("%s: %s: inherited, one socket shared by all %zu "
+			   "workers (reuseport applies to sockets ringd binds)",
+			   name, text, d->nworkers);
+	else
+		log_info("%s: %s: inherited fd=%d", name, text, l->fds[0]);
+	return 0;
+}
+
 /* The running generation's listener bound to the address l asks for
  * (a port 0 that became 7007 is kept when the file now says 7007), or
  * that asked the same of the same service: port 0 is "any port", which
@@ -171,22 +217,25 @@ static struct listener *listen_match(struct daemon *d, struct daemon *old,
 /* Takes over the sockets of the matching old listener. A shared socket
  * has no SO_REUSEPORT, so no per-worker socket can join it: it stays
  * shared until a restart. Per-worker sockets are kept up to the new
- * worker count; the next ones join the same reuseport group. */
+ * worker count; the next ones join the same reuseport group. An
+ * inherited socket stays inherited: one, shared, never shut down. */
 static void listen_borrow(struct daemon *d, struct daemon *old,
 			  struct listener *l, bool *per_worker)
 {
 	struct listener *from = listen_match(d, old, l);
-	bool from_rp = old && old->conf->reuseport && l->addr.kind == LISTEN_TCP;
 	char text[160];
 
 	if (!from)
 		return;
-	if (*per_worker && !from_rp) {
+	if (*per_worker && !from->inherited && !old->conf->reuseport) {
 		listen_addr_format(&from->addr, text, sizeof(text));
 		log_warnx("%s: reuseport = yes for %s needs a restart: its "
 			  "shared socket is kept", d->svc[l->svc].sc->name, text);
 		*per_worker = false;
 	}
+	if (from->inherited)
+		*per_worker = false;
+	l->inherited = from->inherited;
 	l->from = from;
 	l->addr = from->addr;
 	l->nfds = *per_worker ? d->nworkers : 1;
@@ -200,6 +249,8 @@ static int listen_open(struct daemon *d, struct daemon *old, struct listener *l)
 	size_t i;
 	int r;
 
+	if (l->inherited)
+		return listen_adopt(d, l);
 	l->nfds = per_worker ? d->nworkers : 1;
 	listen_borrow(d, old, l, &per_worker);
 	l->fds = calloc(l->nfds, sizeof(*l->fds));
@@ -270,13 +321,12 @@ int listen_open_all(struct daemon *d)
 	return listen_open_next(d, NULL, NULL, 0);
 }
 
-int listen_open_next(struct daemon *d, struct daemon *old, char *err,
-		     size_t errlen)
+/* Every listener of the configuration, each with the inherited socket
+ * that stands in for it, if any. */
+static int listen_claim_all(struct daemon *d)
 {
 	const struct ringd_conf *c = d->conf;
-	char text[160];
 	size_t i, j, k = 0;
-	int r;
 
 	d->listeners = calloc(listen_count(c) + 1, sizeof(*d->listeners));
 	if (!d->listeners)
@@ -288,18 +338,46 @@ int listen_open_next(struct daemon *d, struct daemon *old, char *err,
 			l->svc = i;
 			l->addr = l->asked = c->svc[i].listen[j];
 			d->nlisteners = k;
-			r = listen_open(d, old, l);
-			if (r < 0) {
-				listen_addr_format(&l->addr, text, sizeof(text));
-				log_err("%s: bind %s: %s", c->svc[i].name, text,
-					strerror(-r));
-				if (err)
-					snprintf(err, errlen, "%s: bind %s: %s",
-						 c->svc[i].name, text,
-						 strerror(-r));
-				listen_close_all(d);
-				return r;
-			}
+			if (listen_claim(d, l) < 0)
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+int listen_open_next(struct daemon *d, struct daemon *old, char *err,
+		     size_t errlen)
+{
+	const struct ringd_conf *c = d->conf;
+	char text[160];
+	size_t k;
+	int r;
+
+	if (listen_claim_all(d) < 0) {
+		log_err("ringd: out of memory");
+		if (err)
+			snprintf(err, errlen, "out of memory");
+		listen_close_all(d);
+		return -ENOMEM;
+	}
+	/* Before any bind, which a socket left over may be why one fails. */
+	activate_report_unclaimed(d->activation);
+	for (k = 0; k < d->nlisteners; k++) {
+		struct listener *l = &d->listeners[k];
+
+		r = listen_open(d, old, l);
+		if (r < 0) {
+			listen_addr_format(&l->addr, text, sizeof(text));
+			log_err("%s: %s %s: %s", c->svc[l->svc].name,
+				l->inherited ? "inherited" : "bind", text,
+				strerror(-r));
+			if (err)
+				snprintf(err, errlen, "%s: %s %s: %s",
+					 c->svc[l->svc].name,
+					 l->inherited ? "inherited" : "bind",
+					 text, strerror(-r));
+			listen_close_all(d);
+			return r;
 		}
 	}
 	return listen_collect_ports(d);

@@ -2,7 +2,8 @@
  * port in use or a refused bind is a start-up error naming the service and
  * address. TCP listeners are one shared socket (every worker arms a
  * multishot accept on it) or, with reuseport, one SO_REUSEPORT socket per
- * worker. UDP sockets are served by worker 0 alone, so per-source limits
+ * worker; a socket passed by socket activation is always one shared
+ * socket. UDP sockets are served by worker 0 alone, so per-source limits
  * need no locks. */
 #ifndef RINGD_LISTEN_H
 #define RINGD_LISTEN_H
@@ -27,11 +28,20 @@ struct listener {
 	size_t nlent;
 	struct listener *from;  /* the lender, until listen_hand_over() */
 	bool unlink_path;       /* we created addr.path */
+	/* Passed by socket activation (activate.h): its owner keeps a copy
+	 * and the next ringd takes it over, so a stop takes only what is
+	 * queued when it begins and leaves the socket as it is (no SYN
+	 * filter, no shutdown, no unlink), closing only our fd. One fd,
+	 * even with reuseport. */
+	bool inherited;
 };
 
-/* Open every listener of every service. On failure logs one line naming
- * the service and address ("echo: bind tcp://127.0.0.1:7: Permission
- * denied"), closes what was opened and returns -errno. */
+/* Open every listener of every service: a socket of d->activation that
+ * matches (activate_claim()) is taken over, any other is bound; the
+ * inherited sockets nobody claimed are then logged and closed. On failure
+ * logs one line naming the service and address ("echo: bind
+ * tcp://127.0.0.1:7: Permission denied"), closes what was opened and
+ * returns -errno. */
 int listen_open_all(struct daemon *d);
 /* The same for a reload: a listener whose configured address equals one
  * of old's takes over old's socket(s) (no close, no rebind, no gap), and

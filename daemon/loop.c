@@ -182,16 +182,22 @@ const char *loop_backend_name(const struct loop *l)
 
 /* The caller has set the union member its opcode uses; a RECV's park
  * stays as it is, since parked input outlives the op that parked it. */
-static void loop_submit(struct loop *l, struct loop_op *op, uint8_t opcode,
-			int fd)
+static void loop_submit_flags(struct loop *l, struct loop_op *op,
+			      uint8_t opcode, int fd, uint8_t flags)
 {
 	assert(!(op->flags & LOOP_OPF_INFLIGHT));
 	op->opcode = opcode;
-	op->flags = LOOP_OPF_INFLIGHT;
+	op->flags = LOOP_OPF_INFLIGHT | flags;
 	op->fd = fd;
 	op->res = 0;
 	op->next = NULL;
 	l->engine->submit(l->state, op);
+}
+
+static void loop_submit(struct loop *l, struct loop_op *op, uint8_t opcode,
+			int fd)
+{
+	loop_submit_flags(l, op, opcode, fd, 0);
 }
 
 /* Results are ints, like the kernel's MAX_RW_COUNT clamp. */
@@ -221,6 +227,13 @@ void loop_send(struct loop *l, struct loop_op *op, int fd, const void *buf,
 {
 	loop_set_buf(op, buf, len);
 	loop_submit(l, op, LOOP_OP_SEND, fd);
+}
+
+void loop_send_more(struct loop *l, struct loop_op *op, int fd,
+		    const void *buf, size_t len)
+{
+	loop_set_buf(op, buf, len);
+	loop_submit_flags(l, op, LOOP_OP_SEND, fd, LOOP_OPF_MORE);
 }
 
 void loop_recvmsg(struct loop *l, struct loop_op *op, int fd,

@@ -115,6 +115,13 @@ void loop_accept(struct loop *l, struct loop_op *op, int fd);
 void loop_recv(struct loop *l, struct loop_op *op, int fd);
 void loop_send(struct loop *l, struct loop_op *op, int fd, const void *buf,
 	       size_t len);
+/* A send with MSG_MORE: the kernel holds a segment shorter than the MSS
+ * for what follows, so the FIN of a shutdown() or close() made when it
+ * completes leaves in the same packet as the data (one packet where
+ * TCP_NODELAY would send two). Only for a connection's last bytes: data
+ * sent this way waits until something else is sent or the socket shuts. */
+void loop_send_more(struct loop *l, struct loop_op *op, int fd,
+		    const void *buf, size_t len);
 void loop_recvmsg(struct loop *l, struct loop_op *op, int fd,
 		  struct msghdr *msg);
 void loop_sendmsg(struct loop *l, struct loop_op *op, int fd,

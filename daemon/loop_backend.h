@@ -24,6 +24,7 @@
 #define LOOP_OPF_REARM 0x08u    /* io_uring: on the engine's later list */
 #define LOOP_OPF_ARMED 0x10u    /* io_uring: the kernel holds the op */
 #define LOOP_OPF_STARVED 0x20u  /* io_uring: RECV waiting for a buffer */
+#define LOOP_OPF_MORE 0x40u     /* SEND: MSG_MORE (loop_send_more()) */
 
 /* The counters behind struct loop_stats, one per field. */
 enum loop_stat {

@@ -196,7 +196,9 @@ static int epoll_syscall(struct epoll_state *es, struct loop_op *op)
 		n = recv(op->fd, es->buf, es->buf_size, MSG_DONTWAIT);
 		break;
 	case LOOP_OP_SEND:
-		n = send(op->fd, op->buf, op->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		n = send(op->fd, op->buf, op->len,
+			 MSG_NOSIGNAL | MSG_DONTWAIT |
+			 (op->flags & LOOP_OPF_MORE ? MSG_MORE : 0));
 		break;
 	case LOOP_OP_RECVMSG:
 		n = recvmsg(op->fd, op->msg, MSG_DONTWAIT);

@@ -345,7 +345,9 @@ static void uring_prep(struct io_uring_sqe *sqe, struct loop_op *op)
 		sqe->buf_group = URING_BGID;
 		break;
 	case LOOP_OP_SEND:
-		io_uring_prep_send(sqe, op->fd, op->buf, op->len, MSG_NOSIGNAL);
+		io_uring_prep_send(sqe, op->fd, op->buf, op->len,
+				   MSG_NOSIGNAL |
+				   (op->flags & LOOP_OPF_MORE ? MSG_MORE : 0));
 		break;
 	case LOOP_OP_RECVMSG:
 		io_uring_prep_recvmsg(sqe, op->fd, op->msg, 0);

@@ -11,11 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "accept.h"
+#include "activate.h"
 #include "conf.h"
 #include "daemon.h"
 #include "listen.h"
@@ -150,15 +152,24 @@ static int main_keys(const char *name)
 	return 0;
 }
 
+/* Started as root, ringd becomes user once its ports are bound: every
+ * group but the user's own goes (initgroups), and setuid() from root
+ * clears every capability, as no SECBIT_KEEP_CAPS is set. no_new_privs
+ * then keeps an exec from winning any back; ringd never execs, so it
+ * costs nothing, and the bounding set can stay as it is. */
 static int main_drop_privileges(const char *user)
 {
 	struct passwd *pw;
 
-	if (!user || !*user)
-		return 0;
 	if (geteuid() != 0) {
-		log_notice("ringd: user = %s ignored: not started as root",
-			   user);
+		if (user && *user)
+			log_notice("ringd: user = %s ignored: not started as "
+				   "root", user);
+		return 0;
+	}
+	if (!user || !*user) {
+		log_warnx("ringd: running as root; set user = in [ringd] to "
+			  "drop to that user after binding");
 		return 0;
 	}
 	pw = getpwnam(user);
@@ -167,10 +178,21 @@ static int main_drop_privileges(const char *user)
 		return -1;
 	}
 	if (initgroups(pw->pw_name, pw->pw_gid) < 0 ||
-	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-		log_warn("ringd: cannot switch to user %s", user);
+	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0 ||
+	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		log_err("ringd: cannot switch to user %s: %s", user,
+			strerror(errno));
 		return -1;
 	}
+	/* A kernel or LSM that let a setuid() half succeed would leave a
+	 * way back; refuse to serve rather than run with it. */
+	if (pw->pw_uid != 0 && setuid(0) == 0) {
+		log_err("ringd: user %s: root could be regained after the "
+			"switch, not starting", user);
+		return -1;
+	}
+	log_info("ringd: running as user %s uid=%u gid=%u", user,
+		 (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
 	return 0;
 }
 
@@ -264,6 +286,23 @@ static void main_stop(struct reload *r, const sigset_t *set, int sig)
 	worker_stop_all(d);
 }
 
+/* Sockets passed by socket activation first, so that listeners they
+ * cover are not bound again; whatever they do not cover is bound. Only
+ * the first generation inherits: a reload keeps what it took. */
+static int main_listen(struct reload *r, struct ringd_conf *conf)
+{
+	struct activate_set inherited = { 0 };
+	int ret;
+
+	if (activate_take(&inherited) < 0) {
+		conf_free(conf);
+		return -1;
+	}
+	ret = reload_first(r, conf, &inherited);
+	activate_free(&inherited);
+	return ret;
+}
+
 static int main_run(struct reload *r, struct ringd_conf *conf)
 {
 	sigset_t set;
@@ -276,7 +315,7 @@ static int main_run(struct reload *r, struct ringd_conf *conf)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (reload_first(r, conf) < 0 ||
+	if (main_listen(r, conf) < 0 ||
 	    main_drop_privileges(r->cur->conf->user) < 0 ||
 	    reload_start_first(r) < 0) {
 		reload_fini(r);

@@ -3,11 +3,13 @@
  * plugin's hooks is left to the workers. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "config.h"
 #include "conf_value.h"
 #include "plugin.h"
 
@@ -176,6 +178,20 @@ static int plugin_open(struct plugin *pl, const char *dir, char *err,
 	return 0;
 }
 
+/* The build tree's plugins read the source tree's data, so an uninstalled
+ * build runs with the files it was built beside, as the build tree's
+ * binary uses the build tree's plugins. */
+static const char *plugin_data_dir(const char *dir)
+{
+	char real[PATH_MAX], build[PATH_MAX];
+
+	if (realpath(dir, real) != NULL &&
+	    realpath(RINGD_BUILD_PLUGIN_DIR, build) != NULL &&
+	    strcmp(real, build) == 0)
+		return RINGD_BUILD_DATADIR;
+	return RINGD_DATADIR;
+}
+
 static void plugin_free(struct plugin *pl)
 {
 	if (pl->dl != NULL)
@@ -211,6 +227,7 @@ int plugin_load(struct plugin_set *set, const char *dir, const char *name,
 	}
 	if (plugin_open(pl, dir, err, errlen) < 0)
 		goto fail;
+	pl->data_dir = plugin_data_dir(dir);
 	*tail = pl;
 	*out = pl;
 	return 0;

@@ -14,6 +14,11 @@ struct plugin {
 	char *path; /* the file that was opened */
 	void *dl;
 	const struct ringd_plugin *p;
+	/* Where the files ringd ships (the default quotes) are for this
+	 * plugin: datadir/ringd, or the source tree's conf/ for a plugin
+	 * loaded from the build tree's plugins/. Resolves relative PATH
+	 * defaults (conf_load). Static storage. */
+	const char *data_dir;
 	struct plugin *next;
 };
 

@@ -107,7 +107,8 @@ static void gen_free(struct daemon *d)
 /* Everything but the workers, from conf (which d owns from here on); the
  * listeners take over those of old (NULL at start) that did not change. */
 static int gen_new(struct reload *r, struct ringd_conf *conf,
-		   struct daemon **out, char *err, size_t errlen)
+		   struct activate_set *inherited, struct daemon **out,
+		   char *err, size_t errlen)
 {
 	struct daemon *d = calloc(1, sizeof(*d));
 
@@ -125,16 +126,23 @@ static int gen_new(struct reload *r, struct ringd_conf *conf,
 		gen_free(d);
 		return -1;
 	}
-	if (gen_backend(d, !r->cur, err, errlen) < 0 ||
-	    listen_open_next(d, r->cur, err, errlen) < 0) {
+	if (gen_backend(d, !r->cur, err, errlen) < 0) {
 		gen_free(d);
 		return -1;
 	}
+	d->activation = inherited;
+	if (listen_open_next(d, r->cur, err, errlen) < 0) {
+		d->activation = NULL;
+		gen_free(d);
+		return -1;
+	}
+	d->activation = NULL;
 	*out = d;
 	return 0;
 }
 
-int reload_first(struct reload *r, struct ringd_conf *conf)
+int reload_first(struct reload *r, struct ringd_conf *conf,
+		 struct activate_set *inherited)
 {
 	char err[256];
 
@@ -143,7 +151,7 @@ int reload_first(struct reload *r, struct ringd_conf *conf)
 		conf_free(conf);
 		return -1;
 	}
-	return gen_new(r, conf, &r->cur, err, sizeof(err));
+	return gen_new(r, conf, inherited, &r->cur, err, sizeof(err));
 }
 
 int reload_start_first(struct reload *r)
@@ -309,7 +317,7 @@ void reload_apply(struct reload *r)
 		reload_failed(err);
 		return;
 	}
-	if (gen_new(r, conf, &d, err, sizeof(err)) < 0) {
+	if (gen_new(r, conf, NULL, &d, err, sizeof(err)) < 0) {
 		reload_failed(err);
 		return;
 	}

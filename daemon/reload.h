@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct activate_set;
 struct daemon;
 struct ringd_conf;
 
@@ -35,10 +36,12 @@ struct reload {
 };
 
 /* Builds the first generation from conf (taken over, freed on failure):
- * instances, engine, listeners; no worker runs yet, so main can drop
+ * instances, engine, listeners (those inherited stand in for binds; the
+ * ones it takes leave the set); no worker runs yet, so main can drop
  * privileges before starting them with reload_start_first(). Returns 0,
  * or -1 after logging why. */
-int reload_first(struct reload *r, struct ringd_conf *conf);
+int reload_first(struct reload *r, struct ringd_conf *conf,
+		 struct activate_set *inherited);
 int reload_start_first(struct reload *r);
 
 /* SIGHUP: reload r->config. Never fails the process: an invalid file,

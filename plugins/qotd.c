@@ -61,10 +61,12 @@ static const char *const qotd_picks[] = { "daily", "random", "sequential",
 					  NULL };
 
 static const struct ringd_key qotd_keys[] = {
-	{ .name = "quotes", .type = RINGD_KEY_PATH,
+	/* Relative, so the daemon finds the file it installed. */
+	{ .name = "quotes", .type = RINGD_KEY_PATH, .def = "quotes",
 	  .offset = offsetof(struct qotd_config, path),
 	  .help = "quotes file: fortune format, quotes separated by lines "
-		  "holding only %" },
+		  "holding only %; the default is the one in ringd's data "
+		  "directory (datadir/ringd/quotes)" },
 	{ .name = "pick", .type = RINGD_KEY_ENUM, .def = "daily",
 	  .choices = qotd_picks, .offset = offsetof(struct qotd_config, pick),
 	  .help = "daily (same quote for everyone each UTC day), random or "

@@ -48,7 +48,11 @@ enum ringd_key_type {
 	RINGD_KEY_SIZE,     /* int64_t bytes; suffixes k, m, g, t (1024-based) */
 	RINGD_KEY_ENUM,     /* int: index into choices */
 	RINGD_KEY_PATH,     /* const char *; a file path, relative paths
-			       resolved against the INI file's directory */
+			       resolved against the INI file's directory;
+			       a relative def names a file installed with
+			       ringd, in its data directory (datadir/ringd;
+			       the source tree's conf/ for a plugin run from
+			       the build tree) */
 	RINGD_KEY_LIST,     /* struct ringd_list: a key that may be given
 			       on many lines, each line one item, in file
 			       order; never required, def ignored (absent:
@@ -291,6 +295,17 @@ struct ringd_host {
 	 * in order with send() and send_ref(); returns as send() does.
 	 * Allowed wherever send() is. */
 	int (*send_input)(struct ringd_conn *c, const void *buf, size_t len);
+
+	/* As close(), for a connection whose peer has said it sends nothing
+	 * more and whose input the plugin has used up (an HTTP request with
+	 * Connection: close, answered): once the output is sent, the FIN
+	 * goes with the last bytes and the socket closes at once. close()
+	 * instead keeps reading until the peer's FIN, because closing with
+	 * unread input resets the connection, and a reset can destroy a
+	 * reply the peer has not read yet; that wait costs a wake-up per
+	 * connection. Input the daemon already holds for the plugin makes
+	 * it a plain close(). Allowed wherever close() is. */
+	void (*close_no_linger)(struct ringd_conn *c);
 };
 
 /* Whether s (a struct ringd_host or ringd_plugin the other side filled

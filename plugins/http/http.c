@@ -79,6 +79,7 @@ struct http_worker {
 	const struct ringd_instance *inst;
 	const struct http_config *cfg;
 	bool has_mono, has_hold, has_count, has_metrics, has_reason;
+	bool has_no_linger;
 	int64_t date_sec;
 	char date[HTTP_DATE_LEN + 1];
 	struct pre *pre;
@@ -219,6 +220,7 @@ static void *http_start(const struct ringd_host *host,
 	w->has_count = RINGD_HAS(host, count);
 	w->has_metrics = RINGD_HAS(host, metrics);
 	w->has_reason = RINGD_HAS(host, close_reason);
+	w->has_no_linger = RINGD_HAS(host, close_no_linger);
 	w->date_sec = INT64_MIN;
 	http_clock(w);
 	if (pre_all(w) < 0) {
@@ -312,6 +314,19 @@ static void conn_end(struct http_worker *w, struct ringd_conn *c,
 {
 	h->flags |= HC_CLOSED;
 	w->host->close(c);
+}
+
+/* The client said this request is its last and nothing came after it:
+ * no need to read on until its FIN (RFC 9112 section 9.6 asks for that
+ * drain where more input may follow, which close() does). */
+static void conn_end_last(struct http_worker *w, struct ringd_conn *c,
+			  struct hconn *h)
+{
+	h->flags |= HC_CLOSED;
+	if (w->has_no_linger)
+		w->host->close_no_linger(c);
+	else
+		w->host->close(c);
 }
 
 /* Out of memory mid-response: a cut response must not look whole. */
@@ -574,8 +589,17 @@ static void body_free(struct hconn *h)
 	h->body = NULL;
 }
 
+/* Whether the request says the client closes after it: HTTP/1.1 with
+ * Connection: close, HTTP/1.0 without keep-alive. */
+static bool client_closes(const struct http_request *req)
+{
+	return req->conn_close || (req->minor == 0 && !req->conn_keepalive);
+}
+
+/* A request head in buf[0, len); after: the bytes that followed it in
+ * the same read. */
 static void on_head(struct http_worker *w, struct ringd_conn *c,
-		    struct hconn *h, const char *buf, size_t len)
+		    struct hconn *h, const char *buf, size_t len, size_t after)
 {
 	const char *why = NULL;
 	struct http_body b;
@@ -601,6 +625,9 @@ static void on_head(struct http_worker *w, struct ringd_conn *c,
 	close = answer(w, c, h, buf);
 	if (h->body)
 		h->body->close = close;
+	else if (close && !(h->flags & HC_CLOSED) && after == 0 &&
+		 client_closes(&w->req))
+		conn_end_last(w, c, h);
 	else if (close && !(h->flags & HC_CLOSED))
 		conn_end(w, c, h);
 }
@@ -686,7 +713,7 @@ static size_t head_step(struct http_worker *w, struct ringd_conn *c,
 		h->flags |= HC_TIMED;
 		return 0;
 	}
-	on_head(w, c, h, p, (size_t)rc);
+	on_head(w, c, h, p, (size_t)rc, n - (size_t)rc);
 	http_scan_init(&h->scan);
 	h->flags &= ~HC_TIMED;
 	return (size_t)rc;

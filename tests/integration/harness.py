@@ -140,14 +140,20 @@ class Daemon:
             env.pop(k, None)
         self.err_f = open(self.stderr_path, 'wb')
         self.out_f = open(self.stdout_path, 'wb')
-        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
-                                     stdout=self.out_f, stderr=self.err_f,
-                                     env=env, preexec_fn=self._preexec,
-                                     cwd=self.dir)
+        self.proc = self.spawn(self.command(), env)
         self.ctx.daemons.append(self)
         if self.expect_ready:
             self.wait_ready()
         return self
+
+    def spawn(self, cmd, env):
+        """Start the process; a subclass that must hand it descriptors
+        (socket activation) returns any object with Popen's poll, wait,
+        send_signal, kill, pid and returncode."""
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                stdout=self.out_f, stderr=self.err_f,
+                                env=env, preexec_fn=self._preexec,
+                                cwd=self.dir)
 
     def _read_notify(self, timeout):
         self.notify.settimeout(timeout)

@@ -88,6 +88,22 @@ def test_shipped_quotes_file(ctx):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_default_quotes_from_build_tree(ctx):
+    """No quotes = at all: the build tree's ringd (its plugins) serves
+    conf/quotes, over TCP and UDP, and -t accepts the section."""
+    quotes = shipped_quotes()
+    svc = {'qotd': {'pick': 'sequential', 'listen': 'tcp://127.0.0.1:0, udp://127.0.0.1:0'}}
+    ini = write(ctx, 'ringd.ini', ctx.ini(svc).encode())
+    r = ctx.run(['-c', ini, '-t'])
+    assert r.returncode == 0, r.stdout + r.stderr
+    d = ctx.daemon(svc)
+    t, u = d.addr('tcp', 'qotd'), d.addr('udp', 'qotd')
+    got = [tcp_quote(t) for _ in range(3)] + [udp_quote(u)]
+    for q in got:
+        assert q in quotes, 'not a quote of conf/quotes: %r' % q[:80]
+    d.stop()
+
+
 def test_tcp_nc_one_quote_then_close(ctx):
     nc = shutil.which('nc')
     if not nc:
@@ -252,6 +268,7 @@ def test_relative_quotes_path(ctx):
 if __name__ == '__main__':
     harness.main([
         test_shipped_quotes_file,
+        test_default_quotes_from_build_tree,
         test_tcp_nc_one_quote_then_close,
         test_tcp_socat_one_quote,
         test_udp_quote,

@@ -426,6 +426,31 @@ def test_reload_keeps_unix_listener(ctx):
     assert not os.path.exists(sock), 'the unix socket file outlived the stop'
 
 
+def test_reload_keeps_inherited_sockets(ctx):
+    """Socket activation: a reload keeps the inherited sockets as it keeps
+    its own, and they stay inherited: neither the retiring generation nor
+    the final stop filters or shuts them down."""
+    from test_activation import Launcher, filter_blocks, inode, socket_inodes
+    la = Launcher(ctx)
+    try:
+        t, turl = la.tcp()
+        ini = ctx.ini({'echo': {'listen': turl}})
+        d = la.start(ini, [t], ['echo'])
+        reload(d, ctx.ini({'echo': {'listen': turl},
+                           'discard': {'listen': 'tcp://127.0.0.1:0'}}))
+        wait_released(d, 1)
+        assert inode(t) in socket_inodes(d.pid)
+        assert filter_blocks(t) == 0, 'the retiring generation filtered an inherited socket'
+        connect_fast(d.addr('tcp', 'echo'))
+        d.stop()
+        assert filter_blocks(t) == 0, 'the stop filtered an inherited socket'
+        # Still listening, for the next ringd.
+        c = socket.create_connection(t.getsockname(), timeout=2)
+        c.close()
+    finally:
+        la.close()
+
+
 # -- (d) broken files leave the running configuration serving -----------------
 
 def quotes_ini(ctx, quotes, echo_port=0, extra=''):
@@ -669,6 +694,7 @@ if __name__ == '__main__':
         test_reload_changed_port,
         test_reload_adds_and_removes_services,
         test_reload_keeps_unix_listener,
+        test_reload_keeps_inherited_sockets,
         test_reload_broken_files_keep_serving,
         test_reload_worker_fails_to_start,
         test_reload_changes_workers_and_backend,

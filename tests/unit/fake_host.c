@@ -46,6 +46,12 @@ static void fake_close(struct ringd_conn *c)
 	fake.closes++;
 }
 
+static void fake_close_no_linger(struct ringd_conn *c)
+{
+	fake.nolingers++;
+	fake_close(c);
+}
+
 static void fake_abort(struct ringd_conn *c)
 {
 	(void)c;
@@ -200,6 +206,7 @@ void fake_host_reset(void)
 		.count = fake_count,
 		.metrics = fake_metrics,
 		.send_input = fake_send_input,
+		.close_no_linger = fake_close_no_linger,
 	};
 	fake.clock_synced = 1;
 }

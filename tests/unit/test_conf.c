@@ -380,8 +380,9 @@ static void test_conf_load_resolves_paths_against_ini_dir(void **state)
 	c = load_ok("good.ini", NULL, 0);
 	snprintf(want, sizeof(want), "%s/sub/data.txt", cwd);
 	assert_string_equal(pstr(&c->svc[0], "file"), want);
-	snprintf(want, sizeof(want), "%s/good.txt", cwd);
-	assert_string_equal(pstr(&c->svc[1], "file"), want);
+	/* A relative default is a file shipped with ringd, not one beside
+	 * the INI file: these fixtures are not the build tree's plugins. */
+	assert_string_equal(pstr(&c->svc[1], "file"), RINGD_DATADIR "/good.txt");
 	conf_free(c);
 
 	c = load_ok("../data/good.ini", NULL, 0);
@@ -399,6 +400,25 @@ static void test_conf_load_resolves_paths_against_ini_dir(void **state)
 
 	c = load_ok(DATA_DIR "/good.ini", NULL, 0);
 	assert_string_equal(pstr(&c->svc[0], "file"), DATA_DIR "/sub/data.txt");
+	conf_free(c);
+}
+
+/* qotd without quotes = reads the quotes ringd ships: from the build
+ * tree's plugins, the source tree's conf/quotes (installed, datadir's:
+ * tests/integration/test_install.py). A path written in the file still
+ * wins. */
+static void test_conf_load_qotd_default_quotes(void **state)
+{
+	struct conf_errors errs = { 0 };
+	struct ringd_conf *c = NULL;
+
+	(void)state;
+	assert_int_equal(conf_load(DATA_DIR "/qotd_default.ini", NULL, 0,
+				   BUILD_PLUGIN_DIR, &c, &errs), 0);
+	assert_string_equal(pstr(&c->svc[0], "quotes"),
+			    SOURCE_DIR "/conf/quotes");
+	assert_string_equal(pstr(&c->svc[1], "quotes"),
+			    DATA_DIR "/../../../conf/quotes");
 	conf_free(c);
 }
 
@@ -611,6 +631,7 @@ int main(void)
 		cmocka_unit_test(test_conf_load_admission_keys_inherit_from_ringd),
 		cmocka_unit_test(test_conf_load_admission_key_errors),
 		cmocka_unit_test(test_conf_load_resolves_paths_against_ini_dir),
+		cmocka_unit_test(test_conf_load_qotd_default_quotes),
 		cmocka_unit_test(test_conf_load_set_overrides),
 		cmocka_unit_test(test_conf_load_set_errors),
 		cmocka_unit_test(test_conf_load_reports_every_error_in_line_order),

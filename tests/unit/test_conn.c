@@ -14,6 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -249,6 +253,129 @@ static void test_conn_sends_in_a_hook_leave_together(void **state)
 	assert_int_equal(f->set.stats.sends, 1);
 	close(peer);
 	run_for(f, 20);
+	fixture_free(f);
+}
+
+/* A connected TCP pair over loopback: *srv gets the accepted end. */
+static int tcp_pair(int *srv)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int cl = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+
+	assert_true(ls >= 0 && cl >= 0);
+	assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(ls, 1), 0);
+	assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &alen), 0);
+	assert_int_equal(connect(cl, (struct sockaddr *)&a, sizeof(a)), 0);
+	*srv = accept4(ls, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	assert_true(*srv >= 0);
+	/* As on ringd's listeners: without the FIN riding along, the reply
+	 * and the FIN would be two packets. */
+	setsockopt(*srv, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	close(ls);
+	return cl;
+}
+
+/* Sends a request, reads to EOF; returns the segments the client got
+ * over the whole connection (TCP_INFO). */
+static unsigned client_segments(struct fixture *f, int cl)
+{
+	struct tcp_info ti = { 0 };
+	socklen_t tlen = sizeof(ti);
+	char buf[256];
+	int64_t end = mono_ns() + 3000 * MSEC;
+	ssize_t n = 1;
+
+	assert_int_equal(write(cl, "q", 1), 1);
+	while (n != 0 && mono_ns() < end) {
+		if (f)
+			run_for(f, 2);
+		n = recv(cl, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0 && !f)
+			poll(&(struct pollfd){ .fd = cl, .events = POLLIN }, 1,
+			     100);
+	}
+	assert_int_equal(n, 0);
+	assert_int_equal(getsockopt(cl, IPPROTO_TCP, TCP_INFO, &ti, &tlen), 0);
+	return ti.tcpi_segs_in;
+}
+
+static void p_reply_and_close(struct ringd_conn *c, const void *buf,
+			      size_t len)
+{
+	host_api.send(c, "reply\n", 6);
+	host_api.close(c);
+}
+
+static void p_reply_and_close_no_linger(struct ringd_conn *c,
+				       const void *buf, size_t len)
+{
+	host_api.send(c, "reply\n", 6);
+	host_api.close_no_linger(c);
+}
+
+/* close() waits for the peer's FIN after ours; close_no_linger() does
+ * not: the connection is gone while the peer still holds its end open,
+ * and the peer has the whole reply and then EOF. */
+static void test_conn_close_no_linger(void **state)
+{
+	for (int nolinger = 0; nolinger < 2; nolinger++) {
+		struct fixture *f = fixture_new(0);
+		char got[16];
+		size_t have = 0;
+		int peer;
+
+		plugin.on_data = nolinger ? p_reply_and_close_no_linger :
+					    p_reply_and_close;
+		peer = open_pair(f, 0);
+		assert_int_equal(write(peer, "q", 1), 1);
+		run_for(f, 50);
+		assert_int_equal(seen.gone, nolinger);
+		assert_int_equal(drain_peer(peer, (unsigned char *)got, &have,
+					    sizeof(got)), -1);
+		assert_int_equal(have, 6);
+		assert_memory_equal(got, "reply\n", 6);
+		close(peer);
+		run_for(f, 20);
+		assert_int_equal(seen.gone, 1);
+		fixture_free(f);
+	}
+}
+
+/* A reply followed by a close leaves with the FIN in one packet: the
+ * client sees one segment fewer than when the same bytes are sent and
+ * then shut down in two steps. */
+static void test_conn_close_fin_rides_with_reply(void **state)
+{
+	struct fixture *f = fixture_new(0);
+	unsigned ours, plain;
+	int srv, cl;
+	char req;
+
+	plugin.on_data = p_reply_and_close;
+	cl = tcp_pair(&srv);
+	assert_int_equal(conn_open(&f->set, &inst, srv, NULL, 0), 0);
+	ours = client_segments(f, cl);
+	close(cl);
+	run_for(f, 20);
+
+	cl = tcp_pair(&srv);
+	assert_int_equal(write(cl, "q", 1), 1);
+	poll(&(struct pollfd){ .fd = srv, .events = POLLIN }, 1, 1000);
+	assert_int_equal(read(srv, &req, 1), 1);
+	assert_int_equal(send(srv, "reply\n", 6, 0), 6);
+	shutdown(srv, SHUT_WR);
+	plain = client_segments(NULL, cl);
+	close(srv);
+	close(cl);
+	assert_true(plain > 0);
+	if (ours >= plain)
+		fail_msg("client got %u segments, %u with send+shutdown", ours,
+			 plain);
 	fixture_free(f);
 }
 
@@ -712,6 +839,9 @@ int main(int argc, char **argv)
 				       reset_plugin),
 		cmocka_unit_test_setup(test_conn_send_input_kept_until_abort,
 				       reset_plugin),
+		cmocka_unit_test_setup(test_conn_close_fin_rides_with_reply,
+				       reset_plugin),
+		cmocka_unit_test_setup(test_conn_close_no_linger, reset_plugin),
 		cmocka_unit_test_setup(test_conn_sends_in_a_hook_leave_together,
 				       reset_plugin),
 	};

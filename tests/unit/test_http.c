@@ -458,6 +458,70 @@ static void test_http_head_matches_get(void **state)
 	unload(&in);
 }
 
+/* How a request's connection ends: nolinger 1 when the plugin may close
+ * without draining (the client said this is its last request and sent
+ * nothing after it), 0 for a plain close(). */
+static void expect_close(struct inst *in, const char *req, int nolinger)
+{
+	struct fake_host *f = fake_host_get();
+	struct ringd_conn c;
+
+	f->outlen = f->queue = 0;
+	f->closes = f->nolingers = 0;
+	conn_open(in, &c);
+	ringd_plugin.on_data(&c, req, strlen(req));
+	if (f->closes != 1 || f->nolingers != nolinger)
+		fail_msg("%s: %d closes, %d without linger, want 1 and %d", req,
+			 f->closes, f->nolingers, nolinger);
+	ringd_plugin.on_close(&c);
+}
+
+static void test_http_close_without_linger(void **state)
+{
+	static const char *const keys[] = { "keepalive_requests", "1", NULL };
+	struct inst in;
+	struct ringd_conn c;
+	struct fake_host *f;
+
+	(void)state;
+	std_start(&in);
+	expect_close(&in, "GET /healthz HTTP/1.1\r\nHost: a\r\n"
+			  "Connection: close\r\n\r\n", 1);
+	expect_close(&in, "GET /healthz HTTP/1.0\r\n\r\n", 1);
+	expect_close(&in, "HEAD /healthz HTTP/1.0\r\nUser-Agent: x\r\n\r\n", 1);
+	/* More came after the last request: it may be a pipelined request
+	 * the client will wait for, so the drain protects our answer. */
+	expect_close(&in, "GET /healthz HTTP/1.0\r\n\r\nGET /", 0);
+	expect_close(&in, "GET /healthz HTTP/1.1\r\nHost: a\r\n"
+			  "Connection: close\r\n\r\nGET / HTTP/1.1\r\n", 0);
+	/* Framing errors always drain (the rest of a bad head may follow). */
+	expect_close(&in, "GET / HTTP/1.1\r\n\r\n", 0);
+	expect_close(&in, "GET / HTTP/1.1\r\nHost : a\r\n\r\n", 0);
+	/* A body still arriving when the response went out. */
+	expect_close(&in, "POST /x HTTP/1.0\r\nContent-Length: 3\r\n\r\nab"
+			  "c", 0);
+	unload(&in);
+
+	/* We end a keep-alive client: it may have sent more already. */
+	f = open_with(&in, keys, &c);
+	feed(&c, "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n");
+	assert_int_equal(f->closes, 1);
+	assert_int_equal(f->nolingers, 0);
+	ringd_plugin.on_close(&c);
+	unload(&in);
+
+	/* A daemon without close_no_linger(): a plain close. */
+	configure(&in, std_keys);
+	fake_host_reset();
+	f = fake_host_get();
+	f->quiet = true;
+	f->host.size = offsetof(struct ringd_host, close_no_linger);
+	in.w = ringd_plugin.start(&f->host, NULL, in.cfg);
+	assert_non_null(in.w);
+	expect_close(&in, "GET /healthz HTTP/1.0\r\n\r\n", 0);
+	unload(&in);
+}
+
 static void test_http_keepalive_requests(void **state)
 {
 	static const char *const keys[] = { "keepalive_requests", "2", NULL };
@@ -915,6 +979,7 @@ int main(void)
 		cmocka_unit_test(test_http_date_changes),
 		cmocka_unit_test(test_http_head_matches_get),
 		cmocka_unit_test(test_http_keepalive_requests),
+		cmocka_unit_test(test_http_close_without_linger),
 		cmocka_unit_test(test_http_timeouts),
 		cmocka_unit_test(test_http_hold_input_on_metrics_flood),
 		cmocka_unit_test(test_http_drain),

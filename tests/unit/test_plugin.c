@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "daemon/plugin.h"
 
 static char err[1024];
@@ -49,6 +50,29 @@ static void test_plugin_load_good(void **state)
 	assert_false(PLUGIN_HAS(pl->p, start));
 	plugin_set_free(&set);
 	assert_null(set.head);
+}
+
+/* The build tree's plugins, under any spelling of their directory, read
+ * the source tree's conf/; every other directory the installed data. */
+static void test_plugin_data_dir(void **state)
+{
+	static const char *const build_dirs[] = {
+		BUILD_PLUGIN_DIR, BUILD_PLUGIN_DIR "/", BUILD_PLUGIN_DIR "/../plugins",
+	};
+	struct plugin_set set = { 0 };
+	struct plugin *pl = NULL;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(build_dirs) / sizeof(build_dirs[0]); i++) {
+		assert_int_equal(plugin_load(&set, build_dirs[i], "qotd", &pl,
+					     err, sizeof(err)), 0);
+		assert_string_equal(pl->data_dir, SOURCE_DIR "/conf");
+		plugin_set_free(&set);
+	}
+	assert_int_equal(plugin_load(&set, FIXTURE_DIR, "good", &pl, err,
+				     sizeof(err)), 0);
+	assert_string_equal(pl->data_dir, RINGD_DATADIR);
+	plugin_set_free(&set);
 }
 
 static void test_plugin_load_same_name_once(void **state)
@@ -252,6 +276,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_plugin_load_good),
+		cmocka_unit_test(test_plugin_data_dir),
 		cmocka_unit_test(test_plugin_load_same_name_once),
 		cmocka_unit_test(test_plugin_refuses_bad_abi),
 		cmocka_unit_test(test_plugin_refuses_missing_symbol),
