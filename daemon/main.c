@@ -266,7 +266,7 @@ static void main_stop(struct reload *r, const sigset_t *set, int sig)
 	struct daemon *d = r->cur;
 	int64_t delay = d->conf->drain_delay_ms;
 
-	atomic_store(&d->state, RINGD_DRAINING);
+	reload_draining(r);
 	notify_send("STOPPING=1");
 	if (delay > 0) {
 		log_info("ringd: %s received, draining for %lld ms before "

@@ -377,10 +377,16 @@ void reload_reap(struct reload *r)
 	}
 }
 
+void reload_draining(struct reload *r)
+{
+	atomic_store(&r->cur->state, RINGD_DRAINING);
+	for (size_t i = 0; i < r->nold; i++)
+		atomic_store(&r->old[i]->state, RINGD_DRAINING);
+}
+
 void reload_stop_retiring(struct reload *r)
 {
 	for (size_t i = 0; i < r->nold; i++) {
-		atomic_store(&r->old[i]->state, RINGD_DRAINING);
 		atomic_store(&r->old[i]->retiring, 0);
 		worker_wake_all(r->old[i]);
 	}

@@ -57,6 +57,9 @@ bool reload_pending(const struct reload *r);
  * blocks. */
 void reload_reap(struct reload *r);
 
+/* A stop begins: every generation reports itself draining (/readyz of
+ * a connection a reload let run included). */
+void reload_draining(struct reload *r);
 /* Stop: every retiring generation drains as on a normal stop too, so
  * connections a reload let run are not left waiting. */
 void reload_stop_retiring(struct reload *r);
