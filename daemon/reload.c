@@ -236,7 +236,7 @@ static int reload_check_user(const struct reload *r,
 	if (strcmp(was, now) != 0)
 		log_warnx("ringd: user = %s takes effect at the next restart; "
 			  "privileges were set at start (user = %s)", now,
-			  was);
+			  *was ? was : "none");
 	return 0;
 }
 

@@ -561,6 +561,11 @@ def test_reload_changes_workers_and_backend(ctx):
     reload(d, ctx.ini(services, ringd={'workers': '3'}))
     assert d.status['workers'] == '3', d.status
     echo_once(d.addr('tcp', 'echo'))
+    # Privileges drop once: a changed user waits for a restart, the rest
+    # of the file applies.
+    reload(d, ctx.ini(services, ringd={'workers': '1', 'user': 'nobody'}))
+    assert d.status['workers'] == '1', d.status
+    assert 'ringd: user = nobody takes effect at the next restart' in d.stderr(), d.stderr()
     if ctx.backend == 'io_uring':
         reload(d, ctx.ini(services, backend='epoll'))
         assert d.status['backend'] == 'epoll', d.status
@@ -661,6 +666,37 @@ def test_stop_while_a_generation_retires(ctx):
     held.close()
 
 
+def test_readyz_stays_ready_across_a_reload(ctx):
+    """A reload is not a drain: the retiring generation's /readyz still
+    says 200 (on the keep-alive connection it still serves), and its
+    answer ends that connection with Connection: close."""
+    services = {'http': {'listen': 'tcp://127.0.0.1:0'}}
+    d = ctx.daemon(services)
+    s = connect(d.addr('tcp', 'http'), timeout=5)
+    req = b'GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n'
+    s.sendall(req)
+    status, _, close, buf = Load._response(s, b'')
+    assert status == 200 and not close
+    reload(d, ctx.ini(services, ringd={'log_level': 'notice'}))
+    s.sendall(req)
+    status, body, close, _ = Load._response(s, buf)
+    assert status == 200 and close, 'after the reload: %d %r close=%r' % (status, body, close)
+    assert harness.recv_until_eof(s, deadline=time.monotonic() + 5) == b''
+    s.close()
+    d.stop()
+
+
+def test_sighup_while_stopping_is_ignored(ctx):
+    d = ctx.daemon(ringd={'drain_delay': '1s'})
+    d.signal(signal.SIGTERM)
+    time.sleep(0.2)
+    d.signal(signal.SIGHUP)
+    rc = d.wait()
+    assert rc == 0, 'exit %s; stderr:\n%s' % (rc, d.stderr())
+    assert 'SIGHUP ignored: the daemon is stopping' in d.stderr(), d.stderr()
+    assert 'reloading' not in d.stderr()
+
+
 # -- (f) what the supervisor hears ------------------------------------------------
 
 def monotonic_usec():
@@ -701,5 +737,7 @@ if __name__ == '__main__':
         test_reload_rereads_quotes,
         test_reload_keeps_counters,
         test_stop_while_a_generation_retires,
+        test_readyz_stays_ready_across_a_reload,
+        test_sighup_while_stopping_is_ignored,
         test_reload_notify_protocol,
     ])
