@@ -145,6 +145,7 @@ class Load:
         self.echo_bytes = 0
         self.http_ok = 0
         self.reconnects = 0
+        self.datagrams = 0
         self.threads = []
 
     def fail(self, what):
@@ -248,6 +249,23 @@ class Load:
             with self.lock:
                 self.http_ok += 1
 
+    def udp(self, i):
+        """One datagram at a time, each from a source of its own (the guard
+        limits each source's rate), a hundred a second (within
+        udp_global_rate): every one is answered, whichever generation
+        reads the shared socket."""
+        addr = self.d.addr('udp', 'echo')
+        n = 0
+        while not self.stop.is_set():
+            data = b'dgram %d %d' % (i, n)
+            got = harness.udp_echo(addr, data, src=(harness.random_loopback(), 0))[0]
+            if got != data:
+                raise AssertionError('UDP echo returned %r for %r' % (got, data))
+            n += 1
+            with self.lock:
+                self.datagrams += 1
+            time.sleep(0.01)
+
     def finish(self):
         self.stop.set()
         for t in self.threads:
@@ -257,7 +275,7 @@ class Load:
 
 def load_ini(ctx, extra=None, level='info'):
     services = {
-        'echo': {'listen': 'tcp://127.0.0.1:0'},
+        'echo': {'listen': 'tcp://127.0.0.1:0, udp://127.0.0.1:0'},
         'http': {'listen': 'tcp://127.0.0.1:0'},
     }
     services.update(extra or {})
@@ -268,13 +286,17 @@ def test_reload_under_load_loses_nothing(ctx):
     d = ctx.daemon(ini=load_ini(ctx))
     pid = d.pid
     # Port 0 in the file: the kept listeners keep the ports they got.
-    text = load_ini(ctx).replace('tcp://127.0.0.1:0', 'tcp://127.0.0.1:%d', 2)
-    text = text % (d.addr('tcp', 'echo').port, d.addr('tcp', 'http').port)
+    text = load_ini(ctx).replace('tcp://127.0.0.1:0, udp://127.0.0.1:0',
+                                 'tcp://127.0.0.1:%d, udp://127.0.0.1:%d')
+    text = text.replace('tcp://127.0.0.1:0', 'tcp://127.0.0.1:%d')
+    text = text % (d.addr('tcp', 'echo').port, d.addr('udp', 'echo').port,
+                   d.addr('tcp', 'http').port)
     write_ini(d, text)
     load = Load(d)
     load.run(load.echo, 4)
     load.run(load.keepalive, 2)
     load.run(load.per_request, 2)
+    load.run(load.udp, 1)
     time.sleep(0.5)
     edits = [
         text.replace('log_level = info', 'log_level = notice'),
@@ -295,11 +317,13 @@ def test_reload_under_load_loses_nothing(ctx):
                              % (len(load.errors), len(edits), load.errors[:5], d.stderr()))
     assert load.echo_bytes > 1 << 20, 'only %d echo bytes went through' % load.echo_bytes
     assert load.http_ok > 100, 'only %d HTTP requests were served' % load.http_ok
+    assert load.datagrams > 50, 'only %d datagrams were answered' % load.datagrams
     assert d.alive() and d.pid == pid
     wait_released(d, len(edits))
     assert load.reconnects > 0, 'no keep-alive connection was ended by a reload'
     print('  echo bytes verified: %d, HTTP responses: %d, keep-alive connections '
-          'ended with Connection: close: %d' % (load.echo_bytes, load.http_ok, load.reconnects))
+          'ended with Connection: close: %d, datagrams: %d'
+          % (load.echo_bytes, load.http_ok, load.reconnects, load.datagrams))
     d.stop()
 
 
