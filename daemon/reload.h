@@ -38,8 +38,9 @@ struct reload {
 /* Builds the first generation from conf (taken over, freed on failure):
  * instances, engine, listeners (those inherited stand in for binds; the
  * ones it takes leave the set); no worker runs yet, so main can drop
- * privileges before starting them with reload_start_first(). Returns 0,
- * or -1 after logging why. */
+ * privileges before starting them with reload_start_first(). Each
+ * returns 0, or -1 after logging why (the workers that did start are
+ * stopped again); reload_fini() frees what they kept either way. */
 int reload_first(struct reload *r, struct ringd_conf *conf,
 		 struct activate_set *inherited);
 int reload_start_first(struct reload *r);
