@@ -44,8 +44,7 @@ struct accept_listener {
 	bool armed, paused;
 	bool lent; /* stopping, and the socket is another generation's */
 	struct loop_timer retry;
-	int64_t last_log;
-	unsigned long unlogged; /* pauses since the last line */
+	struct log_limit pause_log;
 };
 
 struct accept_set {
@@ -138,7 +137,8 @@ static void accept_pause(struct accept_listener *al, const char *why)
 {
 	struct accept_set *a = al->a;
 	int64_t now = loop_now(a->loop);
-	char text[160];
+	char text[160], addr[LOG_VALUE_MAX], reason[LOG_VALUE_MAX];
+	uint64_t held;
 
 	if (al->paused)
 		return;
@@ -146,14 +146,14 @@ static void accept_pause(struct accept_listener *al, const char *why)
 	if (al->armed)
 		loop_cancel(a->loop, &al->op);
 	loop_timer_set(a->loop, &al->retry, now + ACCEPT_RETRY_NS);
-	al->unlogged++;
-	if (al->last_log && now - al->last_log < ACCEPT_PAUSE_LOG_NS)
+	if (!log_limit_take(&al->pause_log, now, ACCEPT_PAUSE_LOG_NS, &held))
 		return;
 	listen_addr_format(&al->l->addr, text, sizeof(text));
-	log_warnx("%s: accept paused on %s: %s pauses=%lu", al->inst->sc->name,
-		  text, why, al->unlogged);
-	al->last_log = now;
-	al->unlogged = 0;
+	log_warnx("%s: accept paused svc=%s addr=%s reason=%s suppressed=%llu",
+		  al->inst->sc->name, al->inst->sc->name,
+		  log_value(addr, sizeof(addr), text),
+		  log_value(reason, sizeof(reason), why),
+		  (unsigned long long)held);
 }
 
 static void accept_resume(struct accept_set *a)
@@ -457,8 +457,8 @@ static void accept_drain_backlog(struct accept_listener *al)
 	}
 	/* EINVAL: another worker already shut this shared listener down. */
 	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINVAL)
-		log_warn("%s: stop: clients still queued will be reset: accept",
-			 al->inst->sc->name);
+		log_warn("%s: stop: clients still queued will be reset svc=%s",
+			 al->inst->sc->name, al->inst->sc->name);
 }
 
 /* No more accepts from the loop, new SYNs dropped, what is queued taken
@@ -472,6 +472,7 @@ static void accept_drain_backlog(struct accept_listener *al)
 static void accept_quiesce_listener(struct accept_listener *al)
 {
 	struct accept_set *a = al->a;
+	char ebuf[LOG_VALUE_MAX];
 	int err;
 
 	al->lent = listen_fd_lent(al->l, a->worker);
@@ -485,9 +486,10 @@ static void accept_quiesce_listener(struct accept_listener *al)
 	}
 	if (al->l->addr.kind == LISTEN_TCP && !al->l->inherited &&
 	    (err = listen_refuse_new(al->fd)) < 0)
-		log_warnx("%s: stop: cannot filter SYNs (%s); a client that "
-			  "connects now may be reset", al->inst->sc->name,
-			  strerror(-err));
+		log_warnx("%s: stop: cannot filter SYNs; a client that "
+			  "connects now may be reset svc=%s error=%s",
+			  al->inst->sc->name, al->inst->sc->name,
+			  log_value(ebuf, sizeof(ebuf), strerror(-err)));
 	accept_drain_backlog(al);
 }
 

@@ -151,8 +151,9 @@ int activate_take_at(struct activate_set *out, int first)
 	r = activate_parse(pid, getenv("LISTEN_FDS"), getenv("LISTEN_FDNAMES"),
 			   getpid(), first, out, err, sizeof(err));
 	if (r == ACTIVATE_NOT_OURS)
-		log_notice("activate: LISTEN_PID=%s is not this process (%d): "
-			   "LISTEN_FDS ignored", pid, (int)getpid());
+		log_notice("activate: LISTEN_FDS ignored: LISTEN_PID is not "
+			   "this process listen_pid=%s pid=%d", pid,
+			   (int)getpid());
 	/* Whatever they said, a child we start must not take them for its
 	 * own. The strings parse() read stay valid: unsetenv() only takes
 	 * them out of environ. */
@@ -167,8 +168,11 @@ int activate_take_at(struct activate_set *out, int first)
 		struct activate_sock *s = &out->socks[i];
 
 		if (fcntl(s->fd, F_SETFD, FD_CLOEXEC) < 0) {
-			log_err("activate: LISTEN_FDS=%zu but fd %d: %s",
-				out->n, s->fd, strerror(errno));
+			char e[LOG_VALUE_MAX];
+
+			log_err("activate: an inherited fd is unusable "
+				"listen_fds=%zu fd=%d error=%s", out->n, s->fd,
+				log_value(e, sizeof(e), strerror(errno)));
 			for (; i < out->n; i++)
 				out->socks[i].fd = -1;
 			activate_free(out);
@@ -177,7 +181,7 @@ int activate_take_at(struct activate_set *out, int first)
 		activate_examine(s);
 	}
 	if (out->n)
-		log_info("activate: %zu inherited sockets", out->n);
+		log_info("activate: inherited sockets count=%zu", out->n);
 	return 0;
 }
 

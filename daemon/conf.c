@@ -190,6 +190,10 @@ static void conf_listen_release(const struct conf_key *ck, void *base);
 #define PER_SOURCE_HELP "concurrent TCP connections from one source " \
 	"(IPv4 /32, IPv6 /64); 0: no limit"
 
+#define LOG_CONN_HELP "log one line (at info) when a TCP or unix: " \
+	"connection closes: peer, local address, bytes in and out, " \
+	"duration, reason"
+
 static const char *const backend_names[] = { "auto", "io_uring", "epoll",
 					      NULL };
 static const char *const level_names[] = { "error", "warning", "notice",
@@ -268,6 +272,11 @@ const struct conf_key conf_core_keys[] = {
 		 .offset = offsetof(struct ringd_conf, max_per_source),
 		 .help = PER_SOURCE_HELP "; here: the default of every "
 			 "service" } },
+	{ .k = { .name = "log_connections", .type = RINGD_KEY_BOOL,
+		 .def = "no",
+		 .offset = offsetof(struct ringd_conf, log_connections),
+		 .help = LOG_CONN_HELP "; here: the default of every "
+			 "service" } },
 	{ .k = { .name = "max_buffered", .type = RINGD_KEY_SIZE, .def = "64m",
 		 .min = 65536, .max = 1099511627776,
 		 .offset = offsetof(struct ringd_conf, max_buffered),
@@ -313,6 +322,10 @@ const struct conf_key conf_service_keys[] = {
 		 .def = "0", .min = 0, .max = 1048576,
 		 .offset = offsetof(struct service_conf, max_per_source),
 		 .help = PER_SOURCE_HELP }, .inherit = true },
+	{ .k = { .name = "log_connections", .type = RINGD_KEY_BOOL,
+		 .def = "no",
+		 .offset = offsetof(struct service_conf, log_connections),
+		 .help = LOG_CONN_HELP }, .inherit = true },
 	{ .k = { .name = NULL } },
 };
 

@@ -35,6 +35,7 @@ struct service_conf {
 	 * everyone; deny wins over allow; unix: listeners are exempt. */
 	struct cidr_list allow, deny;
 	int64_t max_per_source; /* max_connections_per_source; 0: none */
+	bool log_connections;   /* a line per closed connection */
 
 	void *pconf; /* plugin->p->config_size bytes, keys parsed, checked */
 	bool checked; /* release() is owed */
@@ -62,6 +63,7 @@ struct ringd_conf {
 	 * max_connections_per_source; services hold their effective copy. */
 	struct cidr_list allow, deny;
 	int64_t max_per_source;
+	bool log_connections;    /* the default of every service's */
 	int64_t max_buffered;    /* bytes of output queued in all workers */
 
 	struct service_conf *svc;

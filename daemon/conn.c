@@ -38,9 +38,10 @@ enum {
 				 set->budget_wait */
 	C_HELD = 1u << 13,    /* the plugin holds its input (hold_input) */
 	C_TOLD = 1u << 14,    /* on_drain() was called */
-	C_TELL = 1u << 15,    /* retiring: on_drain() once input came and
+	C_LOGGED = 1u << 15,  /* log_connections: a struct conn_log follows */
+	C_TELL = 1u << 16,    /* retiring: on_drain() once input came and
 				 nothing is unread */
-	C_FED = 1u << 16,     /* on_data() has been called */
+	C_FED = 1u << 17,     /* on_data() has been called */
 };
 
 _Static_assert(RINGD_CLOSE_STOP + 1 == METRICS_CLOSE_N, "metrics.h sizes");
@@ -106,6 +107,13 @@ struct conn {
 	} peer;
 };
 
+/* What the close line of log_connections reports, in a tail after
+ * struct conn that only the connections of such a service pay for. */
+struct conn_log {
+	int64_t opened; /* loop time */
+	uint64_t bytes_in, bytes_out;
+};
+
 static void conn_recv_done(struct loop_op *op, int res, unsigned flags,
 			   void *buf);
 static void conn_send_done(struct loop_op *op, int res, unsigned flags,
@@ -137,6 +145,11 @@ static void conn_why(struct conn *c, enum ringd_close_reason r)
 {
 	if (!c->why)
 		c->why = (uint8_t)(r + 1);
+}
+
+static struct conn_log *conn_log_of(struct conn *c)
+{
+	return (c->flags & C_LOGGED) ? (struct conn_log *)(c + 1) : NULL;
 }
 
 static struct metrics_stream *conn_ctr(const struct conn *c)
@@ -201,7 +214,7 @@ static void conn_timer_fired(struct loop_timer *t)
 		conn_arm_timer(c);
 		return;
 	}
-	conn_debug(c, "%s", c->flags & C_SHUT ? "linger timeout" : "timeout");
+	conn_debug(c, "timeout kind=%s", c->flags & C_SHUT ? "linger" : "idle");
 	conn_why(c, c->deadline > 0 && loop_now(c->set->loop) >= c->deadline ?
 			    RINGD_CLOSE_DEADLINE : RINGD_CLOSE_IDLE);
 	conn_kill(c);
@@ -429,6 +442,46 @@ static void conn_call_close(struct conn *c)
 	c->flags &= ~C_IN_CB;
 }
 
+/* Our end's address: the listener's for TCP, its path for unix:. */
+static const char *conn_local(const struct conn *c, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	const struct sockaddr_un *sun = (const void *)&ss;
+	socklen_t sl = sizeof(ss);
+	char path[sizeof(sun->sun_path) + 8];
+
+	if (getsockname(c->fd, (struct sockaddr *)&ss, &sl) < 0)
+		return log_value(buf, len, "unknown");
+	if (ss.ss_family != AF_UNIX)
+		return log_addr((const struct sockaddr *)&ss, buf, len);
+	/* The kernel need not terminate a path that fills sun_path. */
+	if (sl <= offsetof(struct sockaddr_un, sun_path) || !sun->sun_path[0])
+		return log_value(buf, len, "unix");
+	snprintf(path, sizeof(path), "unix:%.*s",
+		 (int)(sl - offsetof(struct sockaddr_un, sun_path)),
+		 sun->sun_path);
+	return log_value(buf, len, path);
+}
+
+static void conn_log_close(struct conn *c)
+{
+	static const char *const transports[] = { "tcp", "unix" };
+	const struct conn_log *lg = conn_log_of(c);
+	char peer[LOG_ADDR_MAX], local[LOG_VALUE_MAX];
+
+	if (lg == NULL || log_level() < RINGD_LOG_INFO)
+		return;
+	log_info("conn: closed svc=%s transport=%s peer=%s local=%s "
+		 "bytes_in=%llu bytes_out=%llu duration_us=%lld reason=%s",
+		 c->inst->sc->name, transports[c->transport & 1],
+		 log_addr(c->pub.peer, peer, sizeof(peer)),
+		 conn_local(c, local, sizeof(local)),
+		 (unsigned long long)lg->bytes_in,
+		 (unsigned long long)lg->bytes_out,
+		 (long long)((loop_now(c->set->loop) - lg->opened) / 1000),
+		 metrics_close_name(c->why - 1u));
+}
+
 /* Frees c once nothing can reach it: no op in flight, no hook running. */
 static void conn_release(struct conn *c)
 {
@@ -448,7 +501,8 @@ static void conn_release(struct conn *c)
 
 		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
-	conn_debug(c, "close%s", c->flags & C_RESET ? " (reset)" : "");
+	conn_debug(c, "close rst=%s", c->flags & C_RESET ? "yes" : "no");
+	conn_log_close(c);
 	loop_timer_stop(set->loop, &c->timer);
 	loop_close(set->loop, c->fd);
 	conn_unlink(c);
@@ -635,6 +689,8 @@ static void conn_recv_done(struct loop_op *op, int res, unsigned flags,
 
 		if (ctr != NULL)
 			metrics_add(&ctr->bytes_in, (uint64_t)res);
+		if (c->flags & C_LOGGED)
+			conn_log_of(c)->bytes_in += (uint64_t)res;
 		conn_touch(c);
 		if (!(c->flags & (C_CLOSING | C_SHUT))) {
 			struct conn_set *set = c->set;
@@ -661,7 +717,11 @@ static void conn_recv_done(struct loop_op *op, int res, unsigned flags,
 	} else if (res == -ECANCELED && (c->flags & C_PAUSED)) {
 		conn_unpause(c);
 	} else {
-		conn_debug(c, "recv: %s", strerror(-res));
+		char e[LOG_VALUE_MAX];
+
+		/* The arguments are evaluated only at log_level = debug. */
+		conn_debug(c, "recv failed error=%s",
+			   log_value(e, sizeof(e), strerror(-res)));
 		conn_why(c, RINGD_CLOSE_RESET);
 		c->flags |= C_EOF;
 		conn_kill(c);
@@ -719,7 +779,10 @@ static void conn_send_done(struct loop_op *op, int res, unsigned flags,
 		return;
 	}
 	if (res < 0) {
-		conn_debug(c, "send: %s", strerror(-res));
+		char e[LOG_VALUE_MAX];
+
+		conn_debug(c, "send failed error=%s",
+			   log_value(e, sizeof(e), strerror(-res)));
 		conn_why(c, RINGD_CLOSE_RESET);
 		c->flags |= C_EOF;
 		conn_kill(c);
@@ -729,6 +792,8 @@ static void conn_send_done(struct loop_op *op, int res, unsigned flags,
 	ctr = conn_ctr(c);
 	if (ctr != NULL)
 		metrics_add(&ctr->bytes_out, (uint64_t)res);
+	if (c->flags & C_LOGGED)
+		conn_log_of(c)->bytes_out += (uint64_t)res;
 	conn_consume(c, (size_t)res);
 	conn_touch(c);
 	conn_drained(c);
@@ -961,11 +1026,18 @@ int conn_open(struct conn_set *set, const struct ringd_instance *inst, int fd,
 	      const struct sockaddr *peer, socklen_t peerlen)
 {
 	const struct ringd_plugin *p = inst->p;
-	struct conn *c = calloc(1, sizeof(*c));
+	bool logged = inst->sc->log_connections;
+	struct conn *c = calloc(1, sizeof(*c) +
+				       (logged ? sizeof(struct conn_log) : 0));
 	struct metrics_stream *ctr;
 
 	if (!c) {
-		log_warnx("conn: out of memory svc=%s", inst->sc->name);
+		uint64_t held;
+
+		if (log_limit_take(&set->oom_log, loop_now(set->loop),
+				   CONN_OOM_LOG_NS, &held))
+			log_warnx("conn: out of memory svc=%s suppressed=%llu",
+				  inst->sc->name, (unsigned long long)held);
 		close(fd);
 		return -ENOMEM;
 	}
@@ -979,6 +1051,10 @@ int conn_open(struct conn_set *set, const struct ringd_instance *inst, int fd,
 	conn_setup_socket(c, peer, peerlen);
 	conn_link(c);
 	c->last_active = loop_now(set->loop);
+	if (logged) {
+		c->flags |= C_LOGGED;
+		conn_log_of(c)->opened = c->last_active;
+	}
 	conn_arm_timer(c);
 	if (set->draining && !PLUGIN_HAS(p, on_drain)) {
 		c->flags |= C_DRAIN;

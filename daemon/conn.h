@@ -15,6 +15,7 @@
 
 #include <ringd/plugin.h>
 
+#include "log.h"
 #include "loop.h"
 
 struct conn;
@@ -94,7 +95,13 @@ struct conn_set {
 	/* Connections whose held input was released wait here for the
 	 * next iteration (hold_input() never calls back from inside). */
 	struct loop_timer unhold_timer;
+
+	/* Out of memory comes once per accepted connection: a line per
+	 * interval (CONN_OOM_LOG_NS). */
+	struct log_limit oom_log;
 };
+
+#define CONN_OOM_LOG_NS (10LL * 1000000000)
 
 /* Input a connection with an empty queue may still turn into output once
  * the set is over its budget: enough to keep serving clients that read

@@ -15,6 +15,7 @@
 #include "conf.h"
 #include "loop.h"
 #include "metrics.h"
+#include "supervise.h"
 
 struct activate_set;
 struct listener;
@@ -77,6 +78,7 @@ struct daemon {
 	_Atomic long *nconns;
 	double start_time;      /* Unix seconds the process started
 				   (metrics_name_counters()) */
+	struct supervise sup;   /* main thread's: watchdog and STATUS= */
 };
 
 static inline enum ringd_state daemon_state(struct daemon *d)

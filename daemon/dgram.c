@@ -286,8 +286,11 @@ static void dgram_recv_failed(struct dgram *g, int err)
 {
 	g->recv_errors++;
 	if (!g->retry_ns) {
-		log_warnx("udp: recvmsg: %s; retrying with backoff svc=%s",
-			  strerror(err), g->inst->sc->name);
+		char e[LOG_VALUE_MAX];
+
+		log_warnx("udp: recvmsg failed; retrying with backoff svc=%s "
+			  "error=%s", g->inst->sc->name,
+			  log_value(e, sizeof(e), strerror(err)));
 		g->retry_ns = DGRAM_RETRY_MIN_NS;
 	} else if (g->retry_ns < DGRAM_RETRY_MAX_NS) {
 		g->retry_ns *= 2;

@@ -178,7 +178,7 @@ static int listen_claim(struct daemon *d, struct listener *l)
 static int listen_adopt(struct daemon *d, struct listener *l)
 {
 	const char *name = d->svc[l->svc].sc->name;
-	char text[160];
+	char text[160], v[LOG_VALUE_MAX];
 	int r = activate_prepare(l->fds[0], &l->addr);
 
 	if (r < 0)
@@ -186,11 +186,13 @@ static int listen_adopt(struct daemon *d, struct listener *l)
 	listen_addr_format(&l->addr, text, sizeof(text));
 	if (d->conf->reuseport && l->addr.kind == LISTEN_TCP &&
 	    d->nworkers > 1)
-		log_notice("%s: %s: inherited, one socket shared by all %zu "
-			   "workers (reuseport applies to sockets ringd binds)",
-			   name, text, d->nworkers);
+		log_notice("%s: inherited, one socket shared by all workers "
+			   "(reuseport applies to sockets ringd binds) svc=%s "
+			   "addr=%s workers=%zu", name, name,
+			   log_value(v, sizeof(v), text), d->nworkers);
 	else
-		log_info("%s: %s: inherited fd=%d", name, text, l->fds[0]);
+		log_info("%s: inherited svc=%s addr=%s fd=%d", name, name,
+			 log_value(v, sizeof(v), text), l->fds[0]);
 	return 0;
 }
 
@@ -229,8 +231,10 @@ static void listen_borrow(struct daemon *d, struct daemon *old,
 		return;
 	if (*per_worker && !from->inherited && !old->conf->reuseport) {
 		listen_addr_format(&from->addr, text, sizeof(text));
-		log_warnx("%s: reuseport = yes for %s needs a restart: its "
-			  "shared socket is kept", d->svc[l->svc].sc->name, text);
+		log_warnx("%s: reuseport = yes needs a restart for a kept "
+			  "shared socket svc=%s addr=%s",
+			  d->svc[l->svc].sc->name, d->svc[l->svc].sc->name,
+			  text);
 		*per_worker = false;
 	}
 	if (from->inherited)
@@ -349,7 +353,7 @@ int listen_open_next(struct daemon *d, struct daemon *old, char *err,
 		     size_t errlen)
 {
 	const struct ringd_conf *c = d->conf;
-	char text[160];
+	char text[160], v[LOG_VALUE_MAX], e[LOG_VALUE_MAX];
 	size_t k;
 	int r;
 
@@ -368,9 +372,12 @@ int listen_open_next(struct daemon *d, struct daemon *old, char *err,
 		r = listen_open(d, old, l);
 		if (r < 0) {
 			listen_addr_format(&l->addr, text, sizeof(text));
-			log_err("%s: %s %s: %s", c->svc[l->svc].name,
-				l->inherited ? "inherited" : "bind", text,
-				strerror(-r));
+			log_err("%s: %s failed svc=%s addr=%s error=%s",
+				c->svc[l->svc].name,
+				l->inherited ? "inherited socket" : "bind",
+				c->svc[l->svc].name,
+				log_value(v, sizeof(v), text),
+				log_value(e, sizeof(e), strerror(-r)));
 			if (err)
 				snprintf(err, errlen, "%s: %s %s: %s",
 					 c->svc[l->svc].name,

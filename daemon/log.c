@@ -71,7 +71,8 @@ static const char *log_word(enum ringd_log_level lvl)
 	}
 }
 
-/* Formats prefix, message and suffix into one buffer and writes it once. */
+/* Formats prefix, message and the error field (suffix) into one buffer
+ * and writes it once. */
 static void log_emit(enum ringd_log_level lvl, const char *suffix,
 		     const char *fmt, va_list ap)
 {
@@ -88,7 +89,10 @@ static void log_emit(enum ringd_log_level lvl, const char *suffix,
 	if (r > 0)
 		n = (size_t)r < room - n ? n + (size_t)r : room - 1;
 	if (suffix != NULL && n < room - 1) {
-		r = snprintf(buf + n, room - n, ": %s", suffix);
+		char v[LOG_VALUE_MAX];
+
+		r = snprintf(buf + n, room - n, " error=%s",
+			     log_value(v, sizeof(v), suffix));
 		if (r > 0)
 			n = (size_t)r < room - n ? n + (size_t)r : room - 1;
 	}
@@ -151,6 +155,50 @@ const char *log_addr(const struct sockaddr *sa, char *buf, size_t len)
 	} else {
 		snprintf(buf, len, "unix");
 	}
+	return buf;
+}
+
+bool log_limit_take(struct log_limit *ll, int64_t now_ns, int64_t interval_ns,
+		    uint64_t *suppressed)
+{
+	if (ll->used && now_ns - ll->last < interval_ns) {
+		ll->held++;
+		return false;
+	}
+	ll->used = true;
+	ll->last = now_ns;
+	*suppressed = ll->held;
+	ll->held = 0;
+	return true;
+}
+
+const char *log_value(char *buf, size_t len, const char *v)
+{
+	size_t o = 0;
+
+	if (len < 3) {
+		if (len)
+			buf[0] = '\0';
+		return buf;
+	}
+	if (*v && strcspn(v, " \t\"\\=") == strlen(v)) {
+		snprintf(buf, len, "%s", v);
+		return buf;
+	}
+	buf[o++] = '"';
+	for (; *v; v++) {
+		bool esc = *v == '"' || *v == '\\';
+
+		/* The closing quote and the NUL always fit; an escape pair
+		 * is never split. */
+		if (o + (esc ? 2 : 1) + 2 > len)
+			break;
+		if (esc)
+			buf[o++] = '\\';
+		buf[o++] = *v;
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
 	return buf;
 }
 

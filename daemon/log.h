@@ -7,6 +7,7 @@
 #define RINGD_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,7 +23,8 @@ void log_msgv(enum ringd_log_level lvl, const char *fmt, va_list ap)
 void log_msg(enum ringd_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-/* log_warn appends ": strerror(errno)"; log_warnx does not. */
+/* log_warn appends the field error="strerror(errno)"; log_warnx does
+ * not. */
 #define log_err(...) log_msg(RINGD_LOG_ERR, __VA_ARGS__)
 #define log_warnx(...) log_msg(RINGD_LOG_WARNING, __VA_ARGS__)
 #define log_notice(...) log_msg(RINGD_LOG_NOTICE, __VA_ARGS__)
@@ -35,6 +37,30 @@ struct sockaddr;
  * "[::1]:5131", or "unix" for any other family. Returns buf. */
 #define LOG_ADDR_MAX 64
 const char *log_addr(const struct sockaddr *sa, char *buf, size_t len);
+
+/* A key=value field's value as logfmt writes it: as it is when it is
+ * non-empty and has no blank, quote, backslash or '=', else in double
+ * quotes with '"' and '\\' escaped by a backslash: error="Permission
+ * denied". Cut to fit len, quotes kept. Returns buf. */
+#define LOG_VALUE_MAX 256
+const char *log_value(char *buf, size_t len, const char *value);
+
+/* An error that may repeat at the rate of an attack (accept failing
+ * with EMFILE, memory running out) is logged at most once per interval;
+ * the lines held back are counted and the next line that goes out
+ * reports them as suppressed=N. One per source of such lines, owned by
+ * one thread; zero it to start. */
+struct log_limit {
+	int64_t last; /* when the last line went out, if used */
+	uint64_t held;
+	bool used;
+};
+
+/* True when a line may go out at now_ns (then *suppressed is the number
+ * held back since the previous one, and the count starts again); false
+ * when it must be held back, and is counted. */
+bool log_limit_take(struct log_limit *ll, int64_t now_ns,
+		    int64_t interval_ns, uint64_t *suppressed);
 
 /* " name=count" for every non-zero one of n counts, which are zeroed: the
  * counts behind one line of a message logged at most once per interval.

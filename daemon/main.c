@@ -25,6 +25,7 @@
 #include "loop.h"
 #include "notify.h"
 #include "reload.h"
+#include "supervise.h"
 #include "worker.h"
 
 #define MAIN_MAX_SETS 64
@@ -160,11 +161,12 @@ static int main_keys(const char *name)
 static int main_drop_privileges(const char *user)
 {
 	struct passwd *pw;
+	char e[LOG_VALUE_MAX];
 
 	if (geteuid() != 0) {
 		if (user && *user)
-			log_notice("ringd: user = %s ignored: not started as "
-				   "root", user);
+			log_notice("ringd: user ignored: not started as root "
+				   "user=%s", user);
 		return 0;
 	}
 	if (!user || !*user) {
@@ -174,86 +176,93 @@ static int main_drop_privileges(const char *user)
 	}
 	pw = getpwnam(user);
 	if (!pw) {
-		log_err("ringd: user %s: no such user", user);
+		log_err("ringd: no such user user=%s", user);
 		return -1;
 	}
 	if (initgroups(pw->pw_name, pw->pw_gid) < 0 ||
 	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0 ||
 	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-		log_err("ringd: cannot switch to user %s: %s", user,
-			strerror(errno));
+		log_err("ringd: cannot switch user user=%s error=%s", user,
+			log_value(e, sizeof(e), strerror(errno)));
 		return -1;
 	}
 	/* A kernel or LSM that let a setuid() half succeed would leave a
 	 * way back; refuse to serve rather than run with it. */
 	if (pw->pw_uid != 0 && setuid(0) == 0) {
-		log_err("ringd: user %s: root could be regained after the "
-			"switch, not starting", user);
+		log_err("ringd: root could be regained after the switch, not "
+			"starting user=%s", user);
 		return -1;
 	}
-	log_info("ringd: running as user %s uid=%u gid=%u", user,
+	log_info("ringd: running as user user=%s uid=%u gid=%u", user,
 		 (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
 	return 0;
 }
 
-/* Signals arrive here, synchronously, never in a handler: workers have
- * them blocked and main sleeps in sigwaitinfo. Waits for one of set, or
- * with a timeout (ms >= 0) until it passes; returns the signal, or 0
- * when the time ran out. */
-static int main_wait_signal(const sigset_t *set, int64_t ms)
+
+/* How often main looks whether a retiring generation's workers ended. */
+#define MAIN_REAP_NS (100 * 1000000LL)
+
+/* Sleeps in sigtimedwait (wait_ns < 0: sigwaitinfo) for one of set;
+ * the signal, or 0 when the time ran out. */
+static int main_sigwait(const sigset_t *set, int64_t wait_ns)
 {
-	struct timespec left = { .tv_sec = ms / 1000,
-				 .tv_nsec = (ms % 1000) * 1000000 };
+	struct timespec left = { .tv_sec = wait_ns / 1000000000,
+				 .tv_nsec = wait_ns % 1000000000 };
 	siginfo_t si;
 	int sig;
 
 	do {
-		sig = ms < 0 ? sigwaitinfo(set, &si) :
-			       sigtimedwait(set, &si, &left);
+		sig = wait_ns < 0 ? sigwaitinfo(set, &si) :
+				    sigtimedwait(set, &si, &left);
 	} while (sig < 0 && errno == EINTR);
 	return sig < 0 ? 0 : sig;
 }
 
-/* Like main_wait_signal, but only a stop signal ends the wait: a SIGHUP
- * while the daemon already drains is logged and dropped. */
-static int main_wait_for_stop(const sigset_t *set, int64_t ms)
+/* The soonest of: supervise's next duty, the next look at retiring
+ * generations, end (-1: none). -1 when there is none of them. */
+static int64_t main_next_wake(const struct reload *r, int64_t now,
+			      int64_t end, bool serving)
 {
-	struct timespec end, now;
-	int64_t left = ms;
-	int sig;
+	int64_t wait = supervise_next_ns(&r->cur->sup, now);
 
-	clock_gettime(CLOCK_MONOTONIC, &end);
-	for (;;) {
-		sig = main_wait_signal(set, left);
-		if (sig == SIGTERM || sig == SIGINT || sig == 0)
-			return sig;
-		log_notice("ringd: SIGHUP ignored: the daemon is stopping");
-		if (ms < 0)
-			continue;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		left = ms - ((int64_t)(now.tv_sec - end.tv_sec) * 1000 +
-			     (now.tv_nsec - end.tv_nsec) / 1000000);
-		if (left <= 0)
-			return 0;
-	}
+	if (serving && reload_pending(r) && (wait < 0 || wait > MAIN_REAP_NS))
+		wait = MAIN_REAP_NS;
+	if (end >= 0 && (wait < 0 || end - now < wait))
+		wait = end - now;
+	return wait;
 }
 
-/* How often main looks whether a retiring generation's workers ended. */
-#define MAIN_REAP_MS 100
-
-/* Reloads on SIGHUP, frees what reloads retired, until a stop signal. */
-static int main_serve(struct reload *r, const sigset_t *set)
+/* Signals arrive here, synchronously, never in a handler: workers have
+ * them blocked and main sleeps in sigtimedwait. Waits until a stop signal
+ * or, with a timeout (ms >= 0), until it passes; returns the signal, or
+ * 0 when the time ran out. On the way: the watchdog and STATUS=
+ * (supervise_next_ns()), SIGUSR1's counters and, while serving, SIGHUP's
+ * reload and freeing what reloads retired; a SIGHUP during a stop is
+ * dropped. */
+static int main_wait(struct reload *r, const sigset_t *set, int64_t ms,
+		     bool serving)
 {
+	int64_t end = supervise_now() + ms * 1000000, now;
 	int sig;
 
 	for (;;) {
-		sig = main_wait_signal(set,
-				       reload_pending(r) ? MAIN_REAP_MS : -1);
+		now = supervise_now();
+		if (ms >= 0 && now >= end)
+			return 0;
+		sig = main_sigwait(set, main_next_wake(r, now, ms >= 0 ? end : -1,
+						       serving));
+		supervise_tick(r->cur, supervise_now());
 		if (sig == SIGTERM || sig == SIGINT)
 			return sig;
-		if (sig == SIGHUP)
+		if (sig == SIGUSR1)
+			supervise_summary(r->cur);
+		if (sig == SIGHUP && serving)
 			reload_apply(r);
-		reload_reap(r);
+		else if (sig == SIGHUP)
+			log_notice("ringd: SIGHUP ignored: the daemon is "
+				   "stopping");
+		if (serving)
+			reload_reap(r);
 	}
 }
 
@@ -272,7 +281,7 @@ static void main_stop(struct reload *r, const sigset_t *set, int sig)
 		log_info("ringd: %s received, draining for %lld ms before "
 			 "stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT",
 			 (long long)delay);
-		sig = main_wait_for_stop(set, delay);
+		sig = main_wait(r, set, delay, false);
 		if (sig)
 			log_info("ringd: %s received again, stopping now",
 				 sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -300,18 +309,20 @@ static int main_listen(struct reload *r, struct ringd_conf *conf)
 	}
 	ret = reload_first(r, conf, &inherited);
 	activate_free(&inherited);
+	if (ret == 0)
+		supervise_init(r->cur, supervise_now());
 	return ret;
 }
 
 static int main_run(struct reload *r, struct ringd_conf *conf)
 {
 	sigset_t set;
-	bool failed;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -322,9 +333,8 @@ static int main_run(struct reload *r, struct ringd_conf *conf)
 		return 1;
 	}
 	reload_announce(r->cur, "started");
-	main_stop(r, &set, main_serve(r, &set));
-	failed = reload_fini(r);
-	if (failed) {
+	main_stop(r, &set, main_wait(r, &set, -1, true));
+	if (reload_fini(r)) {
 		log_err("ringd: stopped after a worker failed");
 		return 1;
 	}

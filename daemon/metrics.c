@@ -109,6 +109,7 @@ static int metrics_name_one(struct ringd_instance *inst)
 {
 	size_t max = 16, n;
 	struct ringd_counter *c = NULL;
+	char nv[LOG_VALUE_MAX], ev[LOG_VALUE_MAX];
 	const char *why;
 
 	for (;;) {
@@ -116,7 +117,8 @@ static int metrics_name_one(struct ringd_instance *inst)
 
 		if (nc == NULL) {
 			free(c);
-			log_err("%s: out of memory", inst->sc->name);
+			log_err("%s: out of memory svc=%s", inst->sc->name,
+				inst->sc->name);
 			return -1;
 		}
 		c = nc;
@@ -128,9 +130,12 @@ static int metrics_name_one(struct ringd_instance *inst)
 	for (size_t i = 0; i < n; i++) {
 		why = counter_problem(c, i);
 		if (why != NULL) {
-			log_err("%s: plugin %s counter %zu (%s): %s",
-				inst->sc->name, inst->p->name, i,
-				c[i].name ? c[i].name : "(null)", why);
+			log_err("%s: bad plugin counter svc=%s plugin=%s "
+				"counter=%zu name=%s error=%s",
+				inst->sc->name, inst->sc->name, inst->p->name, i,
+				log_value(nv, sizeof(nv),
+					  c[i].name ? c[i].name : "(null)"),
+				log_value(ev, sizeof(ev), why));
 			free(c);
 			return -1;
 		}
@@ -250,6 +255,41 @@ static uint64_t closed_sum(const struct daemon *d, size_t s, unsigned t)
 	for (unsigned r = 0; r < METRICS_CLOSE_N; r++)
 		n += sum_at(d, s, STREAM_OFF(t, closed[0]) + r * sizeof(uint64_t));
 	return n;
+}
+
+const char *metrics_close_name(unsigned reason)
+{
+	return reason < METRICS_CLOSE_N ? close_names[reason] : "unknown";
+}
+
+static uint64_t sum_n(const struct daemon *d, size_t s, size_t off, size_t n)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < n; i++)
+		sum += sum_at(d, s, off + i * sizeof(uint64_t));
+	return sum;
+}
+
+void metrics_total_of(const struct daemon *d, size_t s,
+		      struct metrics_total *o)
+{
+	*o = (struct metrics_total){
+		.bytes_in = sum_at(d, s, DGRAM_OFF(bytes_in)),
+		.bytes_out = sum_at(d, s, DGRAM_OFF(bytes_out)),
+		.dgram_in = sum_at(d, s, DGRAM_OFF(in)),
+		.dgram_out = sum_at(d, s, DGRAM_OFF(out)),
+		.dgram_dropped = sum_n(d, s, DGRAM_OFF(dropped[0]),
+				       METRICS_DROP_N),
+	};
+	for (unsigned t = 0; t < METRICS_NSTREAM; t++) {
+		o->accepted += sum_at(d, s, STREAM_OFF(t, accepted));
+		o->closed += closed_sum(d, s, t);
+		o->refused += sum_n(d, s, STREAM_OFF(t, refused[0]),
+				    METRICS_REFUSED_N);
+		o->bytes_in += sum_at(d, s, STREAM_OFF(t, bytes_in));
+		o->bytes_out += sum_at(d, s, STREAM_OFF(t, bytes_out));
+	}
 }
 
 static void walk_connections(struct walk *w)

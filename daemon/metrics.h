@@ -98,6 +98,22 @@ void metrics_carry(struct daemon *to, const struct daemon *from,
 		   const struct metrics_block *now,
 		   const struct metrics_block *base);
 
+/* One service's counters summed over every worker and transport (UDP's
+ * bytes in bytes_in and bytes_out too): what SIGUSR1 logs. Any thread
+ * while the workers run; relaxed loads, so the fields are each a recent
+ * value, not one snapshot. */
+struct metrics_total {
+	uint64_t accepted, closed, refused;
+	uint64_t bytes_in, bytes_out;
+	uint64_t dgram_in, dgram_out, dgram_dropped;
+};
+void metrics_total_of(const struct daemon *d, size_t svc,
+		      struct metrics_total *out);
+
+/* The label of a close reason (enum ringd_close_reason), as /metrics
+ * names it: "peer", "idle"...; "unknown" out of range. */
+const char *metrics_close_name(unsigned reason);
+
 /* host->metrics(): every series of the daemon, its workers' blocks
  * summed, grouped by family. Returns the number emitted. */
 size_t metrics_walk(const struct daemon *d, ringd_metric_fn emit, void *arg);

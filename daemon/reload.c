@@ -82,10 +82,12 @@ static int gen_backend(struct daemon *d, bool starting, char *err,
 	if (backend == CONF_BACKEND_IO_URING) {
 		snprintf(err, errlen, "loop: io_uring unavailable (%s); "
 			 "backend = io_uring was asked for", why);
-		log_err("%s%s", err, starting ? ", not starting" : "");
+		log_err("loop: io_uring unavailable (%s); %s backend=io_uring",
+			why, starting ? "not starting" : "not reloading");
 		return -1;
 	}
-	log_notice("loop: io_uring unavailable (%s); using epoll", why);
+	log_notice("loop: io_uring unavailable (%s); using epoll backend=epoll",
+		   why);
 	d->backend = LOOP_BACKEND_EPOLL;
 	return 0;
 }
@@ -102,6 +104,15 @@ static void gen_free(struct daemon *d)
 	free(d->svc);
 	conf_free(d->conf);
 	free(d);
+}
+
+/* The watchdog's timing and the last STATUS= go on; the heartbeat counts
+ * are the new workers' own, so the first check only takes them. */
+static void gen_take_supervision(struct daemon *d, const struct daemon *old)
+{
+	d->sup = old->sup;
+	d->sup.primed = false;
+	memset(d->sup.stalled, 0, sizeof(d->sup.stalled));
 }
 
 /* Everything but the workers, from conf (which d owns from here on); the
@@ -137,6 +148,8 @@ static int gen_new(struct reload *r, struct ringd_conf *conf,
 		return -1;
 	}
 	d->activation = NULL;
+	if (r->cur)
+		gen_take_supervision(d, r->cur);
 	*out = d;
 	return 0;
 }
@@ -168,7 +181,7 @@ void reload_announce(struct daemon *d, const char *verb)
 	listen_describe(d, listeners, sizeof(listeners));
 	log_info("ringd: %s backend=%s workers=%zu pid=%d version=%s", verb,
 		 engine, d->nworkers, (int)getpid(), RINGD_VERSION);
-	log_info("ringd: listening %s", listeners);
+	log_info("ringd: listening listen=%s", listeners);
 	snprintf(status, sizeof(status),
 		 "READY=1\nSTATUS=running backend=%s workers=%zu listen=%s",
 		 engine, d->nworkers, listeners);
@@ -191,10 +204,10 @@ static void reload_notify_begin(void)
 
 static void reload_failed(const char *why)
 {
-	char msg[640];
+	char msg[640], v[LOG_VALUE_MAX];
 
-	log_err("ringd: reload failed: %s; the running configuration stays",
-		why);
+	log_err("ringd: reload failed; the running configuration stays "
+		"error=%s", log_value(v, sizeof(v), why));
 	snprintf(msg, sizeof(msg),
 		 "READY=1\nSTATUS=reload failed: %s (old configuration kept)",
 		 why);
@@ -227,6 +240,7 @@ static int reload_check_user(const struct reload *r,
 {
 	const char *was = r->user ? r->user : "";
 	const char *now = c->user ? c->user : "";
+	char v[LOG_VALUE_MAX], w[LOG_VALUE_MAX];
 
 	if (*now && !getpwnam(now)) {
 		snprintf(err, errlen, "%s: [ringd] user = %s: no such user",
@@ -234,9 +248,10 @@ static int reload_check_user(const struct reload *r,
 		return -1;
 	}
 	if (strcmp(was, now) != 0)
-		log_warnx("ringd: user = %s takes effect at the next restart; "
-			  "privileges were set at start (user = %s)", now,
-			  *was ? was : "none");
+		log_warnx("ringd: a new user = takes effect at the next "
+			  "restart; privileges were set at start user=%s "
+			  "started_with=%s", log_value(v, sizeof(v), now),
+			  log_value(w, sizeof(w), *was ? was : "none"));
 	return 0;
 }
 
@@ -279,7 +294,7 @@ static void reload_retire(struct reload *r, struct daemon *old)
 		nanosleep(&ms, NULL);
 	}
 	log_warnx("ringd: reload: the previous configuration still accepts "
-		  "after %d ms", RELOAD_QUIET_MS);
+		  "waited_ms=%d", RELOAD_QUIET_MS);
 }
 
 /* d's workers run: the running generation's counters and sockets pass
@@ -304,10 +319,11 @@ void reload_apply(struct reload *r)
 	struct ringd_conf *conf;
 	struct metrics_block snap;
 	struct daemon *d;
-	char err[512];
+	char err[512], v[LOG_VALUE_MAX];
 
 	reload_notify_begin();
-	log_info("ringd: SIGHUP received, reloading %s", r->config);
+	log_info("ringd: SIGHUP received, reloading file=%s",
+		 log_value(v, sizeof(v), r->config));
 	if (reload_load(r, &conf, err, sizeof(err)) < 0) {
 		reload_failed(err);
 		return;

@@ -115,8 +115,9 @@ static int worker_start_plugins(struct worker *w)
 			continue;
 		w->wstate[i] = inst->p->start(&host_api, inst, inst->sc->pconf);
 		if (!w->wstate[i]) {
-			log_err("%s: plugin %s failed to start worker=%zu",
-				inst->sc->name, inst->p->name, w->id);
+			log_err("%s: plugin failed to start svc=%s plugin=%s "
+				"worker=%zu", inst->sc->name, inst->sc->name,
+				inst->p->name, w->id);
 			return -EINVAL;
 		}
 	}
@@ -223,10 +224,13 @@ static int worker_new_loop(struct worker *w)
 		lp.backend = LOOP_BACKEND_AUTO;
 	r = loop_new(&w->loop, &lp);
 	if (r < 0) {
-		log_err("worker: loop: %s: %s worker=%zu",
+		char e[LOG_VALUE_MAX];
+
+		log_err("worker: loop failed to start backend=%s error=%s "
+			"worker=%zu",
 			d->backend == LOOP_BACKEND_IO_URING ? "io_uring" :
 							      "epoll",
-			strerror(-r), w->id);
+			log_value(e, sizeof(e), strerror(-r)), w->id);
 		w->loop = NULL;
 		return r;
 	}
@@ -244,6 +248,7 @@ static int worker_setup(struct worker *w)
 	if (r < 0)
 		return r;
 	loop_set_wake(w->loop, worker_woken, w);
+	supervise_beat_start(&w->beat, w->loop, w->d->sup.beat_ns);
 	r = worker_start_plugins(w);
 	if (r < 0)
 		return r;
@@ -265,6 +270,7 @@ static void worker_teardown(struct worker *w)
 	w->udp_guard = NULL;
 	worker_stop_plugins(w);
 	conn_set_fini(&w->conns);
+	supervise_beat_stop(&w->beat);
 }
 
 static void *worker_main(void *arg)
@@ -283,8 +289,11 @@ static void *worker_main(void *arg)
 		/* Its connections can no longer complete, so they are left
 		 * to the exit; main is told to stop the whole daemon rather
 		 * than run on with a dead worker. */
-		log_err("worker: loop: %s; stopping the daemon worker=%zu",
-			strerror(-r), w->id);
+		char e[LOG_VALUE_MAX];
+
+		log_err("worker: loop failed; stopping the daemon error=%s "
+			"worker=%zu", log_value(e, sizeof(e), strerror(-r)),
+			w->id);
 		atomic_store(&w->d->failed, 1);
 		kill(getpid(), SIGTERM);
 		return NULL;
@@ -316,7 +325,8 @@ int worker_start_all(struct daemon *d)
 		d->workers[i] = (struct worker){ .d = d, .id = i,
 						 .started = &started };
 		if (metrics_block_init(&d->workers[i].metrics, d) < 0) {
-			log_err("worker: out of memory");
+			log_err("worker: out of memory workers=%zu",
+				d->nworkers);
 			sem_destroy(&started);
 			worker_free_blocks(d);
 			return -1;
@@ -327,7 +337,11 @@ int worker_start_all(struct daemon *d)
 
 		r = pthread_create(&w->tid, NULL, worker_main, w);
 		if (r != 0) {
-			log_err("worker: cannot create thread: %s", strerror(r));
+			char e[LOG_VALUE_MAX];
+
+			log_err("worker: cannot create thread error=%s "
+				"worker=%zu",
+				log_value(e, sizeof(e), strerror(r)), i);
 			failed = 1;
 			break;
 		}

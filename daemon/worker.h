@@ -14,6 +14,7 @@
 
 #include "conn.h"
 #include "metrics.h"
+#include "supervise.h"
 
 struct accept_set;
 struct daemon;
@@ -43,6 +44,8 @@ struct worker {
 	bool quiet;   /* stopping, and no accept in flight any more */
 	bool joined; /* main's: the thread has been joined */
 	struct loop_timer stop_timer;
+	/* Read by main for the watchdog; no timer without one. */
+	struct supervise_beat beat;
 };
 
 /* Start d->nworkers threads. Returns 0 when all came up, else stops the

@@ -132,12 +132,14 @@ class Daemon:
             os.chmod(path, 0o666)
         env = dict(os.environ)
         env['NOTIFY_SOCKET'] = path
+        # What this process inherited goes first, so a case may set any
+        # of these (WATCHDOG_USEC for the watchdog's tests) on purpose.
+        for k in ('LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES', 'WATCHDOG_USEC',
+                  'WATCHDOG_PID', 'JOURNAL_STREAM'):
+            env.pop(k, None)
         for k, v in self.extra_env.items():
             # ASAN_OPTIONS and the like: append, so the later setting wins.
             env[k] = (env[k] + ':' + v) if k.endswith('_OPTIONS') and env.get(k) else v
-        for k in ('LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES', 'WATCHDOG_USEC',
-                  'JOURNAL_STREAM'):
-            env.pop(k, None)
         self.err_f = open(self.stderr_path, 'wb')
         self.out_f = open(self.stdout_path, 'wb')
         self.proc = self.spawn(self.command(), env)

@@ -121,8 +121,8 @@ def test_worker_that_cannot_start_is_fatal(ctx):
     rc = d.run_to_exit()
     err = d.stderr()
     assert rc == 1, 'exit %s, expected 1; stderr:\n%s' % (rc, err)
-    assert re.search(r'^error: worker: loop: (io_uring|epoll): Too many open files '
-                     r'worker=\d+$', err, re.M), err
+    assert re.search(r'^error: worker: loop failed to start backend=(io_uring|epoll) '
+                     r'error="Too many open files" worker=\d+$', err, re.M), err
     assert 'started' not in err, 'start-up line despite a failed worker:\n' + err
     assert not any('READY=1' in m.split('\n') for m in d.messages), d.messages
 

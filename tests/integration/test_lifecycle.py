@@ -565,7 +565,7 @@ def test_user_unknown_is_a_start_error(ctx):
     rc = d.run_to_exit()
     err = d.stderr()
     assert rc == 1, 'exit %s; stderr:\n%s' % (rc, err)
-    assert 'ringd: user no-such-user-ringd: no such user' in err, err
+    assert 'ringd: no such user user=no-such-user-ringd' in err, err
 
 
 def test_user_ignored_when_not_root(ctx):
@@ -579,7 +579,7 @@ def test_user_ignored_when_not_root(ctx):
         os.setuid(65534)
     d = ctx.daemon(ringd={'user': 'daemon'}, preexec=become_nobody,
                    drops_privileges=True)
-    assert 'user = daemon ignored: not started as root' in d.stderr(), d.stderr()
+    assert 'ringd: user ignored: not started as root user=daemon' in d.stderr(), d.stderr()
     assert proc_ids(d.target_pid())['Uid'][0] == '65534'
     data = payload(1000, seed=12)
     assert_same(echo_roundtrip(d.addr('tcp'), data), data, 'echo')

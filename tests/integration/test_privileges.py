@@ -54,7 +54,7 @@ def test_user_drop_keeps_nothing(ctx):
             assert int(st[cap], 16) == 0, (tid, cap, st[cap])
         assert st['NoNewPrivs'] == '1', (tid, st['NoNewPrivs'])
     err = d.stop()
-    assert 'ringd: running as user nobody uid=%d gid=%d' % (nobody.pw_uid, nobody.pw_gid) \
+    assert 'ringd: running as user user=nobody uid=%d gid=%d' % (nobody.pw_uid, nobody.pw_gid) \
         in err, err
     assert WARNING not in err, err
 

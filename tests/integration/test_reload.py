@@ -568,7 +568,7 @@ def test_reload_worker_fails_to_start(ctx):
         msgs = reload(d, ctx.ini(flaky, ringd=dict(core, reuseport=reuseport)),
                       expect_ok=False)
         assert 'a worker of the new configuration failed to start' in msgs[-1], msgs
-        assert 'flaky: plugin refuse failed to start' in d.stderr(), d.stderr()
+        assert 'flaky: plugin failed to start svc=flaky plugin=refuse' in d.stderr(), d.stderr()
         assert 'flaky' not in d.listen
         for _ in range(8):
             connect_fast(d.addr('tcp', 'echo'))
@@ -589,7 +589,8 @@ def test_reload_changes_workers_and_backend(ctx):
     # of the file applies.
     reload(d, ctx.ini(services, ringd={'workers': '1', 'user': 'nobody'}))
     assert d.status['workers'] == '1', d.status
-    assert 'ringd: user = nobody takes effect at the next restart' in d.stderr(), d.stderr()
+    assert ('ringd: a new user = takes effect at the next restart; privileges were '
+            'set at start user=nobody started_with=none') in d.stderr(), d.stderr()
     if ctx.backend == 'io_uring':
         reload(d, ctx.ini(services, backend='epoll'))
         assert d.status['backend'] == 'epoll', d.status
@@ -721,6 +722,39 @@ def test_sighup_while_stopping_is_ignored(ctx):
     assert 'reloading' not in d.stderr()
 
 
+def test_watchdog_pings_across_reloads(ctx):
+    """The watchdog follows the running generation: reloads that change
+    the worker count never leave a gap systemd would kill for, and no
+    worker is reported stuck."""
+    from test_supervise import WATCHDOG_USEC, pings, max_gap
+    services = {'echo': {'listen': 'tcp://127.0.0.1:0'}}
+    d = ctx.daemon(services, env={'WATCHDOG_USEC': str(WATCHDOG_USEC)})
+    start = time.monotonic()
+    stamped = []
+
+    def listen_for(seconds):
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            m = d._read_notify(max(0.01, until - time.monotonic()))
+            if m is not None:
+                stamped.append((time.monotonic(), m))
+
+    for workers in ('3', '1', '2', '4'):
+        listen_for(0.4)
+        first = len(d.messages)
+        # A reload takes milliseconds: its datagrams are stamped after it.
+        reload(d, ctx.ini(services, ringd={'workers': workers}))
+        stamped += [(time.monotonic(), m) for m in d.messages[first:]]
+        echo_once(d.addr('tcp', 'echo'))
+    listen_for(1.2)
+    end = time.monotonic()
+    ts = pings(stamped)
+    gap = max_gap(ts, start, end)
+    assert gap < WATCHDOG_USEC / 1e6, '%.2f s without WATCHDOG=1: %r' % (gap, stamped)
+    assert 'not making progress' not in d.stderr(), d.stderr()
+    d.stop()
+
+
 # -- (f) what the supervisor hears ------------------------------------------------
 
 def monotonic_usec():
@@ -763,5 +797,6 @@ if __name__ == '__main__':
         test_stop_while_a_generation_retires,
         test_readyz_stays_ready_across_a_reload,
         test_sighup_while_stopping_is_ignored,
+        test_watchdog_pings_across_reloads,
         test_reload_notify_protocol,
     ])

@@ -1,8 +1,9 @@
 /* conn.c against a real loop (the engine named by argv[1]) over unix
  * socketpairs, with plugins defined here: close ordering, high and low
  * water, the set's output budget, a plugin that refuses in on_open() and
- * one that calls the host from on_close(). The peer end is driven from
- * this thread between short runs of the loop. */
+ * one that calls the host from on_close(), the log_connections line, and
+ * running out of memory (calloc is wrapped to fail on demand). The peer
+ * end is driven from this thread between short runs of the loop. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,9 +27,56 @@
 #include "daemon/conn.h"
 #include "daemon/daemon.h"
 #include "daemon/host.h"
+#include "daemon/log.h"
 #include "daemon/loop.h"
 
 #define MSEC 1000000LL
+
+/* The next fail_callocs calls of calloc() fail, as under memory
+ * pressure. */
+static int fail_callocs;
+void *__real_calloc(size_t n, size_t size);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_calloc(size_t n, size_t size)
+{
+	if (fail_callocs > 0) {
+		fail_callocs--;
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __real_calloc(n, size);
+}
+
+/* stderr into a pipe of ours while a test looks at log lines. */
+static int log_pipe[2] = { -1, -1 };
+static int saved_stderr = -1;
+static char logged[8192];
+
+static void capture_log(void)
+{
+	assert_int_equal(pipe2(log_pipe, O_NONBLOCK | O_CLOEXEC), 0);
+	saved_stderr = dup(STDERR_FILENO);
+	assert_true(saved_stderr >= 0);
+	assert_true(dup2(log_pipe[1], STDERR_FILENO) >= 0);
+	log_init(RINGD_LOG_INFO);
+}
+
+/* What was logged since the last call, NUL-terminated. */
+static const char *read_log(void)
+{
+	ssize_t n = read(log_pipe[0], logged, sizeof(logged) - 1);
+
+	logged[n > 0 ? n : 0] = '\0';
+	return logged;
+}
+
+static void release_log(void)
+{
+	dup2(saved_stderr, STDERR_FILENO);
+	close(saved_stderr);
+	close(log_pipe[0]);
+	close(log_pipe[1]);
+}
 
 static enum loop_backend test_backend;
 
@@ -256,6 +304,20 @@ static void test_conn_sends_in_a_hook_leave_together(void **state)
 	fixture_free(f);
 }
 
+static void peer_roundtrip_unlogged(struct fixture *f)
+{
+	unsigned char got[4];
+	size_t have = 0;
+	int peer = open_pair(f, 0);
+
+	assert_int_equal(write(peer, "abc", 3), 3);
+	run_for(f, 20);
+	drain_peer(peer, got, &have, sizeof(got));
+	assert_int_equal(have, 3);
+	close(peer);
+	run_for(f, 20);
+}
+
 /* A connected TCP pair over loopback: *srv gets the accepted end. */
 static int tcp_pair(int *srv)
 {
@@ -397,6 +459,82 @@ static void test_conn_on_open_refusal_calls_gone_once(void **state)
 	assert_int_equal(seen.gone, 1);
 	assert_int_equal(drain_peer(peer, NULL, &have, 0), -1);
 	close(peer);
+	fixture_free(f);
+}
+
+/* Once per interval, with the count of what was held back; the fd is
+ * closed and gone() never called. */
+static void test_conn_out_of_memory_logged_once_per_interval(void **state)
+{
+	struct fixture *f = fixture_new(0);
+	char buf[1];
+	int sv[2];
+
+	capture_log();
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
+					    0, sv), 0);
+		fail_callocs = 1;
+		assert_int_equal(conn_open(&f->set, &inst, sv[0], NULL, 0),
+				 -ENOMEM);
+		assert_int_equal(fail_callocs, 0);
+		/* Our end was closed: the peer reads EOF. */
+		assert_int_equal(read(sv[1], buf, 1), 0);
+		close(sv[1]);
+		if (i == 0)
+			assert_string_equal(read_log(),
+					    "warning: conn: out of memory "
+					    "svc=test suppressed=0\n");
+		else if (i == 1)
+			assert_string_equal(read_log(), "");
+		else
+			assert_string_equal(read_log(),
+					    "warning: conn: out of memory "
+					    "svc=test suppressed=1\n");
+		/* The interval passes between the second and third. */
+		if (i == 1)
+			f->set.oom_log.last -= CONN_OOM_LOG_NS;
+	}
+	assert_int_equal(seen.gone, 0);
+	assert_int_equal(conn_set_count(&f->set), 0);
+	release_log();
+	fixture_free(f);
+}
+
+/* log_connections: one line at close with the bytes each way. */
+static void test_conn_log_connections_line(void **state)
+{
+	static struct service_conf lsc = { .name = "logged",
+					   .log_connections = true };
+	struct ringd_instance linst = { .sc = &lsc, .p = &plugin };
+	struct fixture *f = fixture_new(0);
+	unsigned char got[16];
+	size_t have = 0;
+	int sv[2];
+	const char *l;
+
+	plugin.on_data = p_echo;
+	capture_log();
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+						     SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(conn_open(&f->set, &linst, sv[0], NULL, 0), 0);
+	assert_int_equal(write(sv[1], "hello", 5), 5);
+	run_for(f, 20);
+	drain_peer(sv[1], got, &have, sizeof(got));
+	assert_int_equal(have, 5);
+	assert_string_equal(read_log(), "");
+	close(sv[1]);
+	run_for(f, 20);
+	l = read_log();
+	assert_non_null(strstr(l, "info: conn: closed svc=logged "
+				  "transport=unix peer=unix local=unix "
+				  "bytes_in=5 bytes_out=5 duration_us="));
+	assert_non_null(strstr(l, " reason=peer\n"));
+	assert_ptr_equal(strchr(l, '\n'), l + strlen(l) - 1);
+	/* A service without it logs nothing. */
+	peer_roundtrip_unlogged(f);
+	assert_string_equal(read_log(), "");
+	release_log();
 	fixture_free(f);
 }
 
@@ -817,6 +955,11 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_conn_on_open_refusal_calls_gone_once,
 				       reset_plugin),
 		cmocka_unit_test_setup(test_conn_on_close_host_calls_are_ignored,
+				       reset_plugin),
+		cmocka_unit_test_setup(
+			test_conn_out_of_memory_logged_once_per_interval,
+			reset_plugin),
+		cmocka_unit_test_setup(test_conn_log_connections_line,
 				       reset_plugin),
 		cmocka_unit_test_setup(test_conn_close_flushes_then_fin,
 				       reset_plugin),

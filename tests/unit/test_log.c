@@ -1,5 +1,6 @@
 /* Logging: plain level words or journald "<N>" prefixes, level filtering,
- * log_warn's strerror suffix, truncation of long messages and one write
+ * log_warn's error= field, quoting of field values, the once-per-interval
+ * limit, truncation of long messages and one write
  * per line. Stderr is a packet socket here, so each write is a record. */
 #include <errno.h>
 #include <fcntl.h>
@@ -170,7 +171,7 @@ static void test_log_journal_prefix(void **state)
 	expect_line("<7>e\n");
 	errno = EACCES;
 	log_warn("f");
-	expect_line("<4>f: Permission denied\n");
+	expect_line("<4>f error=\"Permission denied\"\n");
 
 	/* The style is chosen by log_init(), not at every message. */
 	unsetenv("JOURNAL_STREAM");
@@ -212,7 +213,7 @@ static void test_log_level_filter(void **state)
 	expect_nothing();
 	log_warn("kept");
 	assert_true(next_write() > 0);
-	assert_memory_equal(line, "warning: kept: ", 15);
+	assert_memory_equal(line, "warning: kept error=", 20);
 }
 
 static void test_log_warn_appends_strerror(void **state)
@@ -226,11 +227,11 @@ static void test_log_warn_appends_strerror(void **state)
 	/* errno survives, so a caller may log it again or return it. */
 	after = errno;
 	snprintf(want, sizeof(want),
-		 "warning: conf: open /etc/ringd/x.ini: %s\n",
+		 "warning: conf: open /etc/ringd/x.ini error=\"%s\"\n",
 		 strerror(ENOENT));
 	expect_line(want);
-	assert_string_equal(want, "warning: conf: open /etc/ringd/x.ini: "
-				  "No such file or directory\n");
+	assert_string_equal(want, "warning: conf: open /etc/ringd/x.ini "
+				  "error=\"No such file or directory\"\n");
 	assert_int_equal(after, ENOENT);
 
 	/* log_warnx has no suffix even when errno is set. */
@@ -262,7 +263,7 @@ static void test_log_preserves_errno(void **state)
 }
 
 /* A line that fits, or the cut one: the prefix, the fill, perhaps (part
- * of) a ": strerror" suffix, one '\n' at the end and no NUL, in no more
+ * of) an error="strerror" field, one '\n' at the end and no NUL, in no more
  * than the 2048-byte line buffer. */
 static void check_line(ssize_t n, const char *prefix, char fill)
 {
@@ -277,7 +278,7 @@ static void check_line(ssize_t n, const char *prefix, char fill)
 	while (i < n - 1 && line[i] == fill)
 		i++;
 	if (i < n - 1)
-		assert_int_equal(line[i], ':');
+		assert_int_equal(line[i], ' ');
 }
 
 static void test_log_truncates_long_message(void **state)
@@ -315,6 +316,57 @@ static void test_log_truncates_long_message(void **state)
 	expect_nothing();
 }
 
+static void test_log_value_quotes_when_needed(void **state)
+{
+	char b[LOG_VALUE_MAX], small[8];
+
+	(void)state;
+	assert_string_equal(log_value(b, sizeof(b), "echo"), "echo");
+	assert_string_equal(log_value(b, sizeof(b), "tcp://127.0.0.1:7"),
+			    "tcp://127.0.0.1:7");
+	assert_string_equal(log_value(b, sizeof(b), "Permission denied"),
+			    "\"Permission denied\"");
+	assert_string_equal(log_value(b, sizeof(b), ""), "\"\"");
+	assert_string_equal(log_value(b, sizeof(b), "a=b"), "\"a=b\"");
+	assert_string_equal(log_value(b, sizeof(b), "tab\there"),
+			    "\"tab\there\"");
+	assert_string_equal(log_value(b, sizeof(b), "say \"hi\" \\o/"),
+			    "\"say \\\"hi\\\" \\\\o/\"");
+	/* Cut to fit, the closing quote kept; an escape is never split. */
+	assert_string_equal(log_value(small, sizeof(small), "a b c d e"),
+			    "\"a b c\"");
+	assert_string_equal(log_value(small, sizeof(small), "ab \"\"\"\""),
+			    "\"ab \\\"\"");
+	assert_string_equal(log_value(small, sizeof(small), "abcdefghij"),
+			    "abcdefg");
+	assert_string_equal(log_value(small, 2, "a b"), "");
+	/* Used as the value of a field, a quoted value stays one word for
+	 * logfmt readers. */
+	log_info("x: y error=%s", log_value(b, sizeof(b), "No route"));
+	expect_line("info: x: y error=\"No route\"\n");
+}
+
+static void test_log_limit_counts_what_it_held_back(void **state)
+{
+	struct log_limit ll = { 0 };
+	uint64_t held = 99;
+
+	(void)state;
+	/* The first line always goes, even at time 0. */
+	assert_true(log_limit_take(&ll, 0, 100, &held));
+	assert_int_equal(held, 0);
+	assert_false(log_limit_take(&ll, 50, 100, &held));
+	assert_false(log_limit_take(&ll, 99, 100, &held));
+	assert_true(log_limit_take(&ll, 100, 100, &held));
+	assert_int_equal(held, 2);
+	assert_false(log_limit_take(&ll, 150, 100, &held));
+	/* After a quiet spell the next line goes at once, with the count. */
+	assert_true(log_limit_take(&ll, 10000, 100, &held));
+	assert_int_equal(held, 1);
+	assert_true(log_limit_take(&ll, 20000, 100, &held));
+	assert_int_equal(held, 0);
+}
+
 static void test_log_one_write_per_line(void **state)
 {
 	int i;
@@ -338,6 +390,10 @@ static void test_log_one_write_per_line(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_log_value_quotes_when_needed,
+						stderr_capture, stderr_restore),
+		cmocka_unit_test_setup_teardown(test_log_limit_counts_what_it_held_back,
+						stderr_capture, stderr_restore),
 		cmocka_unit_test_setup_teardown(test_log_plain_style,
 						stderr_capture, stderr_restore),
 		cmocka_unit_test_setup_teardown(
