@@ -79,6 +79,9 @@ struct daemon {
 	double start_time;      /* Unix seconds the process started
 				   (metrics_name_counters()) */
 	struct supervise sup;   /* main thread's: watchdog and STATUS= */
+	/* main's: a reload of this generation failed, which STATUS= keeps
+	 * saying until one succeeds (the next generation starts clear). */
+	bool reload_failed;
 };
 
 static inline enum ringd_state daemon_state(struct daemon *d)

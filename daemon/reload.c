@@ -202,7 +202,7 @@ static void reload_notify_begin(void)
 	notify_send(msg);
 }
 
-static void reload_failed(const char *why)
+static void reload_failed(struct reload *r, const char *why)
 {
 	char msg[640], v[LOG_VALUE_MAX];
 
@@ -212,6 +212,7 @@ static void reload_failed(const char *why)
 		 "READY=1\nSTATUS=reload failed: %s (old configuration kept)",
 		 why);
 	notify_send(msg);
+	r->cur->reload_failed = true;
 }
 
 /* Every error, FILE:LINE first, as a log line of its own. */
@@ -325,29 +326,29 @@ void reload_apply(struct reload *r)
 	log_info("ringd: SIGHUP received, reloading file=%s",
 		 log_value(v, sizeof(v), r->config));
 	if (reload_load(r, &conf, err, sizeof(err)) < 0) {
-		reload_failed(err);
+		reload_failed(r, err);
 		return;
 	}
 	if (reload_check_user(r, conf, err, sizeof(err)) < 0) {
 		conf_free(conf);
-		reload_failed(err);
+		reload_failed(r, err);
 		return;
 	}
 	if (gen_new(r, conf, NULL, &d, err, sizeof(err)) < 0) {
-		reload_failed(err);
+		reload_failed(r, err);
 		return;
 	}
 	/* Room first: past the commit nothing may fail. */
 	if (reload_retire_room(r) < 0 ||
 	    metrics_block_init(&snap, r->cur) < 0) {
 		gen_free(d);
-		reload_failed("out of memory");
+		reload_failed(r, "out of memory");
 		return;
 	}
 	if (worker_start_all(d) < 0) {
 		metrics_block_free(&snap);
 		gen_free(d);
-		reload_failed("a worker of the new configuration failed to "
+		reload_failed(r, "a worker of the new configuration failed to "
 			      "start (see the log)");
 		return;
 	}

@@ -745,9 +745,9 @@ def test_watchdog_pings_across_reloads(ctx):
         # A reload takes milliseconds: its datagrams are stamped after it.
         reload(d, ctx.ini(services, ringd={'workers': workers}))
         stamped += [(time.monotonic(), m) for m in d.messages[first:]]
-        echo_once(d.addr('tcp', 'echo'))
     listen_for(1.2)
     end = time.monotonic()
+    echo_once(d.addr('tcp', 'echo'))
     ts = pings(stamped)
     gap = max_gap(ts, start, end)
     assert gap < WATCHDOG_USEC / 1e6, '%.2f s without WATCHDOG=1: %r' % (gap, stamped)
@@ -778,7 +778,23 @@ def test_reload_notify_protocol(ctx):
     assert re.search(r'^STATUS=reload failed: \S*ringd\.ini:1: .* \(old configuration kept\)$',
                      msgs[-1], re.M), msgs
     echo_once(d.addr('tcp', 'echo'))
+    # The refreshed STATUS= goes on saying so, until a reload succeeds.
+    assert wait_status(d, 'last_reload=failed'), d.messages
+    reload(d, ctx.ini({'echo': {'listen': 'tcp://127.0.0.1:0'}}))
+    echo_once(d.addr('tcp', 'echo'))
+    assert wait_status(d, 'connections=0'), d.messages
+    assert 'last_reload=failed' not in d.messages[-1], d.messages[-1]
     d.stop()
+
+
+def wait_status(d, word, timeout=5.0):
+    """The next refreshed STATUS=running line (within timeout) has word."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        m = d._read_notify(0.1)
+        if m and m.startswith('STATUS=running ') and word in m:
+            return True
+    return False
 
 
 if __name__ == '__main__':
