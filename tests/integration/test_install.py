@@ -6,7 +6,7 @@ installed plugins, its qotd default being the installed quotes file, and
 every listener of it on loopback and TCP.
 
 usage: test_install.py --meson MESON --build DIR --prefix P --sbindir D
-       --libdir D --sysconfdir D --datadir D --mandir D --includedir D
+       --bindir D --libdir D --sysconfdir D --datadir D --mandir D --includedir D
        --unitdir D --source DIR
 """
 
@@ -25,12 +25,13 @@ LOOPBACK = ('127.0.0.1', '[::1]')
 
 def options():
     ap = argparse.ArgumentParser()
-    for name in ('meson', 'build', 'prefix', 'sbindir', 'libdir', 'sysconfdir',
+    for name in ('meson', 'build', 'prefix', 'sbindir', 'bindir', 'libdir', 'sysconfdir',
                  'datadir', 'mandir', 'includedir', 'unitdir', 'source'):
         ap.add_argument('--' + name, required=True)
     o = ap.parse_args()
     # meson's rule: a relative directory option is under the prefix.
-    for name in ('sbindir', 'libdir', 'sysconfdir', 'datadir', 'mandir', 'includedir'):
+    for name in ('sbindir', 'bindir', 'libdir', 'sysconfdir', 'datadir', 'mandir',
+                 'includedir'):
         setattr(o, name, os.path.join(o.prefix, getattr(o, name)))
     return o
 
@@ -53,10 +54,14 @@ def test_layout(o, dest):
             os.path.join(o.mandir, 'man8', 'ringd.8'),
             os.path.join(o.mandir, 'man5', 'ringd.ini.5'),
             os.path.join(o.includedir, 'ringd', 'plugin.h')]
+    # ringd-probe is a client anyone runs: bindir, not sbindir.
+    probe = [os.path.join(o.bindir, 'ringd-probe'),
+             os.path.join(o.mandir, 'man1', 'ringd-probe.1')]
     want += [os.path.join(o.libdir, 'ringd', p + '.so') for p in PLUGINS]
-    missing = [p for p in want if not os.path.isfile(under(dest, p))]
+    missing = [p for p in want + probe if not os.path.isfile(under(dest, p))]
     assert not missing, 'not installed: %s' % missing
     assert os.access(under(dest, want[0]), os.X_OK), want[0]
+    assert os.access(under(dest, probe[0]), os.X_OK), probe[0]
     with open(under(dest, want[2]), 'rb') as f, \
             open(os.path.join(o.source, 'conf', 'quotes'), 'rb') as g:
         assert f.read() == g.read(), 'installed quotes differ from conf/quotes'

@@ -1,0 +1,387 @@
+/* The per-target state machine: socket, connect, request, bounded read,
+ * verdict. Every op and the deadline timer run on the caller's loop; a
+ * check ends only after its last op has completed, so its socket can be
+ * closed and its memory reused at once. */
+#include "probe/check.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "probe/check_priv.h"
+
+static int64_t mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void check_maybe_done(struct probe_check *c)
+{
+	if (c->phase != PH_CLOSING || c->inflight)
+		return;
+	if (c->fd >= 0) {
+		loop_close(c->l, c->fd);
+		c->fd = -1;
+	}
+	c->phase = PH_IDLE;
+	c->done(c, c->arg);
+}
+
+/* Records the verdict once; later events of the same try are ignored. */
+void check_finish(struct probe_check *c, enum probe_state s,
+		  const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->phase == PH_CLOSING || c->phase == PH_IDLE)
+		return;
+	c->phase = PH_CLOSING;
+	c->res.state = s;
+	/* The "in X ms" of the message, read just before, is the time. */
+	c->res.duration_ns = (c->end ? c->end : mono_now()) - c->start;
+	va_start(ap, fmt);
+	vsnprintf(c->res.message, sizeof(c->res.message), fmt, ap);
+	va_end(ap);
+	loop_timer_stop(c->l, &c->deadline);
+	loop_timer_stop(c->l, &c->resend);
+	loop_cancel(c->l, &c->send_op);
+	loop_cancel(c->l, &c->recv_op);
+	check_maybe_done(c);
+}
+
+double check_ms(struct probe_check *c)
+{
+	c->end = mono_now();
+	return (double)(c->end - c->start) / 1e6;
+}
+
+static const char *errno_text(int err)
+{
+	switch (err) {
+	case ECONNREFUSED:
+		return "connection refused";
+	case ECONNRESET:
+		return "connection reset by peer";
+	case EPIPE:
+		return "connection closed while sending";
+	case ETIMEDOUT:
+		return "connection timed out";
+	case ENETUNREACH:
+		return "network unreachable";
+	case EHOSTUNREACH:
+		return "host unreachable";
+	default:
+		return strerror(err);
+	}
+}
+
+
+int probe_resolve(const struct probe_target *t, struct addrinfo **out,
+		  struct probe_result *r)
+{
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = t->udp ? SOCK_DGRAM : SOCK_STREAM,
+		.ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV,
+	};
+	int err;
+
+	*out = NULL;
+	if (t->unix_path[0])
+		return 0;
+	/* [IPv6] is a literal: never a name to look up. */
+	if (strchr(t->host, ':'))
+		hints.ai_flags |= AI_NUMERICHOST;
+	err = getaddrinfo(t->host, t->port, &hints, out);
+	if (err == EAI_ADDRFAMILY || err == EAI_NONAME) {
+		/* AI_ADDRCONFIG hides ::1 on a host whose only IPv6
+		 * address is loopback; ask again without it. */
+		hints.ai_flags &= ~AI_ADDRCONFIG;
+		err = getaddrinfo(t->host, t->port, &hints, out);
+	}
+	if (err == 0)
+		return 0;
+	memset(r, 0, sizeof(*r));
+	r->state = PROBE_UNKNOWN;
+	snprintf(r->message, sizeof(r->message), "cannot resolve %.100s: %s",
+		 t->host, err == EAI_SYSTEM ? strerror(errno) : gai_strerror(err));
+	return -EHOSTUNREACH;
+}
+
+static void on_send(struct loop_op *op, int res, unsigned flags, void *buf);
+static void on_recv(struct loop_op *op, int res, unsigned flags, void *buf);
+static void on_recvmsg(struct loop_op *op, int res, unsigned flags,
+		       void *buf);
+static void on_deadline(struct loop_timer *t);
+static void on_resend(struct loop_timer *t);
+
+struct probe_check *probe_check_new(struct loop *l,
+				    const struct probe_target *t,
+				    const struct addrinfo *ai,
+				    const struct probe_opts *o)
+{
+	struct probe_check *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->l = l;
+	c->t = t;
+	c->ai_head = ai;
+	c->o = o;
+	c->fd = -1;
+	c->send_op = (struct loop_op){ .cb = on_send, .data = c };
+	c->recv_op = (struct loop_op){ .cb = t->udp ? on_recvmsg : on_recv,
+				       .data = c };
+	c->deadline = (struct loop_timer){ .cb = on_deadline, .data = c };
+	c->resend = (struct loop_timer){ .cb = on_resend, .data = c };
+	return c;
+}
+
+void probe_check_free(struct probe_check *c)
+{
+	if (!c)
+		return;
+	free(c->out);
+	free(c->in);
+	free(c);
+}
+
+const struct probe_result *probe_check_result(const struct probe_check *c)
+{
+	return &c->res;
+}
+
+static int check_socket(struct probe_check *c, const struct addrinfo *ai)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	const struct sockaddr *sa = (const struct sockaddr *)&sun;
+	socklen_t salen = sizeof(sun);
+	int family = AF_UNIX, one = 1;
+
+	if (ai) {
+		family = ai->ai_family;
+		sa = ai->ai_addr;
+		salen = ai->ai_addrlen;
+	} else {
+		memcpy(sun.sun_path, c->t->unix_path, sizeof(sun.sun_path));
+	}
+	c->fd = socket(family,
+		       (c->t->udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK |
+			       SOCK_CLOEXEC,
+		       0);
+	if (c->fd < 0)
+		return -errno;
+	if (family != AF_UNIX && !c->t->udp)
+		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(c->fd, sa, salen) == 0 || errno == EINPROGRESS ||
+	    errno == EAGAIN)
+		return 0;
+	return -errno;
+}
+
+static void check_close_fd(struct probe_check *c)
+{
+	if (c->fd >= 0) {
+		loop_close(c->l, c->fd);
+		c->fd = -1;
+	}
+}
+
+/* Tries c->ai and the addresses after it until one connects or starts
+ * connecting; a stream socket's zero-byte send completes when the
+ * handshake does (or fails with its error) on either engine. */
+static void check_connect(struct probe_check *c)
+{
+	int err;
+
+	for (;;) {
+		err = check_socket(c, c->ai);
+		if (err == 0)
+			break;
+		check_close_fd(c);
+		if (!c->ai || !c->ai->ai_next) {
+			check_finish(c, PROBE_CRITICAL, "%s", errno_text(-err));
+			return;
+		}
+		c->ai = c->ai->ai_next;
+	}
+	if (c->t->udp) {
+		c->phase = PH_EXCHANGE;
+		c->msg = (struct msghdr){ .msg_iov = &c->iov, .msg_iovlen = 1 };
+		c->iov = (struct iovec){ .iov_base = c->in,
+					 .iov_len = c->in_cap };
+		c->inflight++;
+		loop_recvmsg(c->l, &c->recv_op, c->fd, &c->msg);
+		on_resend(&c->resend);
+		return;
+	}
+	c->phase = PH_CONNECT;
+	c->inflight++;
+	loop_send(c->l, &c->send_op, c->fd, c->out, 0);
+}
+
+void probe_check_start(struct probe_check *c, probe_done_cb done, void *arg)
+{
+	c->done = done;
+	c->arg = arg;
+	c->ai = c->ai_head;
+	c->start = mono_now();
+	c->end = 0;
+	memset(&c->res, 0, sizeof(c->res));
+	c->phase = PH_CONNECT;
+	c->out_off = c->in_len = 0;
+	c->got = c->body_got = 0;
+	c->sent = c->udp_sending = false;
+	memset(&c->cg, 0, sizeof(c->cg));
+	memset(&c->http, 0, sizeof(c->http));
+	memset(&c->chunks, 0, sizeof(c->chunks));
+	if (reply_prepare(c) < 0) {
+		check_finish(c, PROBE_UNKNOWN, "out of memory");
+		return;
+	}
+	loop_timer_set(c->l, &c->deadline, c->start + c->o->timeout_ns);
+	check_connect(c);
+}
+
+static void send_more(struct probe_check *c)
+{
+	c->inflight++;
+	loop_send(c->l, &c->send_op, c->fd, c->out + c->out_off,
+		  c->out_len - c->out_off);
+}
+
+/* The handshake is done: read from now on (early closes and resets show
+ * there), and send the request if the protocol has one. */
+static void check_connected(struct probe_check *c)
+{
+	c->phase = PH_EXCHANGE;
+	c->inflight++;
+	loop_recv(c->l, &c->recv_op, c->fd);
+	if (c->out_len)
+		send_more(c);
+	else
+		reply_sent(c);
+}
+
+static void connect_failed(struct probe_check *c, int err)
+{
+	if (c->ai && c->ai->ai_next &&
+	    (err == ECONNREFUSED || err == ENETUNREACH ||
+	     err == EHOSTUNREACH || err == EADDRNOTAVAIL)) {
+		check_close_fd(c);
+		c->ai = c->ai->ai_next;
+		check_connect(c);
+		return;
+	}
+	check_finish(c, PROBE_CRITICAL, "%s", errno_text(err));
+}
+
+static void on_send(struct loop_op *op, int res, unsigned flags, void *buf)
+{
+	struct probe_check *c = op->data;
+
+	c->inflight--;
+	c->udp_sending = false;
+	if (c->phase == PH_CLOSING) {
+		check_maybe_done(c);
+	} else if (res < 0) {
+		if (c->phase == PH_CONNECT)
+			connect_failed(c, -res);
+		else
+			check_finish(c, PROBE_CRITICAL, "%s after %llu bytes",
+				     errno_text(-res),
+				     (unsigned long long)c->got);
+	} else if (c->t->udp) {
+		c->sent = true;
+	} else if (c->phase == PH_CONNECT) {
+		check_connected(c);
+	} else {
+		c->out_off += (size_t)res;
+		if (c->out_off < c->out_len) {
+			send_more(c);
+		} else {
+			c->sent = true;
+			reply_sent(c);
+		}
+	}
+}
+
+static void on_recv(struct loop_op *op, int res, unsigned flags, void *buf)
+{
+	struct probe_check *c = op->data;
+
+	if (!(flags & LOOP_F_MORE))
+		c->inflight--;
+	if (c->phase == PH_CLOSING)
+		check_maybe_done(c);
+	else if (res > 0)
+		reply_data(c, buf, (size_t)res);
+	else if (res == 0)
+		reply_eof(c);
+	else
+		check_finish(c, PROBE_CRITICAL, "%s after %llu bytes",
+			     errno_text(-res), (unsigned long long)c->got);
+	/* A multishot RECV that ended without a verdict (it should not)
+	 * must not leave the check waiting for nothing. */
+	if (!(flags & LOOP_F_MORE) && c->phase == PH_EXCHANGE)
+		check_finish(c, PROBE_CRITICAL, "reply ended unexpectedly");
+}
+
+static void on_recvmsg(struct loop_op *op, int res, unsigned flags,
+		       void *buf)
+{
+	struct probe_check *c = op->data;
+
+	c->inflight--;
+	if (c->phase == PH_CLOSING)
+		check_maybe_done(c);
+	else if (res < 0)
+		check_finish(c, PROBE_CRITICAL, "%s", errno_text(-res));
+	else
+		reply_datagram(c, c->in, (size_t)res);
+}
+
+static void on_deadline(struct loop_timer *t)
+{
+	struct probe_check *c = t->data;
+
+	if (c->phase == PH_CONNECT)
+		check_finish(c, PROBE_CRITICAL, "timeout after %.1f s connecting",
+			     c->o->timeout_ns / 1e9);
+	else
+		check_finish(c, PROBE_CRITICAL,
+			     "timeout after %.1f s, %llu bytes received",
+			     c->o->timeout_ns / 1e9,
+			     (unsigned long long)c->got);
+}
+
+/* UDP loses datagrams: the request goes out again every quarter of the
+ * timeout until a reply or the deadline. */
+static void on_resend(struct loop_timer *t)
+{
+	struct probe_check *c = t->data;
+
+	if (c->phase != PH_EXCHANGE)
+		return;
+	if (!c->udp_sending) {
+		c->udp_sending = true;
+		c->smsg = (struct msghdr){ .msg_iov = &c->siov,
+					   .msg_iovlen = 1 };
+		c->siov = (struct iovec){ .iov_base = c->out,
+					  .iov_len = c->out_len };
+		c->inflight++;
+		loop_sendmsg(c->l, &c->send_op, c->fd, &c->smsg);
+	}
+	loop_timer_set(c->l, &c->resend,
+		       loop_now(c->l) + c->o->timeout_ns / 4);
+}

@@ -1,0 +1,228 @@
+/* ringd-probe's check state machine on a real loop (the engine named by
+ * argv[1]; io_uring exits 77 where unavailable): trying the next address
+ * after a refusal, a refusal on the last, a failure before the loop
+ * runs, and one check reused for a second try. The server side is a
+ * listener the test accepts on from a loop timer, in the same thread. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "probe/check.h"
+
+static enum loop_backend test_backend;
+
+struct server {
+	struct loop *l;
+	struct loop_timer t;
+	int lfd;
+	unsigned served;
+};
+
+/* Accepts what the backlog holds and answers each with a daytime line;
+ * polls every millisecond until the test stops the loop. */
+static void server_tick(struct loop_timer *t)
+{
+	struct server *s = t->data;
+	int fd;
+
+	while ((fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+		assert_int_equal(send(fd, "hello\r\n", 7, 0), 7);
+		close(fd);
+		s->served++;
+	}
+	loop_timer_set(s->l, &s->t, loop_now(s->l) + 1000000);
+}
+
+static int listener(struct sockaddr_in *sin)
+{
+	socklen_t len = sizeof(*sin);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+	assert_true(fd >= 0);
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin->sin_port = 0;
+	assert_int_equal(bind(fd, (struct sockaddr *)sin, len), 0);
+	assert_int_equal(listen(fd, 16), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)sin, &len), 0);
+	return fd;
+}
+
+/* A loopback port nobody listens on (bound, then closed). */
+static void closed_port(struct sockaddr_in *sin)
+{
+	int fd = listener(sin);
+
+	close(fd);
+}
+
+static void ai_of(struct addrinfo *ai, struct sockaddr_in *sin,
+		  struct addrinfo *next)
+{
+	memset(ai, 0, sizeof(*ai));
+	ai->ai_family = AF_INET;
+	ai->ai_socktype = SOCK_STREAM;
+	ai->ai_addr = (struct sockaddr *)sin;
+	ai->ai_addrlen = sizeof(*sin);
+	ai->ai_next = next;
+}
+
+struct done {
+	struct loop *l;
+	unsigned calls;
+};
+
+static void on_done(struct probe_check *c, void *arg)
+{
+	struct done *d = arg;
+
+	d->calls++;
+	loop_stop(d->l);
+}
+
+static const struct probe_opts opts = {
+	.timeout_ns = 2000000000,
+	.size = 64,
+	.method = "GET",
+	.expect_status = "200-399",
+};
+
+static struct loop *new_loop(void)
+{
+	struct loop_params p = { .backend = test_backend };
+	struct loop *l = NULL;
+
+	assert_int_equal(loop_new(&l, &p), 0);
+	return l;
+}
+
+static void test_probe_check_next_address_after_refusal(void **state)
+{
+	struct sockaddr_in dead, live;
+	struct addrinfo ai[2];
+	struct probe_target t;
+	const char *why;
+	struct loop *l = new_loop();
+	struct server s = { .l = l, .t = { .cb = server_tick, .data = &s } };
+	struct done d = { .l = l };
+	struct probe_check *c;
+
+	closed_port(&dead);
+	s.lfd = listener(&live);
+	ai_of(&ai[1], &live, NULL);
+	ai_of(&ai[0], &dead, &ai[1]);
+	assert_int_equal(probe_target_parse(&t, "daytime://h", &why), 0);
+	c = probe_check_new(l, &t, ai, &opts);
+	assert_non_null(c);
+	server_tick(&s.t);
+	for (unsigned i = 0; i < 2; i++) {
+		probe_check_start(c, on_done, &d);
+		assert_int_equal(loop_run(l), 0);
+		assert_int_equal(d.calls, i + 1);
+		assert_int_equal(probe_check_result(c)->state, PROBE_OK);
+		assert_non_null(strstr(probe_check_result(c)->message,
+				       "'hello' in "));
+		assert_true(probe_check_result(c)->duration_ns > 0);
+	}
+	assert_int_equal(s.served, 2);
+	probe_check_free(c);
+	loop_timer_stop(l, &s.t);
+	close(s.lfd);
+	loop_free(l);
+}
+
+static void test_probe_check_refused_on_last_address(void **state)
+{
+	struct sockaddr_in dead;
+	struct addrinfo ai;
+	struct probe_target t;
+	const char *why;
+	struct loop *l = new_loop();
+	struct done d = { .l = l };
+	struct probe_check *c;
+
+	closed_port(&dead);
+	ai_of(&ai, &dead, NULL);
+	assert_int_equal(probe_target_parse(&t, "echo://h", &why), 0);
+	c = probe_check_new(l, &t, &ai, &opts);
+	probe_check_start(c, on_done, &d);
+	assert_int_equal(loop_run(l), 0);
+	assert_int_equal(d.calls, 1);
+	assert_int_equal(probe_check_result(c)->state, PROBE_CRITICAL);
+	assert_string_equal(probe_check_result(c)->message,
+			    "connection refused");
+	probe_check_free(c);
+	loop_free(l);
+}
+
+static void test_probe_check_fails_before_the_loop(void **state)
+{
+	struct probe_target t;
+	struct probe_result r;
+	struct addrinfo *ai = (struct addrinfo *)&r; /* must stay unused */
+	const char *why;
+	struct loop *l = new_loop();
+	struct done d = { .l = l };
+	struct probe_check *c;
+
+	assert_int_equal(probe_target_parse(&t, "http://localhost/", &why), 0);
+	strcpy(t.unix_path, "/nonexistent/ringd-probe.sock");
+	assert_int_equal(probe_resolve(&t, &ai, &r), 0);
+	assert_null(ai);
+	c = probe_check_new(l, &t, ai, &opts);
+	probe_check_start(c, on_done, &d);
+	/* done ran already: the socket could not even start connecting. */
+	assert_int_equal(d.calls, 1);
+	assert_int_equal(probe_check_result(c)->state, PROBE_CRITICAL);
+	assert_string_equal(probe_check_result(c)->message,
+			    "No such file or directory");
+	probe_check_free(c);
+	loop_free(l);
+}
+
+static void test_probe_check_resolve_failure_is_unknown(void **state)
+{
+	struct probe_target t;
+	struct probe_result r;
+	struct addrinfo *ai = NULL;
+	const char *why;
+
+	/* A numeric host that is no address fails without asking DNS. */
+	assert_int_equal(probe_target_parse(&t, "echo://[::1::2]", &why), 0);
+	assert_int_equal(probe_resolve(&t, &ai, &r), -EHOSTUNREACH);
+	assert_null(ai);
+	assert_int_equal(r.state, PROBE_UNKNOWN);
+	assert_non_null(strstr(r.message, "cannot resolve ::1::2: "));
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_probe_check_next_address_after_refusal),
+		cmocka_unit_test(test_probe_check_refused_on_last_address),
+		cmocka_unit_test(test_probe_check_fails_before_the_loop),
+		cmocka_unit_test(test_probe_check_resolve_failure_is_unknown),
+	};
+	const char *why = NULL;
+
+	if (argc != 2 || (strcmp(argv[1], "epoll") && strcmp(argv[1], "io_uring"))) {
+		fprintf(stderr, "usage: test_probe_check epoll|io_uring\n");
+		return 2;
+	}
+	test_backend = strcmp(argv[1], "epoll") == 0 ? LOOP_BACKEND_EPOLL
+						     : LOOP_BACKEND_IO_URING;
+	if (test_backend == LOOP_BACKEND_IO_URING && loop_uring_probe(&why) < 0) {
+		printf("test_probe_check: io_uring: %s; skipping\n", why);
+		return 77;
+	}
+	return cmocka_run_group_tests_name(argv[1], tests, NULL, NULL);
+}

@@ -1,0 +1,182 @@
+/* ringd-probe's command line: durations, sizes, option values, and the
+ * one UNKNOWN line every mistake prints. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "probe/cli.h"
+
+static void test_probe_cli_durations(void **state)
+{
+	int64_t ns = 0;
+
+	assert_int_equal(cli_parse_duration("2", &ns), 0);
+	assert_int_equal(ns, 2000000000);
+	assert_int_equal(cli_parse_duration("0.5s", &ns), 0);
+	assert_int_equal(ns, 500000000);
+	assert_int_equal(cli_parse_duration("250ms", &ns), 0);
+	assert_int_equal(ns, 250000000);
+	assert_int_equal(cli_parse_duration("1.5m", &ns), 0);
+	assert_int_equal(ns, 90000000000);
+	assert_int_equal(cli_parse_duration("0.001ms", &ns), 0);
+	assert_int_equal(ns, 1000);
+	assert_int_equal(cli_parse_duration("", &ns), -EINVAL);
+	assert_int_equal(cli_parse_duration("0", &ns), -EINVAL);
+	assert_int_equal(cli_parse_duration("-1", &ns), -EINVAL);
+	assert_int_equal(cli_parse_duration("2h", &ns), -EINVAL);
+	assert_int_equal(cli_parse_duration("nan", &ns), -EINVAL);
+	assert_int_equal(cli_parse_duration("inf", &ns), -EINVAL);
+	assert_int_equal(cli_parse_duration("2 s", &ns), -EINVAL);
+	assert_int_equal(cli_parse_duration("1e9", &ns), -EINVAL);
+}
+
+static void test_probe_cli_sizes(void **state)
+{
+	size_t n = 0;
+
+	assert_int_equal(cli_parse_size("64", 100, &n), 0);
+	assert_int_equal(n, 64);
+	assert_int_equal(cli_parse_size("4k", 1 << 20, &n), 0);
+	assert_int_equal(n, 4096);
+	assert_int_equal(cli_parse_size("1M", 1 << 20, &n), 0);
+	assert_int_equal(n, 1 << 20);
+	assert_int_equal(cli_parse_size("2m", 1 << 20, &n), -EINVAL);
+	assert_int_equal(cli_parse_size("0", 100, &n), -EINVAL);
+	assert_int_equal(cli_parse_size("-1", 100, &n), -EINVAL);
+	assert_int_equal(cli_parse_size("1x", 100, &n), -EINVAL);
+	assert_int_equal(cli_parse_size("99999999999999999999", ~(size_t)0, &n),
+			 -EINVAL);
+}
+
+/* Runs cli_parse over a NULL-terminated list; returns its result and
+ * what it printed. */
+static int parse(struct probe_cli *cli, char **out, const char *first, ...)
+{
+	char *argv[32] = { "ringd-probe" };
+	int argc = 1;
+	va_list ap;
+	size_t len;
+	FILE *f = open_memstream(out, &len);
+	int rc;
+
+	va_start(ap, first);
+	for (const char *a = first; a; a = va_arg(ap, const char *))
+		argv[argc++] = (char *)a;
+	va_end(ap);
+	rc = cli_parse(cli, argc, argv, f, f);
+	fclose(f);
+	return rc;
+}
+
+static void test_probe_cli_defaults_and_values(void **state)
+{
+	struct probe_cli cli;
+	char *out = NULL;
+
+	assert_int_equal(parse(&cli, &out, "echo://h", NULL), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(cli.opts.timeout_ns, 2000000000);
+	assert_int_equal(cli.opts.size, 256);
+	assert_string_equal(cli.opts.method, "GET");
+	assert_string_equal(cli.opts.expect_status, "200-399");
+	assert_int_equal(cli.count, 1);
+	assert_int_equal(cli.format, CLI_NAGIOS);
+	assert_int_equal(cli.backend, LOOP_BACKEND_AUTO);
+	assert_null(cli.opts.expect_body);
+	assert_int_equal(cli.nurls, 1);
+	cli_free(&cli);
+	free(out);
+
+	assert_int_equal(parse(&cli, &out, "-t", "300ms", "--warn", "1ms",
+			       "--crit", "2ms", "--size", "1k", "--method",
+			       "HEAD", "--expect-status", "503", "--json",
+			       "http://h/", "--count", "5", "--interval",
+			       "10ms", "--backend", "epoll", "--expect-body",
+			       "^ok$", "--expect-header",
+			       "Content-Type:  text/.*", "echo://h", NULL), 0);
+	assert_int_equal(cli.opts.timeout_ns, 300000000);
+	assert_int_equal(cli.warn_ns, 1000000);
+	assert_int_equal(cli.crit_ns, 2000000);
+	assert_int_equal(cli.opts.size, 1024);
+	assert_string_equal(cli.opts.method, "HEAD");
+	assert_string_equal(cli.opts.expect_status, "503");
+	assert_int_equal(cli.format, CLI_JSON);
+	assert_int_equal(cli.count, 5);
+	assert_int_equal(cli.interval_ns, 10000000);
+	assert_int_equal(cli.backend, LOOP_BACKEND_EPOLL);
+	assert_non_null(cli.opts.expect_body);
+	assert_non_null(cli.opts.expect_header);
+	assert_string_equal(cli.opts.expect_header_name, "Content-Type");
+	assert_int_equal(cli.nurls, 2);
+	assert_string_equal(cli.urls[0], "http://h/");
+	assert_string_equal(cli.urls[1], "echo://h");
+	cli_free(&cli);
+	free(out);
+}
+
+static void cli_bad(const char *want, const char *a, const char *b)
+{
+	struct probe_cli cli;
+	char *out = NULL;
+
+	assert_int_equal(parse(&cli, &out, a, b, "echo://h", NULL), -EINVAL);
+	assert_string_equal(out, want);
+	cli_free(&cli);
+	free(out);
+}
+
+static void test_probe_cli_errors(void **state)
+{
+	struct probe_cli cli;
+	char *out = NULL;
+
+	cli_bad("UNKNOWN - ringd-probe: --timeout wants a duration (2s, "
+		"500ms): soon\n", "--timeout", "soon");
+	cli_bad("UNKNOWN - ringd-probe: --method is GET, HEAD or OPTIONS: "
+		"POST\n", "--method", "POST");
+	cli_bad("UNKNOWN - ringd-probe: --backend is auto, io_uring or epoll: "
+		"kqueue\n", "--backend", "kqueue");
+	cli_bad("UNKNOWN - ringd-probe: --expect-status wants codes and "
+		"ranges like 200,300-399: 2xx\n", "--expect-status", "2xx");
+	cli_bad("UNKNOWN - ringd-probe: --expect-header wants 'Name: REGEX': "
+		"nocolon\n", "--expect-header", "nocolon");
+	cli_bad("UNKNOWN - ringd-probe: --size wants 1..64m bytes: 65m\n",
+		"--size", "65m");
+	cli_bad("UNKNOWN - ringd-probe: --count wants 1..1000000: 0\n",
+		"--count", "0");
+	cli_bad("UNKNOWN - ringd-probe: bad option or missing argument: "
+		"--nope\n", "--nope", "x");
+	assert_int_equal(parse(&cli, &out, "--expect-body", "(", "echo://h",
+			       NULL), -EINVAL);
+	assert_non_null(strstr(out, "UNKNOWN - ringd-probe: "));
+	assert_non_null(strstr(out, ": (\n"));
+	cli_free(&cli);
+	free(out);
+	assert_int_equal(parse(&cli, &out, "--json", NULL), -EINVAL);
+	assert_string_equal(out, "UNKNOWN - ringd-probe: no target: give at "
+				 "least one URL (--help)\n");
+	cli_free(&cli);
+	free(out);
+	assert_int_equal(parse(&cli, &out, "--help", NULL), 1);
+	assert_non_null(strstr(out, "usage: ringd-probe"));
+	cli_free(&cli);
+	free(out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_probe_cli_durations),
+		cmocka_unit_test(test_probe_cli_sizes),
+		cmocka_unit_test(test_probe_cli_defaults_and_values),
+		cmocka_unit_test(test_probe_cli_errors),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
