@@ -80,8 +80,10 @@ static int gen_backend(struct daemon *d, bool starting, char *err,
 		return 0;
 	}
 	if (backend == CONF_BACKEND_IO_URING) {
-		snprintf(err, errlen, "loop: io_uring unavailable (%s); "
-			 "backend = io_uring was asked for", why);
+		snprintf(err, errlen,
+			 "loop: io_uring unavailable (%s); "
+			 "backend = io_uring was asked for",
+			 why);
 		log_err("loop: io_uring unavailable (%s); %s backend=io_uring",
 			why, starting ? "not starting" : "not reloading");
 		return -1;
@@ -132,8 +134,7 @@ static int gen_new(struct reload *r, struct ringd_conf *conf,
 	d->conf = conf;
 	d->nconns = &r->nconns;
 	if (gen_instances(d) < 0 || metrics_block_init(&d->carried, d) < 0) {
-		snprintf(err, errlen, "cannot set up the services (see the "
-			 "log)");
+		snprintf(err, errlen, "cannot set up the services (see the log)");
 		gen_free(d);
 		return -1;
 	}
@@ -174,8 +175,8 @@ int reload_start_first(struct reload *r)
 
 void reload_announce(struct daemon *d, const char *verb)
 {
-	const char *engine = d->backend == LOOP_BACKEND_IO_URING ? "io_uring" :
-								     "epoll";
+	const char *engine =
+		d->backend == LOOP_BACKEND_IO_URING ? "io_uring" : "epoll";
 	char listeners[4096], status[4400];
 
 	listen_describe(d, listeners, sizeof(listeners));
@@ -207,7 +208,8 @@ static void reload_failed(struct reload *r, const char *why)
 	char msg[640], v[LOG_VALUE_MAX];
 
 	log_err("ringd: reload failed; the running configuration stays "
-		"error=%s", log_value(v, sizeof(v), why));
+		"error=%s",
+		log_value(v, sizeof(v), why));
 	snprintf(msg, sizeof(msg),
 		 "READY=1\nSTATUS=reload failed: %s (old configuration kept)",
 		 why);
@@ -235,9 +237,8 @@ static int reload_load(struct reload *r, struct ringd_conf **out, char *err,
 /* Privileges drop once, at start: a changed user waits for a restart.
  * A user that does not exist would make that restart fail, so it fails
  * the reload now, while the running configuration can still stay. */
-static int reload_check_user(const struct reload *r,
-			     const struct ringd_conf *c, char *err,
-			     size_t errlen)
+static int reload_check_user(const struct reload *r, const struct ringd_conf *c,
+			     char *err, size_t errlen)
 {
 	const char *was = r->user ? r->user : "";
 	const char *now = c->user ? c->user : "";
@@ -251,7 +252,8 @@ static int reload_check_user(const struct reload *r,
 	if (strcmp(was, now) != 0)
 		log_warnx("ringd: a new user = takes effect at the next "
 			  "restart; privileges were set at start user=%s "
-			  "started_with=%s", log_value(v, sizeof(v), now),
+			  "started_with=%s",
+			  log_value(v, sizeof(v), now),
 			  log_value(w, sizeof(w), *was ? was : "none"));
 	return 0;
 }
@@ -295,7 +297,8 @@ static void reload_retire(struct reload *r, struct daemon *old)
 		nanosleep(&ms, NULL);
 	}
 	log_warnx("ringd: reload: the previous configuration still accepts "
-		  "waited_ms=%d", RELOAD_QUIET_MS);
+		  "waited_ms=%d",
+		  RELOAD_QUIET_MS);
 }
 
 /* d's workers run: the running generation's counters and sockets pass
@@ -349,7 +352,7 @@ void reload_apply(struct reload *r)
 		metrics_block_free(&snap);
 		gen_free(d);
 		reload_failed(r, "a worker of the new configuration failed to "
-			      "start (see the log)");
+				 "start (see the log)");
 		return;
 	}
 	reload_commit(r, d, &snap);
@@ -387,8 +390,9 @@ void reload_reap(struct reload *r)
 
 	while (i < r->nold) {
 		if (worker_try_join_all(r->old[i]))
-			reload_free_old(r, i, "released: its last connection "
-					      "ended");
+			reload_free_old(r, i,
+					"released: its last connection "
+					"ended");
 		else
 			i++;
 	}

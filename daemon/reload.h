@@ -28,11 +28,11 @@ struct reload {
 	/* user = as the process started: privileges drop only once. */
 	char *user;
 
-	struct daemon *cur;   /* the generation that accepts */
-	struct daemon **old;  /* retiring, until their workers end */
+	struct daemon *cur;  /* the generation that accepts */
+	struct daemon **old; /* retiring, until their workers end */
 	size_t nold, capold;
 
-	_Atomic long nconns;  /* open connections of every generation */
+	_Atomic long nconns; /* open connections of every generation */
 };
 
 /* Builds the first generation from conf (taken over, freed on failure):
