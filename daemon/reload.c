@@ -134,7 +134,8 @@ static int gen_new(struct reload *r, struct ringd_conf *conf,
 	d->conf = conf;
 	d->nconns = &r->nconns;
 	if (gen_instances(d) < 0 || metrics_block_init(&d->carried, d) < 0) {
-		snprintf(err, errlen, "cannot set up the services; see the log");
+		snprintf(err, errlen,
+			 "services failed to set up (see the log)");
 		gen_free(d);
 		return -1;
 	}
