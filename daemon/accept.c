@@ -42,6 +42,7 @@ struct accept_listener {
 	const struct listener *l;
 	int fd;
 	bool armed, paused;
+	bool lent; /* stopping, and the socket is another generation's */
 	struct loop_timer retry;
 	struct log_limit pause_log;
 };
@@ -96,7 +97,7 @@ static void accept_pause(struct accept_listener *al, const char *why);
 
 static bool accept_full(const struct accept_set *a)
 {
-	return atomic_load_explicit(&a->d->nconns, memory_order_relaxed) >=
+	return atomic_load_explicit(a->d->nconns, memory_order_relaxed) >=
 	       (long)a->d->conf->max_connections;
 }
 
@@ -172,10 +173,10 @@ static bool accept_take_slot(struct accept_set *a)
 {
 	long max = (long)a->d->conf->max_connections;
 
-	if (atomic_fetch_add_explicit(&a->d->nconns, 1, memory_order_relaxed) <
+	if (atomic_fetch_add_explicit(a->d->nconns, 1, memory_order_relaxed) <
 	    max)
 		return true;
-	atomic_fetch_sub_explicit(&a->d->nconns, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(a->d->nconns, 1, memory_order_relaxed);
 	return false;
 }
 
@@ -192,7 +193,7 @@ static void accept_release(struct accept_set *a,
 			   const struct ringd_instance *inst,
 			   const struct sockaddr *peer)
 {
-	atomic_fetch_sub_explicit(&a->d->nconns, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(a->d->nconns, 1, memory_order_relaxed);
 	accept_source_put(a, inst, peer);
 }
 
@@ -213,7 +214,7 @@ static void accept_open_in_flight(struct accept_set *a,
 				  const struct ringd_instance *inst, int fd,
 				  const struct accept_peer *p)
 {
-	atomic_fetch_add_explicit(&a->d->nconns, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(a->d->nconns, 1, memory_order_relaxed);
 	accept_open(a, inst, fd, p);
 }
 
@@ -376,8 +377,21 @@ static void accept_new_fd(struct accept_listener *al, int fd)
 
 static void accept_check_idle(struct accept_set *a)
 {
-	if (a->stopping && accept_idle(a))
+	if (a->stopping && (accept_idle(a) || accept_quiet(a)))
 		a->idle(a->idle_arg);
+}
+
+static void accept_drain_backlog(struct accept_listener *al);
+
+/* A socket handed to the next generation, once this worker's accept on
+ * it has ended. Both engines wait on a listener exclusively: a
+ * connection whose wakeup came to this worker wakes no other, so it is
+ * taken here (and served) or it would wait for the next client. The
+ * registration goes first, so no later wakeup comes here. */
+static void accept_let_go(struct accept_listener *al)
+{
+	loop_forget(al->a->loop, al->fd);
+	accept_drain_backlog(al);
 }
 
 static void accept_done(struct loop_op *op, int res, unsigned flags,
@@ -400,6 +414,8 @@ static void accept_done(struct loop_op *op, int res, unsigned flags,
 		 * call transient could repeat at once: retry on the timer. */
 		accept_pause(al, strerror(-res));
 	}
+	if (a->stopping && al->lent && !al->armed)
+		accept_let_go(al);
 	if (a->stopping)
 		accept_check_idle(a);
 	else
@@ -451,16 +467,23 @@ static void accept_drain_backlog(struct accept_listener *al)
  * inherited socket stays open in systemd (or whoever passed it) for the
  * next ringd, so it gets no filter, which would drop SYNs after we are
  * gone: what is queued now is ours to serve, what comes later the next
- * one's. */
+ * one's. A socket handed to the next generation (a reload) keeps
+ * listening: its queue and every later client are that generation's. */
 static void accept_quiesce_listener(struct accept_listener *al)
 {
 	struct accept_set *a = al->a;
 	char ebuf[LOG_VALUE_MAX];
 	int err;
 
+	al->lent = listen_fd_lent(al->l, a->worker);
 	loop_timer_stop(a->loop, &al->retry);
 	if (al->armed)
 		loop_cancel(a->loop, &al->op);
+	if (al->lent) {
+		if (!al->armed)
+			accept_let_go(al);
+		return;
+	}
 	if (al->l->addr.kind == LISTEN_TCP && !al->l->inherited &&
 	    (err = listen_refuse_new(al->fd)) < 0)
 		log_warnx("%s: stop: cannot filter SYNs; a client that "
@@ -482,7 +505,7 @@ static void accept_grace_fired(struct loop_timer *t)
 	for (i = 0; i < a->nls; i++) {
 		/* shutdown() would end the socket for its other holders,
 		 * and what queued since the stop began is the next one's. */
-		if (a->ls[i].l->inherited)
+		if (a->ls[i].lent || a->ls[i].l->inherited)
 			continue;
 		accept_drain_backlog(&a->ls[i]);
 		shutdown(a->ls[i].fd, SHUT_RDWR);
@@ -507,6 +530,14 @@ void accept_quiesce(struct accept_set *a, int64_t grace_ns)
 		return;
 	}
 	loop_timer_set(a->loop, &a->grace_timer, loop_now(a->loop) + grace_ns);
+}
+
+bool accept_quiet(const struct accept_set *a)
+{
+	for (size_t i = 0; i < a->nls; i++)
+		if (a->ls[i].armed)
+			return false;
+	return a->stopping;
 }
 
 bool accept_idle(const struct accept_set *a)

@@ -57,8 +57,9 @@ int accept_access(const struct service_conf *sc, const struct sockaddr *sa);
  * since the last one and the last refused peer. */
 #define ACCEPT_REFUSAL_LOG_NS (10LL * 1000000000)
 
-/* Called during a stop when the last accept in flight has ended and the
- * grace is over, so the owner may finish; never from inside a call into
+/* Called during a stop when the last accept in flight has ended (see
+ * accept_quiet()) and again when the grace is over (accept_idle()), so
+ * the owner may look whether to finish; never from inside a call into
  * this module that the owner made. */
 typedef void (*accept_idle_fn)(void *arg);
 
@@ -87,5 +88,8 @@ void accept_conn_gone(struct accept_set *a, const struct ringd_instance *inst,
 void accept_quiesce(struct accept_set *a, int64_t grace_ns);
 /* Nothing in flight and the grace over. */
 bool accept_idle(const struct accept_set *a);
+/* Stopping and no accept in flight: no new connection comes through
+ * here any more (the grace may still take queued ones). */
+bool accept_quiet(const struct accept_set *a);
 
 #endif

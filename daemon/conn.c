@@ -39,6 +39,9 @@ enum {
 	C_HELD = 1u << 13,    /* the plugin holds its input (hold_input) */
 	C_TOLD = 1u << 14,    /* on_drain() was called */
 	C_LOGGED = 1u << 15,  /* log_connections: a struct conn_log follows */
+	C_TELL = 1u << 16,    /* retiring: on_drain() once input came and
+				 nothing is unread */
+	C_FED = 1u << 17,     /* on_data() has been called */
 };
 
 _Static_assert(RINGD_CLOSE_STOP + 1 == METRICS_CLOSE_N, "metrics.h sizes");
@@ -242,7 +245,7 @@ static void conn_read_start(struct conn *c)
 	loop_recv(c->set->loop, &c->rop, c->fd);
 	/* A draining connection that was paused may have nothing left to
 	 * read: look again, or it would wait for shutdown_timeout. */
-	if (c->flags & C_DRAIN)
+	if (c->flags & (C_DRAIN | C_TELL))
 		conn_drain_soon(c->set);
 }
 
@@ -530,7 +533,7 @@ static void conn_call_data(struct conn *c, const void *buf, size_t len)
 
 	if (!PLUGIN_HAS(p, on_data))
 		return;
-	c->flags |= C_IN_CB;
+	c->flags |= C_IN_CB | C_FED;
 	p->on_data(&c->pub, buf, len);
 	conn_hook_done(c);
 }
@@ -700,7 +703,7 @@ static void conn_recv_done(struct loop_op *op, int res, unsigned flags,
 			conn_call_data(c, buf, (size_t)res);
 			set->in_conn = NULL;
 		}
-		if (c->flags & C_DRAIN)
+		if (c->flags & (C_DRAIN | C_TELL))
 			conn_drain_soon(c->set);
 		if (c->queued >= CONN_HIGH_WATER) {
 			conn_pause(c);
@@ -1071,6 +1074,9 @@ int conn_open(struct conn_set *set, const struct ringd_instance *inst, int fd,
 	}
 	if ((c->flags & C_OPEN) && set->draining)
 		conn_tell_drain(c);
+	else if ((c->flags & C_OPEN) && set->retiring &&
+		 PLUGIN_HAS(p, on_drain))
+		c->flags |= C_TELL;
 	conn_hook_done(c);
 	conn_read_start(c);
 	conn_release(c);
@@ -1117,10 +1123,18 @@ static void conn_drain_check(struct loop_timer *t)
 
 	for (c = set->head; c; c = next) {
 		next = c->next;
-		if (!(c->flags & C_DRAIN) || (c->flags & (C_PAUSED | C_DEAD)))
+		if (!(c->flags & (C_DRAIN | C_TELL)) ||
+		    (c->flags & (C_PAUSED | C_DEAD)))
 			continue;
 		if (conn_unread(c) > 0)
 			continue;
+		if ((c->flags & C_TELL) && !(c->flags & C_FED))
+			continue;
+		if (c->flags & C_TELL) {
+			c->flags &= ~C_TELL;
+			conn_tell_drain(c);
+			continue;
+		}
 		c->flags &= ~C_DRAIN;
 		c->flags |= C_IN_CB; /* keep c alive while we look at it */
 		conn_why(c, RINGD_CLOSE_STOP);
@@ -1153,6 +1167,20 @@ void conn_shutdown_all(struct conn_set *set)
 		else
 			c->flags |= C_DRAIN;
 	}
+	conn_drain_soon(set);
+}
+
+/* A request the peer has already sent must reach the plugin before it
+ * hears of the drain, and a connection that has sent nothing yet is
+ * told after its first request: told first, the HTTP responder would
+ * take the connection for idle and close it under that request. */
+void conn_retire_all(struct conn_set *set)
+{
+	set->retiring = true;
+	for (struct conn *c = set->head; c; c = c->next)
+		if ((c->flags & C_OPEN) && !(c->flags & (C_CLOSING | C_DEAD)) &&
+		    PLUGIN_HAS(conn_plugin(c), on_drain))
+			c->flags |= C_TELL;
 	conn_drain_soon(set);
 }
 

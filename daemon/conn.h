@@ -73,6 +73,7 @@ struct conn_set {
 	 * completions. */
 	struct loop_timer drain_timer;
 	bool draining;
+	bool retiring; /* conn_retire_all() */
 
 	/* Memory held by the output queues of the set's connections, and
 	 * the most it may hold before connections with output of their own
@@ -135,6 +136,12 @@ int conn_open(struct conn_set *s, const struct ringd_instance *inst, int fd,
  * all now, with a reset. */
 void conn_shutdown_all(struct conn_set *s);
 void conn_abort_all(struct conn_set *s);
+/* A reload replaces s's generation: a plugin with on_drain() hears of it
+ * (once what the peer had sent has reached it) and ends its connections
+ * where its protocol allows; the others' connections run on until they
+ * close (an echo stream is never cut), bounded by the owner's
+ * shutdown_timeout. Connections opened later are treated the same. */
+void conn_retire_all(struct conn_set *s);
 
 /* The ringd_host operations on a connection. */
 int conn_send(struct ringd_conn *c, const void *buf, size_t len, int copy);

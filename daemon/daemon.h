@@ -1,6 +1,8 @@
-/* The daemon's context: everything main() builds and the workers share
- * read-only, plus the few atomics they update (state, connection count).
- * There is no other process-wide state except the log level. */
+/* The daemon's context, one generation of it: everything main() builds
+ * from one configuration and the workers share read-only, plus the few
+ * atomics they update (state, connection count). A reload builds the
+ * next generation beside it (reload.h). There is no other process-wide
+ * state except the log level. */
 #ifndef RINGD_DAEMON_H
 #define RINGD_DAEMON_H
 
@@ -12,6 +14,7 @@
 
 #include "conf.h"
 #include "loop.h"
+#include "metrics.h"
 #include "supervise.h"
 
 struct activate_set;
@@ -51,6 +54,12 @@ struct daemon {
 	struct worker *workers;
 	size_t nworkers;
 
+	/* What earlier generations counted, by service (metrics_carry()),
+	 * which every scrape adds in; and this generation's totals when a
+	 * reload retired it, which the next one carries already. */
+	struct metrics_block carried;
+	struct metrics_block retired_at;
+
 	/* Connections per source, for max_connections_per_source; NULL
 	 * when no service sets it. Shared by the workers (it locks). */
 	struct srclimit *srclimit;
@@ -59,10 +68,20 @@ struct daemon {
 	_Atomic int stopping;   /* workers stop accepting and drain; set
 				   drain_delay after state turned DRAINING */
 	_Atomic int failed;     /* a worker's loop died: exit 1 */
-	_Atomic long nconns;    /* open connections, all workers */
+	/* Set before stopping when a reload replaces this generation: its
+	 * workers stop accepting, leave the sockets they handed over
+	 * listening, and let their connections finish. */
+	_Atomic int retiring;
+	_Atomic int nquiet;     /* stopping workers no longer accepting */
+	/* Open connections, all workers of every generation: the
+	 * process's count, which max_connections bounds. */
+	_Atomic long *nconns;
 	double start_time;      /* Unix seconds the process started
 				   (metrics_name_counters()) */
 	struct supervise sup;   /* main thread's: watchdog and STATUS= */
+	/* main's: a reload of this generation failed, which STATUS= keeps
+	 * saying until one succeeds (the next generation starts clear). */
+	bool reload_failed;
 };
 
 static inline enum ringd_state daemon_state(struct daemon *d)

@@ -307,6 +307,10 @@ static void dgram_recv_done(struct loop_op *op, int res, unsigned flags,
 
 	g->armed = false;
 	if (g->closing) {
+		/* A datagram that raced the cancel is answered: on a reload the
+		 * next generation, reading the same socket, never sees it. */
+		if (res >= 0)
+			dgram_deliver(g, (size_t)res);
 		g->idle(g->idle_arg);
 		return;
 	}

@@ -196,7 +196,57 @@ static int listen_adopt(struct daemon *d, struct listener *l)
 	return 0;
 }
 
-static int listen_open(struct daemon *d, struct listener *l)
+/* The running generation's listener bound to the address l asks for
+ * (a port 0 that became 7007 is kept when the file now says 7007), or
+ * that asked the same of the same service: port 0 is "any port", which
+ * two services may both ask for. */
+static struct listener *listen_match(struct daemon *d, struct daemon *old,
+				     const struct listener *l)
+{
+	const char *name = d->svc[l->svc].sc->name;
+
+	for (size_t i = 0; old && i < old->nlisteners; i++) {
+		struct listener *o = &old->listeners[i];
+
+		if (listen_addr_same(&o->addr, &l->asked) ||
+		    (listen_addr_same(&o->asked, &l->asked) &&
+		     strcmp(old->svc[o->svc].sc->name, name) == 0))
+			return o;
+	}
+	return NULL;
+}
+
+/* Takes over the sockets of the matching old listener. A shared socket
+ * has no SO_REUSEPORT, so no per-worker socket can join it: it stays
+ * shared until a restart. Per-worker sockets are kept up to the new
+ * worker count; the next ones join the same reuseport group. An
+ * inherited socket stays inherited: one, shared, never shut down. */
+static void listen_borrow(struct daemon *d, struct daemon *old,
+			  struct listener *l, bool *per_worker)
+{
+	struct listener *from = listen_match(d, old, l);
+	char text[160];
+
+	if (!from)
+		return;
+	if (*per_worker && !from->inherited && !old->conf->reuseport) {
+		listen_addr_format(&from->addr, text, sizeof(text));
+		log_warnx("%s: reuseport = yes needs a restart for a kept "
+			  "shared socket svc=%s addr=%s",
+			  d->svc[l->svc].sc->name, d->svc[l->svc].sc->name,
+			  text);
+		*per_worker = false;
+	}
+	if (from->inherited)
+		*per_worker = false;
+	l->inherited = from->inherited;
+	l->from = from;
+	l->addr = from->addr;
+	l->nfds = *per_worker ? d->nworkers : 1;
+	l->nlent = l->nfds < from->nfds ? l->nfds : from->nfds;
+}
+
+static int listen_open(struct daemon *d, struct daemon *old, struct listener *l)
 {
 	const struct service_conf *sc = d->svc[l->svc].sc;
 	bool per_worker = d->conf->reuseport && l->addr.kind == LISTEN_TCP;
@@ -206,17 +256,19 @@ static int listen_open(struct daemon *d, struct listener *l)
 	if (l->inherited)
 		return listen_adopt(d, l);
 	l->nfds = per_worker ? d->nworkers : 1;
+	listen_borrow(d, old, l, &per_worker);
 	l->fds = calloc(l->nfds, sizeof(*l->fds));
 	if (!l->fds)
 		return -ENOMEM;
 	for (i = 0; i < l->nfds; i++)
-		l->fds[i] = -1;
-	if (per_worker) {
+		l->fds[i] = i < l->nlent ? l->from->fds[i] : -1;
+	/* Our own kept sockets hold the port: no probe then. */
+	if (per_worker && !l->nlent) {
 		r = listen_probe_free(l);
 		if (r < 0)
 			return r;
 	}
-	for (i = 0; i < l->nfds; i++) {
+	for (i = l->nlent; i < l->nfds; i++) {
 		if (l->addr.kind == LISTEN_UNIX)
 			r = listen_unix(l, (int)sc->socket_mode, &l->fds[i]);
 		else
@@ -270,10 +322,15 @@ static size_t listen_count(const struct ringd_conf *c)
 
 int listen_open_all(struct daemon *d)
 {
+	return listen_open_next(d, NULL, NULL, 0);
+}
+
+/* Every listener of the configuration, each with the inherited socket
+ * that stands in for it, if any. */
+static int listen_claim_all(struct daemon *d)
+{
 	const struct ringd_conf *c = d->conf;
-	char text[160], v[LOG_VALUE_MAX], e[LOG_VALUE_MAX];
 	size_t i, j, k = 0;
-	int r;
 
 	d->listeners = calloc(listen_count(c) + 1, sizeof(*d->listeners));
 	if (!d->listeners)
@@ -283,21 +340,36 @@ int listen_open_all(struct daemon *d)
 			struct listener *l = &d->listeners[k++];
 
 			l->svc = i;
-			l->addr = c->svc[i].listen[j];
+			l->addr = l->asked = c->svc[i].listen[j];
 			d->nlisteners = k;
-			if (listen_claim(d, l) < 0) {
-				log_err("ringd: out of memory");
-				listen_close_all(d);
+			if (listen_claim(d, l) < 0)
 				return -ENOMEM;
-			}
 		}
+	}
+	return 0;
+}
+
+int listen_open_next(struct daemon *d, struct daemon *old, char *err,
+		     size_t errlen)
+{
+	const struct ringd_conf *c = d->conf;
+	char text[160], v[LOG_VALUE_MAX], e[LOG_VALUE_MAX];
+	size_t k;
+	int r;
+
+	if (listen_claim_all(d) < 0) {
+		log_err("ringd: out of memory");
+		if (err)
+			snprintf(err, errlen, "out of memory");
+		listen_close_all(d);
+		return -ENOMEM;
 	}
 	/* Before any bind, which a socket left over may be why one fails. */
 	activate_report_unclaimed(d->activation);
 	for (k = 0; k < d->nlisteners; k++) {
 		struct listener *l = &d->listeners[k];
 
-		r = listen_open(d, l);
+		r = listen_open(d, old, l);
 		if (r < 0) {
 			listen_addr_format(&l->addr, text, sizeof(text));
 			log_err("%s: %s failed svc=%s addr=%s error=%s",
@@ -306,6 +378,11 @@ int listen_open_all(struct daemon *d)
 				c->svc[l->svc].name,
 				log_value(v, sizeof(v), text),
 				log_value(e, sizeof(e), strerror(-r)));
+			if (err)
+				snprintf(err, errlen, "%s: %s %s: %s",
+					 c->svc[l->svc].name,
+					 l->inherited ? "inherited" : "bind",
+					 text, strerror(-r));
 			listen_close_all(d);
 			return r;
 		}
@@ -334,7 +411,7 @@ void listen_close_all(struct daemon *d)
 	for (i = 0; i < d->nlisteners; i++) {
 		struct listener *l = &d->listeners[i];
 
-		for (j = 0; l->fds && j < l->nfds; j++)
+		for (j = l->nlent; l->fds && j < l->nfds; j++)
 			if (l->fds[j] >= 0)
 				close(l->fds[j]);
 		if (l->unlink_path)
@@ -371,6 +448,26 @@ int listen_refuse_new(int fd)
 int listen_fd_for(const struct listener *l, size_t worker)
 {
 	return l->fds[l->nfds > 1 ? worker % l->nfds : 0];
+}
+
+bool listen_fd_lent(const struct listener *l, size_t worker)
+{
+	return (l->nfds > 1 ? worker % l->nfds : 0) < l->nlent;
+}
+
+void listen_hand_over(struct daemon *d)
+{
+	for (size_t i = 0; i < d->nlisteners; i++) {
+		struct listener *l = &d->listeners[i];
+
+		if (!l->from)
+			continue;
+		l->from->nlent = l->nlent;
+		l->unlink_path = l->from->unlink_path;
+		l->from->unlink_path = false;
+		l->nlent = 0;
+		l->from = NULL;
+	}
 }
 
 void listen_describe(const struct daemon *d, char *buf, size_t len)

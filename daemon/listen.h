@@ -18,8 +18,15 @@ struct daemon;
 struct listener {
 	size_t svc;             /* index into d->svc */
 	struct listen_addr addr; /* with the bound port filled in */
+	struct listen_addr asked; /* as configured: what a reload compares */
 	int *fds;               /* nfds sockets; several only for reuseport */
 	size_t nfds;
+	/* fds[0..nlent) belong to another generation of the daemon (lent
+	 * by the running one while a reload builds this one, or handed to
+	 * the next after it): this one never filters, shuts down, closes
+	 * or unlinks them. */
+	size_t nlent;
+	struct listener *from;  /* the lender, until listen_hand_over() */
 	bool unlink_path;       /* we created addr.path */
 	/* Passed by socket activation (activate.h): its owner keeps a copy
 	 * and the next ringd takes it over, so a stop takes only what is
@@ -36,6 +43,16 @@ struct listener {
  * tcp://127.0.0.1:7: Permission denied"), closes what was opened and
  * returns -errno. */
 int listen_open_all(struct daemon *d);
+/* The same for a reload: a listener whose configured address equals one
+ * of old's takes over old's socket(s) (no close, no rebind, no gap), and
+ * only the others are bound. old keeps owning what it lent until
+ * listen_hand_over(). On failure the line also goes to err (for STATUS),
+ * and only the sockets opened here are closed. */
+int listen_open_next(struct daemon *d, struct daemon *old, char *err,
+		     size_t errlen);
+/* The reload is committed: what old lent to d is d's now, and old
+ * (which is about to stop) leaves those sockets and files alone. */
+void listen_hand_over(struct daemon *d);
 /* First step of a stop: unix socket files go, so new clients find no
  * socket; the workers then shut the listeners down themselves after
  * taking what the kernel had already accepted. */
@@ -52,6 +69,9 @@ int listen_refuse_new(int fd);
 
 /* The fd worker w uses for listener l. */
 int listen_fd_for(const struct listener *l, size_t worker);
+/* Whether that fd is another generation's (see nlent): a stop then only
+ * stops accepting on it. */
+bool listen_fd_lent(const struct listener *l, size_t worker);
 
 /* "echo:tcp://127.0.0.1:7007,echo:udp://..." for STATUS and logs. */
 void listen_describe(const struct daemon *d, char *buf, size_t len);

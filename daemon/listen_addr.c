@@ -142,3 +142,15 @@ void listen_addr_format(const struct listen_addr *a, char *buf, size_t len)
 			 ntohs(sin->sin_port));
 	}
 }
+
+bool listen_addr_same(const struct listen_addr *a, const struct listen_addr *b)
+{
+	if (a->kind != b->kind)
+		return false;
+	if (a->kind == LISTEN_UNIX)
+		return strcmp(a->path, b->path) == 0;
+	/* The parser zeroes the whole address first, so padding compares
+	 * equal too. */
+	return a->any == b->any && a->sslen == b->sslen &&
+	       memcmp(&a->ss, &b->ss, a->sslen) == 0;
+}

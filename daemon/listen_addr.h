@@ -27,5 +27,8 @@ int listen_addr_parse(const char *s, struct listen_addr *out, char *err,
 		      size_t errlen);
 /* Back to the canonical text, with the real port once bound. */
 void listen_addr_format(const struct listen_addr *a, char *buf, size_t len);
+/* Whether a and b, both as parsed (not bound), ask for the same socket:
+ * what a reload compares to keep a listener instead of rebinding it. */
+bool listen_addr_same(const struct listen_addr *a, const struct listen_addr *b);
 
 #endif

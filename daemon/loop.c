@@ -300,6 +300,11 @@ void loop_close(struct loop *l, int fd)
 	close(fd);
 }
 
+void loop_forget(struct loop *l, int fd)
+{
+	l->engine->forget(l->state, fd);
+}
+
 static void loop_heap_place(struct loop *l, uint32_t i, struct loop_timer *t)
 {
 	l->heap[i] = t;

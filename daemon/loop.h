@@ -197,6 +197,11 @@ unsigned loop_bufs_kept(const struct loop *l);
  * the engine forgets its state for that fd number first, parked input
  * of ops on it included. */
 void loop_close(struct loop *l, int fd);
+/* The same without the close: for an fd this loop stops watching while
+ * others keep using it (a listening socket another loop takes over).
+ * epoll waits on listeners exclusively, so until the registration goes
+ * this loop would take wakeups the other loops then never see. */
+void loop_forget(struct loop *l, int fd);
 
 /* Multishot RECV and ACCEPT: the loop re-arms them itself when the kernel
  * ends them for its own reasons (empty buffer pool: -ENOBUFS, CQ

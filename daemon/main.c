@@ -1,5 +1,6 @@
 /* ringd's start-up told in order: arguments, configuration, engine,
- * listeners, privileges, workers, ready; then signals until a stop. */
+ * listeners, privileges, workers, ready; then signals (reloads) until a
+ * stop. */
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
@@ -22,9 +23,8 @@
 #include "listen.h"
 #include "log.h"
 #include "loop.h"
-#include "metrics.h"
 #include "notify.h"
-#include "srclimit.h"
+#include "reload.h"
 #include "supervise.h"
 #include "worker.h"
 
@@ -153,32 +153,6 @@ static int main_keys(const char *name)
 	return 0;
 }
 
-/* auto falls back to epoll with one line saying why; an explicit
- * io_uring that cannot run is an error, never a silent substitute. */
-static int main_choose_backend(struct daemon *d)
-{
-	const char *why = "unknown";
-	int backend = d->conf->backend;
-
-	if (backend == CONF_BACKEND_EPOLL) {
-		d->backend = LOOP_BACKEND_EPOLL;
-		return 0;
-	}
-	if (loop_uring_probe(&why) == 0) {
-		d->backend = LOOP_BACKEND_IO_URING;
-		return 0;
-	}
-	if (backend == CONF_BACKEND_IO_URING) {
-		log_err("loop: io_uring unavailable (%s); not starting "
-			"backend=io_uring", why);
-		return -1;
-	}
-	log_notice("loop: io_uring unavailable (%s); using epoll backend=epoll",
-		   why);
-	d->backend = LOOP_BACKEND_EPOLL;
-	return 0;
-}
-
 /* Started as root, ringd becomes user once its ports are bound: every
  * group but the user's own goes (initgroups), and setuid() from root
  * clears every capability, as no SECBIT_KEEP_CAPS is set. no_new_privs
@@ -224,114 +198,90 @@ static int main_drop_privileges(const char *user)
 	return 0;
 }
 
-/* The per-source table exists only when a service sets a limit. Every
- * entry stands for an open connection: max_connections, plus what each
- * worker may hold, plus what a stop may take from a full backlog past it,
- * bounds how many there are. It grows only as far as it is used. */
-static int main_srclimit(struct daemon *d)
-{
-	size_t i, room;
 
-	for (i = 0; i < d->conf->nsvc; i++)
-		if (d->conf->svc[i].max_per_source > 0)
-			break;
-	if (i == d->conf->nsvc)
-		return 0;
-	room = (size_t)d->conf->max_connections +
-	       d->nworkers * (ACCEPT_MAX_WAITING + SOMAXCONN);
-	d->srclimit = srclimit_new(room);
-	return d->srclimit ? 0 : -1;
+/* How often main looks whether a retiring generation's workers ended. */
+#define MAIN_REAP_NS (100 * 1000000LL)
+
+/* Sleeps in sigtimedwait (wait_ns < 0: sigwaitinfo) for one of set;
+ * the signal, or 0 when the time ran out. */
+static int main_sigwait(const sigset_t *set, int64_t wait_ns)
+{
+	struct timespec left = { .tv_sec = wait_ns / 1000000000,
+				 .tv_nsec = wait_ns % 1000000000 };
+	siginfo_t si;
+	int sig;
+
+	do {
+		sig = wait_ns < 0 ? sigwaitinfo(set, &si) :
+				    sigtimedwait(set, &si, &left);
+	} while (sig < 0 && errno == EINTR);
+	return sig < 0 ? 0 : sig;
 }
 
-static int main_instances(struct daemon *d)
+/* The soonest of: supervise's next duty, the next look at retiring
+ * generations, end (-1: none). -1 when there is none of them. */
+static int64_t main_next_wake(const struct reload *r, int64_t now,
+			      int64_t end, bool serving)
 {
-	size_t i;
+	int64_t wait = supervise_next_ns(&r->cur->sup, now);
 
-	d->svc = calloc(d->conf->nsvc + 1, sizeof(*d->svc));
-	if (!d->svc)
-		return -1;
-	for (i = 0; i < d->conf->nsvc; i++)
-		d->svc[i] = (struct ringd_instance){
-			.sc = &d->conf->svc[i],
-			.p = d->conf->svc[i].plugin->p,
-			.d = d,
-			.idx = i,
-		};
-	d->nworkers = (size_t)d->conf->workers_n;
-	if (metrics_name_counters(d) < 0)
-		return -1;
-	return main_srclimit(d);
-}
-
-static void main_announce(struct daemon *d)
-{
-	const char *engine = d->backend == LOOP_BACKEND_IO_URING ? "io_uring" :
-								     "epoll";
-	char listeners[4096], status[4400];
-
-	listen_describe(d, listeners, sizeof(listeners));
-	log_info("ringd: started backend=%s workers=%zu pid=%d version=%s",
-		 engine, d->nworkers, (int)getpid(), RINGD_VERSION);
-	log_info("ringd: listening listen=%s", listeners);
-	snprintf(status, sizeof(status),
-		 "READY=1\nSTATUS=running backend=%s workers=%zu listen=%s",
-		 engine, d->nworkers, listeners);
-	notify_send(status);
+	if (serving && reload_pending(r) && (wait < 0 || wait > MAIN_REAP_NS))
+		wait = MAIN_REAP_NS;
+	if (end >= 0 && (wait < 0 || end - now < wait))
+		wait = end - now;
+	return wait;
 }
 
 /* Signals arrive here, synchronously, never in a handler: workers have
  * them blocked and main sleeps in sigtimedwait. Waits until a stop signal
  * or, with a timeout (ms >= 0), until it passes; returns the signal, or
- * 0 when the time ran out. Wakes for the watchdog and STATUS= on the way
- * (supervise_next_ns()) and answers SIGUSR1 with the counters. */
-static int main_wait_for_stop(struct daemon *d, const sigset_t *set,
-			      int64_t ms)
+ * 0 when the time ran out. On the way: the watchdog and STATUS=
+ * (supervise_next_ns()), SIGUSR1's counters and, while serving, SIGHUP's
+ * reload and freeing what reloads retired; a SIGHUP during a stop is
+ * dropped. */
+static int main_wait(struct reload *r, const sigset_t *set, int64_t ms,
+		     bool serving)
 {
-	int64_t end = supervise_now() + ms * 1000000, now, wait;
-	struct timespec left;
-	siginfo_t si;
+	int64_t end = supervise_now() + ms * 1000000, now;
 	int sig;
 
 	for (;;) {
 		now = supervise_now();
-		wait = supervise_next_ns(&d->sup, now);
 		if (ms >= 0 && now >= end)
 			return 0;
-		if (ms >= 0 && (wait < 0 || end - now < wait))
-			wait = end - now;
-		if (wait < 0) {
-			sig = sigwaitinfo(set, &si);
-		} else {
-			left.tv_sec = wait / 1000000000;
-			left.tv_nsec = wait % 1000000000;
-			sig = sigtimedwait(set, &si, &left);
-		}
-		supervise_tick(d, supervise_now());
+		sig = main_sigwait(set, main_next_wake(r, now, ms >= 0 ? end : -1,
+						       serving));
+		supervise_tick(r->cur, supervise_now());
 		if (sig == SIGTERM || sig == SIGINT)
 			return sig;
 		if (sig == SIGUSR1)
-			supervise_summary(d);
-		if (sig == SIGHUP)
-			log_notice("ringd: SIGHUP: reload is not implemented "
-				   "yet; the running configuration stays");
+			supervise_summary(r->cur);
+		if (sig == SIGHUP && serving)
+			reload_apply(r);
+		else if (sig == SIGHUP)
+			log_notice("ringd: SIGHUP ignored: the daemon is "
+				   "stopping");
+		if (serving)
+			reload_reap(r);
 	}
 }
 
 /* The stop: readiness fails at once (state DRAINING, seen by /readyz),
  * accepting goes on for drain_delay so load balancers notice and stop
  * sending, then the workers stop accepting and drain. A second stop
- * signal cuts the delay short. */
-static void main_stop(struct daemon *d, const sigset_t *set, int sig)
+ * signal cuts the delay short. Generations a reload retired drain too. */
+static void main_stop(struct reload *r, const sigset_t *set, int sig)
 {
+	struct daemon *d = r->cur;
 	int64_t delay = d->conf->drain_delay_ms;
 
-	atomic_store(&d->state, RINGD_DRAINING);
+	reload_draining(r);
 	notify_send("STOPPING=1");
 	if (delay > 0) {
 		log_info("ringd: %s received, draining for %lld ms before "
 			 "stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT",
 			 (long long)delay);
-		sig = main_wait_for_stop(d, set, delay);
+		sig = main_wait(r, set, delay, false);
 		if (sig)
 			log_info("ringd: %s received again, stopping now",
 				 sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -339,33 +289,35 @@ static void main_stop(struct daemon *d, const sigset_t *set, int sig)
 		log_info("ringd: %s received, stopping",
 			 sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	}
+	reload_stop_retiring(r);
 	atomic_store(&d->stopping, 1);
 	listen_stop_all(d);
 	worker_stop_all(d);
 }
 
 /* Sockets passed by socket activation first, so that listeners they
- * cover are not bound again; whatever they do not cover is bound. */
-static int main_listen(struct daemon *d)
+ * cover are not bound again; whatever they do not cover is bound. Only
+ * the first generation inherits: a reload keeps what it took. */
+static int main_listen(struct reload *r, struct ringd_conf *conf)
 {
 	struct activate_set inherited = { 0 };
-	int r;
+	int ret;
 
-	if (activate_take(&inherited) < 0)
+	if (activate_take(&inherited) < 0) {
+		conf_free(conf);
 		return -1;
-	d->activation = &inherited;
-	r = listen_open_all(d);
-	d->activation = NULL;
+	}
+	ret = reload_first(r, conf, &inherited);
 	activate_free(&inherited);
-	return r;
+	if (ret == 0)
+		supervise_init(r->cur, supervise_now());
+	return ret;
 }
 
-static int main_run(struct daemon *d)
+static int main_run(struct reload *r, struct ringd_conf *conf)
 {
 	sigset_t set;
 
-	if (main_instances(d) < 0 || main_choose_backend(d) < 0)
-		return 1;
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
@@ -374,18 +326,15 @@ static int main_run(struct daemon *d)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (main_listen(d) < 0)
-		return 1;
-	supervise_init(d, supervise_now());
-	if (main_drop_privileges(d->conf->user) < 0 ||
-	    worker_start_all(d) < 0) {
-		listen_close_all(d);
+	if (main_listen(r, conf) < 0 ||
+	    main_drop_privileges(r->cur->conf->user) < 0 ||
+	    reload_start_first(r) < 0) {
+		reload_fini(r);
 		return 1;
 	}
-	main_announce(d);
-	main_stop(d, &set, main_wait_for_stop(d, &set, -1));
-	listen_close_all(d);
-	if (atomic_load(&d->failed)) {
+	reload_announce(r->cur, "started");
+	main_stop(r, &set, main_wait(r, &set, -1, true));
+	if (reload_fini(r)) {
 		log_err("ringd: stopped after a worker failed");
 		return 1;
 	}
@@ -397,8 +346,7 @@ int main(int argc, char **argv)
 {
 	struct options o = { 0 };
 	struct conf_errors errs = { 0 };
-	struct daemon d = { 0 };
-	int r;
+	struct ringd_conf *conf;
 
 	if (main_parse_args(argc, argv, &o) < 0) {
 		main_usage(stderr);
@@ -410,7 +358,7 @@ int main(int argc, char **argv)
 		return main_keys(o.keys);
 
 	log_init(RINGD_LOG_INFO);
-	if (conf_load(o.config, o.sets, o.nsets, main_plugin_dir(), &d.conf,
+	if (conf_load(o.config, o.sets, o.nsets, main_plugin_dir(), &conf,
 		      &errs) < 0) {
 		conf_errors_print(&errs, stderr);
 		conf_errors_free(&errs);
@@ -418,14 +366,12 @@ int main(int argc, char **argv)
 	}
 	if (o.check) {
 		printf("%s: configuration ok\n", o.config);
-		conf_free(d.conf);
+		conf_free(conf);
 		return 0;
 	}
-	log_set_level(conf_log_level(d.conf));
-	r = main_run(&d);
-	srclimit_free(d.srclimit);
-	metrics_forget_counters(&d);
-	free(d.svc);
-	conf_free(d.conf);
-	return r;
+	log_set_level(conf_log_level(conf));
+	return main_run(&(struct reload){ .config = o.config, .sets = o.sets,
+					  .nsets = o.nsets,
+					  .plugin_dir = main_plugin_dir() },
+			conf);
 }

@@ -199,11 +199,18 @@ static void walk_series(struct walk *w, double v, unsigned nl, ...)
 	w->n++;
 }
 
-/* A field of every worker's block for service svc, summed: off is its
- * offset in struct metrics_svc. */
+static uint64_t get_at(const struct metrics_block *b, size_t svc, size_t off)
+{
+	if (svc >= b->nsvc)
+		return 0;
+	return metrics_get((const uint64_t *)((const char *)&b->svc[svc] + off));
+}
+
+/* A field of every worker's block for service svc, summed, with what
+ * earlier generations counted: off is its offset in struct metrics_svc. */
 static uint64_t sum_at(const struct daemon *d, size_t svc, size_t off)
 {
-	uint64_t sum = 0;
+	uint64_t sum = get_at(&d->carried, svc, off);
 
 	for (size_t i = 0; i < d->nworkers; i++) {
 		const struct metrics_block *b = &d->workers[i].metrics;
@@ -444,6 +451,8 @@ static void walk_plugin_family(struct walk *w, const struct ringd_counter *c0)
 
 			if (strcmp(c->name, c0->name) != 0)
 				continue;
+			if (s < d->carried.nsvc)
+				v += (double)metrics_get(&d->carried.svc[s].own[i]);
 			for (size_t k = 0; k < d->nworkers; k++)
 				if (s < d->workers[k].metrics.nsvc)
 					v += (double)metrics_get(&d->workers[k].metrics.svc[s].own[i]);
@@ -464,6 +473,86 @@ static void walk_plugins(struct walk *w)
 		for (size_t i = 0; i < d->svc[s].ncounters; i++)
 			if (!family_seen(d, s, i))
 				walk_plugin_family(w, &d->svc[s].counters[i]);
+}
+
+/* -- totals across reloads ------------------------------------------------- */
+
+/* struct metrics_svc is counters up to own, so they can be walked. */
+#define SVC_NFIELDS (offsetof(struct metrics_svc, own) / sizeof(uint64_t))
+_Static_assert(offsetof(struct metrics_svc, own) % sizeof(uint64_t) == 0,
+	       "struct metrics_svc: counters first");
+
+static uint64_t *svc_field(struct metrics_svc *m, size_t k)
+{
+	return (uint64_t *)(void *)m + k;
+}
+
+void metrics_total(const struct daemon *d, struct metrics_block *out)
+{
+	for (size_t s = 0; s < out->nsvc; s++) {
+		for (size_t k = 0; k < SVC_NFIELDS; k++)
+			*svc_field(&out->svc[s], k) =
+				sum_at(d, s, k * sizeof(uint64_t));
+		for (size_t i = 0; i < d->svc[s].ncounters; i++) {
+			uint64_t v = s < d->carried.nsvc ?
+					     metrics_get(&d->carried.svc[s].own[i]) : 0;
+
+			for (size_t w = 0; w < d->nworkers; w++)
+				if (s < d->workers[w].metrics.nsvc)
+					v += metrics_get(&d->workers[w].metrics.svc[s].own[i]);
+			out->svc[s].own[i] = v;
+		}
+	}
+}
+
+/* The service of to that continues service s of from, or -1. */
+static long carry_match(const struct daemon *to, const struct daemon *from,
+			size_t s)
+{
+	const struct ringd_instance *f = &from->svc[s];
+
+	for (size_t t = 0; t < to->conf->nsvc; t++)
+		if (strcmp(to->svc[t].sc->name, f->sc->name) == 0 &&
+		    strcmp(to->svc[t].p->name, f->p->name) == 0)
+			return (long)t;
+	return -1;
+}
+
+static long carry_counter(const struct ringd_instance *to,
+			  const struct ringd_counter *c)
+{
+	for (size_t j = 0; j < to->ncounters; j++)
+		if (strcmp(to->counters[j].name, c->name) == 0 &&
+		    same_str(to->counters[j].label, c->label) &&
+		    same_str(to->counters[j].value, c->value))
+			return (long)j;
+	return -1;
+}
+
+void metrics_carry(struct daemon *to, const struct daemon *from,
+		   const struct metrics_block *now,
+		   const struct metrics_block *base)
+{
+	for (size_t s = 0; s < now->nsvc; s++) {
+		long t = carry_match(to, from, s);
+		struct metrics_svc *dst;
+
+		if (t < 0 || (size_t)t >= to->carried.nsvc)
+			continue;
+		dst = &to->carried.svc[t];
+		for (size_t k = 0; k < SVC_NFIELDS; k++)
+			metrics_add(svc_field(dst, k),
+				    *svc_field(&now->svc[s], k) -
+					    (base ? *svc_field(&base->svc[s], k) : 0));
+		for (size_t i = 0; i < from->svc[s].ncounters; i++) {
+			long j = carry_counter(&to->svc[t], &from->svc[s].counters[i]);
+
+			if (j >= 0)
+				metrics_add(&dst->own[j],
+					    now->svc[s].own[i] -
+						    (base ? base->svc[s].own[i] : 0));
+		}
+	}
 }
 
 /* -- the process_* set Prometheus client libraries export ------------------ */

@@ -86,6 +86,18 @@ void metrics_block_free(struct metrics_block *b);
 int metrics_name_counters(struct daemon *d);
 void metrics_forget_counters(struct daemon *d);
 
+/* Reloads keep the counters' totals: each generation carries what the
+ * ones before it counted, by service name (a service of the same name
+ * and plugin; a renamed or new one starts at 0), and a scrape adds that
+ * in. metrics_total() fills out (initialised for d) with d's totals, its
+ * carried part included. metrics_carry() adds now - base (base NULL: 0)
+ * of from's services into to's carried part. Main thread only: it is
+ * the one writer of every carried block. */
+void metrics_total(const struct daemon *d, struct metrics_block *out);
+void metrics_carry(struct daemon *to, const struct daemon *from,
+		   const struct metrics_block *now,
+		   const struct metrics_block *base);
+
 /* One service's counters summed over every worker and transport (UDP's
  * bytes in bytes_in and bytes_out too): what SIGUSR1 logs. Any thread
  * while the workers run; relaxed loads, so the fields are each a recent

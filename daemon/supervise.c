@@ -162,12 +162,13 @@ static void supervise_ping(struct daemon *d, int64_t now_ns)
 void supervise_status(const struct daemon *d, char *buf, size_t len)
 {
 	snprintf(buf, len,
-		 "%s backend=%s workers=%zu services=%zu connections=%ld",
+		 "%s backend=%s workers=%zu services=%zu connections=%ld%s",
 		 daemon_state((struct daemon *)d) == RINGD_RUNNING ? "running"
 								   : "draining",
 		 d->backend == LOOP_BACKEND_IO_URING ? "io_uring" : "epoll",
 		 d->nworkers, d->conf->nsvc,
-		 atomic_load_explicit(&d->nconns, memory_order_relaxed));
+		 atomic_load_explicit(d->nconns, memory_order_relaxed),
+		 d->reload_failed ? " last_reload=failed" : "");
 }
 
 static void supervise_refresh(struct daemon *d, int64_t now_ns)

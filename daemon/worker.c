@@ -24,6 +24,10 @@ static void worker_check_done(struct worker *w)
 {
 	size_t i;
 
+	if (w->stopping && !w->quiet && accept_quiet(w->acc)) {
+		w->quiet = true;
+		atomic_fetch_add(&w->d->nquiet, 1);
+	}
 	if (!w->stopping || conn_set_count(&w->conns) || !accept_idle(w->acc))
 		return;
 	for (i = 0; i < w->ndg; i++)
@@ -73,7 +77,11 @@ static void worker_begin_stop(struct worker *w)
 	w->stop_timer = (struct loop_timer){ .cb = worker_stop_timer_fired,
 					     .data = w };
 	loop_timer_set(w->loop, &w->stop_timer, loop_now(w->loop) + timeout);
-	conn_shutdown_all(&w->conns);
+	w->retired = atomic_load(&w->d->retiring);
+	if (w->retired)
+		conn_retire_all(&w->conns);
+	else
+		conn_shutdown_all(&w->conns);
 	worker_check_done(w);
 }
 
@@ -81,8 +89,15 @@ static void worker_woken(struct loop *l, void *arg)
 {
 	struct worker *w = arg;
 
-	if (!w->stopping && atomic_load(&w->d->stopping))
+	if (!w->stopping && atomic_load(&w->d->stopping)) {
 		worker_begin_stop(w);
+	} else if (w->retired && !atomic_load(&w->d->retiring)) {
+		/* A stop signal while this generation was retiring: what the
+		 * reload let run now drains like any stop. */
+		w->retired = false;
+		conn_shutdown_all(&w->conns);
+		worker_check_done(w);
+	}
 }
 
 static int worker_start_plugins(struct worker *w)
@@ -349,26 +364,59 @@ int worker_start_all(struct daemon *d)
 	return 0;
 }
 
-void worker_stop_all(struct daemon *d)
+void worker_wake_all(struct daemon *d)
 {
-	size_t i;
-
-	for (i = 0; i < d->nworkers; i++) {
+	for (size_t i = 0; i < d->nworkers; i++) {
 		struct worker *w = &d->workers[i];
 
 		/* A worker that failed to start has already returned. */
 		if (!w->start_err)
 			loop_wake(w->loop);
 	}
-	for (i = 0; i < d->nworkers; i++) {
-		pthread_join(d->workers[i].tid, NULL);
-		/* Freed here, not by the thread, so main never wakes a loop
-		 * that is gone. */
-		if (d->workers[i].loop)
-			loop_free(d->workers[i].loop);
-		metrics_block_free(&d->workers[i].metrics);
+}
+
+/* Freed here, not by the thread, so main never wakes a loop that is
+ * gone. */
+static void worker_free_one(struct worker *w)
+{
+	if (w->loop)
+		loop_free(w->loop);
+	w->loop = NULL;
+	metrics_block_free(&w->metrics);
+}
+
+bool worker_try_join_all(struct daemon *d)
+{
+	for (size_t i = 0; i < d->nworkers; i++) {
+		struct worker *w = &d->workers[i];
+
+		if (w->joined)
+			continue;
+		if (pthread_tryjoin_np(w->tid, NULL) != 0)
+			return false;
+		w->joined = true;
 	}
+	return true;
+}
+
+void worker_free_all(struct daemon *d)
+{
+	for (size_t i = 0; i < d->nworkers; i++)
+		worker_free_one(&d->workers[i]);
 	free(d->workers);
 	d->workers = NULL;
 	d->nworkers = 0;
+}
+
+void worker_stop_all(struct daemon *d)
+{
+	size_t i;
+
+	worker_wake_all(d);
+	for (i = 0; i < d->nworkers; i++) {
+		if (!d->workers[i].joined)
+			pthread_join(d->workers[i].tid, NULL);
+		d->workers[i].joined = true;
+	}
+	worker_free_all(d);
 }

@@ -40,6 +40,9 @@ struct worker {
 	struct dgram_guard *udp_guard; /* worker 0, when it has UDP sockets */
 
 	bool stopping;
+	bool retired; /* stopping for a reload: connections run on */
+	bool quiet;   /* stopping, and no accept in flight any more */
+	bool joined; /* main's: the thread has been joined */
 	struct loop_timer stop_timer;
 	/* Read by main for the watchdog; no timer without one. */
 	struct supervise_beat beat;
@@ -52,5 +55,13 @@ int worker_start_all(struct daemon *d);
 /* Ask every worker to drain and stop (d->state must already say
  * RINGD_DRAINING); returns when all threads ended. */
 void worker_stop_all(struct daemon *d);
+
+/* The same in steps, for a generation a reload retires while main goes
+ * on handling signals: wake every loop (d->stopping already set), then
+ * join without blocking until every thread has ended (true), then free
+ * the loops and counters. */
+void worker_wake_all(struct daemon *d);
+bool worker_try_join_all(struct daemon *d);
+void worker_free_all(struct daemon *d);
 
 #endif

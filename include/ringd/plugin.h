@@ -393,7 +393,15 @@ struct ringd_plugin {
 	 * so a request already sent is still read and answered; the
 	 * daemon's shutdown_timeout still bounds it all. Every host call on
 	 * c is allowed. NULL: the daemon delivers what the peer had sent,
-	 * then flushes and closes. */
+	 * then flushes and closes.
+	 * Also called when a reload (SIGHUP) replaces the configuration
+	 * the connection runs under; state() then still says
+	 * RINGD_RUNNING. It comes once what the peer had sent has reached
+	 * on_data(), and for a connection that has sent nothing yet after
+	 * its first on_data(). The plugin ends the connection where its
+	 * protocol allows, and may give an idle one a moment for a request
+	 * already on its way. NULL: the connection runs on until it
+	 * closes, within shutdown_timeout. */
 	void (*on_drain)(struct ringd_conn *c);
 };
 

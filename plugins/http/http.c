@@ -22,6 +22,9 @@
 /* Scratch buffers keep this much between requests. */
 #define HTTP_SCRATCH_KEEP (64 * 1024)
 #define HTTP_LOG_PER_SEC 10
+/* On a reload, how long an idle keep-alive connection waits for the
+ * request it may be sending (see http_drain()). */
+#define HTTP_RELOAD_IDLE_MS 1000
 #define HTTP_ALLOW "GET, HEAD, OPTIONS"
 #define HTTP_CONTINUE "HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -900,15 +903,23 @@ static void http_writable(struct ringd_conn *c)
 }
 
 /* The daemon stops: an idle connection ends now, one with a request in
- * progress after that request's response (Connection: close). */
+ * progress after that request's response (Connection: close). On a
+ * reload (the daemon still runs) an idle connection is given a moment
+ * for its next request, answered with Connection: close: closed at once,
+ * it would meet a client that is sending that request, which then sees a
+ * reset instead of an answer. */
 static void http_drain(struct ringd_conn *c)
 {
 	struct http_worker *w = c->wstate;
 	struct hconn *h = hc_get(w, c);
 
 	h->flags |= HC_DRAIN;
-	if (!(h->flags & HC_CLOSED) && hc_idle(h))
-		conn_end(w, c, h);
+	if (!(h->flags & HC_CLOSED) && hc_idle(h)) {
+		if (w->host->state(w->inst) == RINGD_RUNNING)
+			w->host->set_timeout(c, HTTP_RELOAD_IDLE_MS);
+		else
+			conn_end(w, c, h);
+	}
 	hc_put(w, c, h);
 }
 

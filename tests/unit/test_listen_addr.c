@@ -127,6 +127,34 @@ static void test_listen_addr_refusals(void **state)
 		   "tcp://HOST:PORT, udp://HOST:PORT or unix:PATH)");
 }
 
+static struct listen_addr parsed(const char *s)
+{
+	struct listen_addr a;
+
+	assert_int_equal(listen_addr_parse(s, &a, err, sizeof(err)), 0);
+	return a;
+}
+
+/* What a reload compares to keep a listener's socket. */
+static void test_listen_addr_same(void **state)
+{
+	static const char *const differ[] = {
+		"tcp://127.0.0.1:7", "udp://127.0.0.1:7", "tcp://127.0.0.1:8",
+		"tcp://127.0.0.2:7", "tcp://[::1]:7",     "tcp://*:7",
+		"unix:/run/a",       "unix:/run/b",       "tcp://127.0.0.1:0",
+	};
+	size_t n = sizeof(differ) / sizeof(differ[0]);
+
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < n; j++) {
+			struct listen_addr a = parsed(differ[i]);
+			struct listen_addr b = parsed(differ[j]);
+
+			assert_int_equal(listen_addr_same(&a, &b), i == j);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -135,6 +163,7 @@ int main(void)
 		cmocka_unit_test(test_listen_addr_port_zero_and_format_bound_port),
 		cmocka_unit_test(test_listen_addr_unix),
 		cmocka_unit_test(test_listen_addr_refusals),
+		cmocka_unit_test(test_listen_addr_same),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
