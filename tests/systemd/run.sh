@@ -58,7 +58,6 @@ die() {
 # whose feature is not listed here runs. Delete an entry once its checks
 # pass on main; until then RINGD_E2E_FEATURES turns it on.
 declare -A FEATURE_OFF=(
-	[reload]="SIGHUP reload is on its branch, not on main yet"
 )
 
 feature_on() {
