@@ -172,30 +172,71 @@ bool log_limit_take(struct log_limit *ll, int64_t now_ns, int64_t interval_ns,
 	return true;
 }
 
+static bool log_ctl(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
+/* How c is written inside quotes: into e, returning its length. A
+ * control character becomes an escape, so a value (a path, a peer's
+ * text in an error) can never start a line of its own in the journal. */
+static size_t log_escape_char(unsigned char c, char e[4])
+{
+	static const char hex[] = "0123456789abcdef";
+
+	if (c == '"' || c == '\\') {
+		e[0] = '\\';
+		e[1] = (char)c;
+		return 2;
+	}
+	if (!log_ctl(c)) {
+		e[0] = (char)c;
+		return 1;
+	}
+	e[0] = '\\';
+	if (c == '\n' || c == '\r' || c == '\t') {
+		e[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+		return 2;
+	}
+	e[1] = 'x';
+	e[2] = hex[c >> 4];
+	e[3] = hex[c & 15];
+	return 4;
+}
+
+static bool log_plain(const char *v)
+{
+	if (!*v)
+		return false;
+	for (; *v; v++)
+		if (log_ctl((unsigned char)*v) || strchr(" \"\\=", *v))
+			return false;
+	return true;
+}
+
 const char *log_value(char *buf, size_t len, const char *v)
 {
-	size_t o = 0;
+	size_t o = 0, n;
+	char e[4];
 
 	if (len < 3) {
 		if (len)
 			buf[0] = '\0';
 		return buf;
 	}
-	if (*v && strcspn(v, " \t\"\\=") == strlen(v)) {
+	if (log_plain(v)) {
 		snprintf(buf, len, "%s", v);
 		return buf;
 	}
 	buf[o++] = '"';
 	for (; *v; v++) {
-		bool esc = *v == '"' || *v == '\\';
-
-		/* The closing quote and the NUL always fit; an escape pair
-		 * is never split. */
-		if (o + (esc ? 2 : 1) + 2 > len)
+		n = log_escape_char((unsigned char)*v, e);
+		/* The closing quote and the NUL always fit; an escape is
+		 * never split. */
+		if (o + n + 2 > len)
 			break;
-		if (esc)
-			buf[o++] = '\\';
-		buf[o++] = *v;
+		memcpy(buf + o, e, n);
+		o += n;
 	}
 	buf[o++] = '"';
 	buf[o] = '\0';

@@ -39,9 +39,10 @@ struct sockaddr;
 const char *log_addr(const struct sockaddr *sa, char *buf, size_t len);
 
 /* A key=value field's value as logfmt writes it: as it is when it is
- * non-empty and has no blank, quote, backslash or '=', else in double
- * quotes with '"' and '\\' escaped by a backslash: error="Permission
- * denied". Cut to fit len, quotes kept. Returns buf. */
+ * non-empty and has no blank, quote, backslash, '=' or control
+ * character, else in double quotes with '"' and '\\' escaped by a
+ * backslash and control characters as \n, \r, \t or \xHH:
+ * error="Permission denied". Cut to fit len, quotes kept. Returns buf. */
 #define LOG_VALUE_MAX 256
 const char *log_value(char *buf, size_t len, const char *value);
 

@@ -328,8 +328,16 @@ static void test_log_value_quotes_when_needed(void **state)
 			    "\"Permission denied\"");
 	assert_string_equal(log_value(b, sizeof(b), ""), "\"\"");
 	assert_string_equal(log_value(b, sizeof(b), "a=b"), "\"a=b\"");
+	/* A control character never reaches the line as it is: a newline
+	 * would start a forged line of its own. */
 	assert_string_equal(log_value(b, sizeof(b), "tab\there"),
-			    "\"tab\there\"");
+			    "\"tab\\there\"");
+	assert_string_equal(log_value(b, sizeof(b), "x\ninfo: forged\r"),
+			    "\"x\\ninfo: forged\\r\"");
+	assert_string_equal(log_value(b, sizeof(b), "nul\x01" "del\x7f"),
+			    "\"nul\\x01del\\x7f\"");
+	assert_string_equal(log_value(small, sizeof(small), "ab\x01" "cd"),
+			    "\"ab\"");
 	assert_string_equal(log_value(b, sizeof(b), "say \"hi\" \\o/"),
 			    "\"say \\\"hi\\\" \\\\o/\"");
 	/* Cut to fit, the closing quote kept; an escape is never split. */
