@@ -128,6 +128,7 @@ static void conn_budget_cross(struct conn_set *set);
 static void conn_budget_resume(struct conn_set *set);
 static void conn_budget_timer_fired(struct loop_timer *t);
 static void conn_tell_drain(struct conn *c);
+static size_t conn_unread(const struct conn *c);
 
 static struct conn *conn_of(const struct ringd_conn *pc)
 {
@@ -292,7 +293,7 @@ static void conn_finish(struct conn *c)
 	 * a reset instead, and lose them. */
 	shutdown(c->fd, SHUT_WR);
 	c->flags |= C_SHUT;
-	if ((c->flags & C_NOLINGER) && !loop_recv_parked(&c->rop)) {
+	if ((c->flags & C_NOLINGER) && !conn_unread(c)) {
 		conn_kill(c);
 		return;
 	}

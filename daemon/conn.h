@@ -154,7 +154,7 @@ int conn_send(struct ringd_conn *c, const void *buf, size_t len, int copy);
  * budget while queued. */
 int conn_send_input(struct ringd_conn *c, const void *buf, size_t len);
 /* host->close_no_linger(): conn_close() without the drain of the peer's
- * input after our FIN, unless input is parked. */
+ * input after our FIN, unless unread input is waiting. */
 void conn_close_no_linger(struct ringd_conn *c);
 void conn_close(struct ringd_conn *c);
 void conn_abort(struct ringd_conn *c);

@@ -303,8 +303,9 @@ struct ringd_host {
 	 * instead keeps reading until the peer's FIN, because closing with
 	 * unread input resets the connection, and a reset can destroy a
 	 * reply the peer has not read yet; that wait costs a wake-up per
-	 * connection. Input the daemon already holds for the plugin makes
-	 * it a plain close(). Allowed wherever close() is. */
+	 * connection. Input that is already waiting, in the daemon or in
+	 * the kernel, makes it a plain close(). Allowed wherever close()
+	 * is. */
 	void (*close_no_linger)(struct ringd_conn *c);
 };
 

@@ -408,6 +408,40 @@ static void test_conn_close_no_linger(void **state)
 	}
 }
 
+static int p_hold_reply_close_no_linger(struct ringd_conn *c)
+{
+	host_api.hold_input(c, true);
+	host_api.send(c, "reply\n", 6);
+	host_api.close_no_linger(c);
+	return 0;
+}
+
+/* Input the peer sent that nobody read turns close_no_linger() into a
+ * plain close(): closing at once would reset the connection. */
+static void test_conn_close_no_linger_with_unread_input(void **state)
+{
+	struct fixture *f = fixture_new(0);
+	int sv[2];
+	char got[16];
+	size_t have = 0;
+
+	plugin.on_open = p_hold_reply_close_no_linger;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+						     SOCK_CLOEXEC, 0, sv), 0);
+	/* There before the daemon's first look, and held from reading. */
+	assert_int_equal(write(sv[1], "more", 4), 4);
+	assert_int_equal(conn_open(&f->set, &inst, sv[0], NULL, 0), 0);
+	run_for(f, 50);
+	assert_int_equal(seen.gone, 0);
+	assert_int_equal(drain_peer(sv[1], (unsigned char *)got, &have,
+				    sizeof(got)), -1);
+	assert_int_equal(have, 6);
+	close(sv[1]);
+	run_for(f, 20);
+	assert_int_equal(seen.gone, 1);
+	fixture_free(f);
+}
+
 /* A reply followed by a close leaves with the FIN in one packet: the
  * client sees one segment fewer than when the same bytes are sent and
  * then shut down in two steps. */
@@ -985,6 +1019,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_conn_close_fin_rides_with_reply,
 				       reset_plugin),
 		cmocka_unit_test_setup(test_conn_close_no_linger, reset_plugin),
+		cmocka_unit_test_setup(test_conn_close_no_linger_with_unread_input,
+				       reset_plugin),
 		cmocka_unit_test_setup(test_conn_sends_in_a_hook_leave_together,
 				       reset_plugin),
 	};
