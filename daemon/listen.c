@@ -196,10 +196,29 @@ static int listen_adopt(struct daemon *d, struct listener *l)
 	return 0;
 }
 
+/* Whether a listener of d other than l has taken o's sockets, or will
+ * by its exact address (which goes first: see listen_match()). */
+static bool listen_taken(const struct daemon *d, const struct listener *l,
+			 const struct listener *o, bool or_exact)
+{
+	for (size_t i = 0; i < d->nlisteners; i++) {
+		const struct listener *n = &d->listeners[i];
+
+		if (n == l)
+			continue;
+		if (n->from == o ||
+		    (or_exact && listen_addr_same(&o->addr, &n->asked)))
+			return true;
+	}
+	return false;
+}
+
 /* The running generation's listener bound to the address l asks for
  * (a port 0 that became 7007 is kept when the file now says 7007), or
  * that asked the same of the same service: port 0 is "any port", which
- * two services may both ask for. */
+ * two services may both ask for. One old listener goes to one new one
+ * only, and an exact address match beats "the same service asked port 0
+ * again": two listeners sharing one socket would both close it. */
 static struct listener *listen_match(struct daemon *d, struct daemon *old,
 				     const struct listener *l)
 {
@@ -208,9 +227,16 @@ static struct listener *listen_match(struct daemon *d, struct daemon *old,
 	for (size_t i = 0; old && i < old->nlisteners; i++) {
 		struct listener *o = &old->listeners[i];
 
-		if (listen_addr_same(&o->addr, &l->asked) ||
-		    (listen_addr_same(&o->asked, &l->asked) &&
-		     strcmp(old->svc[o->svc].sc->name, name) == 0))
+		if (listen_addr_same(&o->addr, &l->asked) &&
+		    !listen_taken(d, l, o, false))
+			return o;
+	}
+	for (size_t i = 0; old && i < old->nlisteners; i++) {
+		struct listener *o = &old->listeners[i];
+
+		if (listen_addr_same(&o->asked, &l->asked) &&
+		    strcmp(old->svc[o->svc].sc->name, name) == 0 &&
+		    !listen_taken(d, l, o, true))
 			return o;
 	}
 	return NULL;

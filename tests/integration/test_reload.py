@@ -433,6 +433,28 @@ def test_reload_adds_and_removes_services(ctx):
     d.stop()
 
 
+def test_reload_one_socket_goes_to_one_listener(ctx):
+    """The port echo got for :0 is now discard's, and echo asks :0 again:
+    discard takes the socket (its exact address goes first) and echo binds
+    a new port, rather than both sharing one socket."""
+    d = ctx.daemon({'echo': {'listen': 'tcp://127.0.0.1:0'}})
+    p = d.addr('tcp', 'echo').port
+    reload(d, ctx.ini({'echo': {'listen': 'tcp://127.0.0.1:0'},
+                       'discard': {'listen': 'tcp://127.0.0.1:%d' % p}}))
+    assert d.addr('tcp', 'discard').port == p, d.status
+    assert d.addr('tcp', 'echo').port != p, 'echo and discard share port %d' % p
+    echo_once(d.addr('tcp', 'echo'))
+    with connect(d.addr('tcp', 'discard'), timeout=5) as s:
+        s.sendall(b'gone\n')
+        s.settimeout(0.3)
+        try:
+            got = s.recv(16)
+        except socket.timeout:
+            got = b''
+    assert got == b'', 'the discard port answered %r' % got
+    d.stop()
+
+
 def test_reload_keeps_unix_listener(ctx):
     sock = os.path.join(ctx.tempdir(), 'echo.sock')
     services = {'echo': {'listen': 'unix:' + sock}}
@@ -803,6 +825,7 @@ if __name__ == '__main__':
         test_reload_kept_listener_answers_at_once,
         test_reload_changed_port,
         test_reload_adds_and_removes_services,
+        test_reload_one_socket_goes_to_one_listener,
         test_reload_keeps_unix_listener,
         test_reload_keeps_inherited_sockets,
         test_reload_broken_files_keep_serving,
