@@ -302,15 +302,12 @@ static void reload_retire(struct reload *r, struct daemon *old)
 		  RELOAD_QUIET_MS);
 }
 
-/* d's workers run: the running generation's counters and sockets pass
- * to d, and it retires. Nothing here can fail. */
+/* d's workers run: the running generation's sockets pass to d, and it
+ * retires (its counters passed before d's workers started: snap).
+ * Nothing here can fail. */
 static void reload_commit(struct reload *r, struct daemon *d,
 			  struct metrics_block *snap)
 {
-	/* The totals so far go on with the new generation; what the old
-	 * one still counts follows when it is freed. */
-	metrics_total(r->cur, snap);
-	metrics_carry(d, r->cur, snap, NULL);
 	r->cur->retired_at = *snap;
 	listen_hand_over(d);
 	reload_retire(r, r->cur);
@@ -349,6 +346,11 @@ void reload_apply(struct reload *r)
 		reload_failed(r, "out of memory");
 		return;
 	}
+	/* The totals so far go on with the new generation before any of
+	 * its workers can answer a scrape, so no total ever goes down;
+	 * what the old one counts after snap follows when it is freed. */
+	metrics_total(r->cur, &snap);
+	metrics_carry(d, r->cur, &snap, NULL);
 	if (worker_start_all(d) < 0) {
 		metrics_block_free(&snap);
 		gen_free(d);
