@@ -231,7 +231,8 @@ const struct conf_key conf_core_keys[] = {
 		 .offset = offsetof(struct ringd_conf, drain_delay_ms),
 		 .help = "on SIGTERM, keep accepting this long while readiness "
 			 "probes (HTTP /readyz) fail, so load balancers take "
-			 "the daemon out first; a second SIGTERM ends it" } },
+			 "the daemon out first; a second SIGTERM stops at "
+			 "once" } },
 	{ .k = { .name = "user", .type = RINGD_KEY_STRING, .def = "",
 		 .offset = offsetof(struct ringd_conf, user),
 		 .help = "drop to this user after binding when started as "

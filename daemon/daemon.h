@@ -68,6 +68,9 @@ struct daemon {
 	_Atomic int stopping;   /* workers stop accepting and drain; set
 				   drain_delay after state turned DRAINING */
 	_Atomic int failed;     /* a worker's loop died: exit 1 */
+	_Atomic int stop_now;   /* a second stop signal: what the graceful
+				   stop has left is reset now, as at
+				   shutdown_timeout */
 	/* Set before stopping when a reload replaces this generation: its
 	 * workers stop accepting, leave the sockets they handed over
 	 * listening, and let their connections finish. */

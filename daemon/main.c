@@ -266,14 +266,44 @@ static int main_wait(struct reload *r, const sigset_t *set, int64_t ms,
 	}
 }
 
+/* How often main looks whether a stop's workers have all returned. */
+#define MAIN_DRAIN_POLL_MS 50
+
+static const char *main_signame(int sig)
+{
+	return sig == SIGTERM ? "SIGTERM" : "SIGINT";
+}
+
+/* While the workers drain, main still answers signals: a second stop
+ * signal (cut already true when it came during drain_delay) resets what
+ * is left at once, as shutdown_timeout would. */
+static void main_drain(struct reload *r, const sigset_t *set, bool cut)
+{
+	int sig;
+
+	if (cut)
+		reload_stop_now(r);
+	while (!reload_all_exited(r)) {
+		sig = main_wait(r, set, MAIN_DRAIN_POLL_MS, false);
+		if (cut || (sig != SIGTERM && sig != SIGINT))
+			continue;
+		log_info("ringd: %s received again, closing what is left now",
+			 main_signame(sig));
+		reload_stop_now(r);
+		cut = true;
+	}
+}
+
 /* The stop: readiness fails at once (state DRAINING, seen by /readyz),
  * accepting goes on for drain_delay so load balancers notice and stop
  * sending, then the workers stop accepting and drain. A second stop
- * signal cuts the delay short. Generations a reload retired drain too. */
+ * signal stops at once: it ends the delay and resets what the drain has
+ * left. Generations a reload retired drain too. */
 static void main_stop(struct reload *r, const sigset_t *set, int sig)
 {
 	struct daemon *d = r->cur;
 	int64_t delay = d->conf->drain_delay_ms;
+	bool cut = false;
 
 	reload_draining(r);
 	notify_send("STOPPING=1");
@@ -282,9 +312,10 @@ static void main_stop(struct reload *r, const sigset_t *set, int sig)
 			 "stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT",
 			 (long long)delay);
 		sig = main_wait(r, set, delay, false);
-		if (sig)
+		cut = sig != 0;
+		if (cut)
 			log_info("ringd: %s received again, stopping now",
-				 sig == SIGTERM ? "SIGTERM" : "SIGINT");
+				 main_signame(sig));
 	} else {
 		log_info("ringd: %s received, stopping",
 			 sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -292,6 +323,8 @@ static void main_stop(struct reload *r, const sigset_t *set, int sig)
 	reload_stop_retiring(r);
 	atomic_store(&d->stopping, 1);
 	listen_stop_all(d);
+	worker_wake_all(d);
+	main_drain(r, set, cut);
 	worker_stop_all(d);
 }
 

@@ -416,6 +416,24 @@ void reload_stop_retiring(struct reload *r)
 	}
 }
 
+void reload_stop_now(struct reload *r)
+{
+	for (size_t i = 0; i < r->nold; i++) {
+		atomic_store(&r->old[i]->stop_now, 1);
+		worker_wake_all(r->old[i]);
+	}
+	atomic_store(&r->cur->stop_now, 1);
+	worker_wake_all(r->cur);
+}
+
+bool reload_all_exited(struct reload *r)
+{
+	for (size_t i = 0; i < r->nold; i++)
+		if (!worker_all_exited(r->old[i]))
+			return false;
+	return worker_all_exited(r->cur);
+}
+
 bool reload_fini(struct reload *r)
 {
 	bool failed = false;

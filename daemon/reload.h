@@ -64,6 +64,13 @@ void reload_draining(struct reload *r);
 /* Stop: every retiring generation drains as on a normal stop too, so
  * connections a reload let run are not left waiting. */
 void reload_stop_retiring(struct reload *r);
+
+/* A second stop signal: every generation resets what its graceful stop
+ * has left, now (as shutdown_timeout would). */
+void reload_stop_now(struct reload *r);
+/* Whether every generation's workers have returned, so reload_fini()
+ * will not block. */
+bool reload_all_exited(struct reload *r);
 /* Waits for every generation's workers (which must be stopping), then
  * frees all of them; returns whether a worker of any generation failed. */
 bool reload_fini(struct reload *r);

@@ -51,14 +51,19 @@ static void worker_conn_gone(void *arg, const struct ringd_instance *inst,
 	worker_check_done(w);
 }
 
-static void worker_stop_timer_fired(struct loop_timer *t)
+static void worker_cut(struct worker *w, const char *why)
 {
-	struct worker *w = t->data;
-
-	log_notice("worker: shutdown_timeout reached, closing %zu connections "
-		   "worker=%zu", conn_set_count(&w->conns), w->id);
+	w->cut = true;
+	loop_timer_stop(w->loop, &w->stop_timer);
+	log_notice("worker: %s, closing %zu connections worker=%zu", why,
+		   conn_set_count(&w->conns), w->id);
 	conn_abort_all(&w->conns);
 	worker_check_done(w);
+}
+
+static void worker_stop_timer_fired(struct loop_timer *t)
+{
+	worker_cut(t->data, "shutdown_timeout reached");
 }
 
 static void worker_begin_stop(struct worker *w)
@@ -98,6 +103,8 @@ static void worker_woken(struct loop *l, void *arg)
 		conn_shutdown_all(&w->conns);
 		worker_check_done(w);
 	}
+	if (w->stopping && !w->cut && atomic_load(&w->d->stop_now))
+		worker_cut(w, "second stop signal");
 }
 
 static int worker_start_plugins(struct worker *w)
@@ -282,6 +289,7 @@ static void *worker_main(void *arg)
 	sem_post(w->started);
 	if (w->start_err) {
 		worker_teardown(w);
+		atomic_store(&w->exited, true);
 		return NULL;
 	}
 	r = loop_run(w->loop);
@@ -296,9 +304,11 @@ static void *worker_main(void *arg)
 			w->id);
 		atomic_store(&w->d->failed, 1);
 		kill(getpid(), SIGTERM);
+		atomic_store(&w->exited, true);
 		return NULL;
 	}
 	worker_teardown(w);
+	atomic_store(&w->exited, true);
 	return NULL;
 }
 
@@ -406,6 +416,14 @@ void worker_free_all(struct daemon *d)
 	free(d->workers);
 	d->workers = NULL;
 	d->nworkers = 0;
+}
+
+bool worker_all_exited(struct daemon *d)
+{
+	for (size_t i = 0; i < d->nworkers; i++)
+		if (!d->workers[i].joined && !atomic_load(&d->workers[i].exited))
+			return false;
+	return true;
 }
 
 void worker_stop_all(struct daemon *d)

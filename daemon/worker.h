@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -43,6 +44,8 @@ struct worker {
 	bool retired; /* stopping for a reload: connections run on */
 	bool quiet;   /* stopping, and no accept in flight any more */
 	bool joined; /* main's: the thread has been joined */
+	bool cut;    /* this thread's: stop_now has reset what was left */
+	_Atomic bool exited; /* set as the thread returns, for main */
 	struct loop_timer stop_timer;
 	/* Read by main for the watchdog; no timer without one. */
 	struct supervise_beat beat;
@@ -55,6 +58,11 @@ int worker_start_all(struct daemon *d);
 /* Ask every worker to drain and stop (d->state must already say
  * RINGD_DRAINING); returns when all threads ended. */
 void worker_stop_all(struct daemon *d);
+
+/* Whether every thread of d has returned (or never started), so that
+ * worker_stop_all() will not block. For main, which keeps handling
+ * signals while a stop drains. */
+bool worker_all_exited(struct daemon *d);
 
 /* The same in steps, for a generation a reload retires while main goes
  * on handling signals: wake every loop (d->stopping already set), then

@@ -281,6 +281,36 @@ def test_shutdown_timeout_bounds_stop(ctx):
     assert took < 1 + 1.5, 'stop took %.1f s with shutdown_timeout = 1s' % took
 
 
+def test_second_sigterm_stops_at_once(ctx):
+    """Issue 8: a second SIGTERM during the graceful stop ends it at once:
+    what is left is reset, exit 0, long before shutdown_timeout."""
+    d = ctx.daemon(ringd={'shutdown_timeout': '30s'})
+    s = connect(d.addr('tcp'))
+    s.setblocking(False)
+    chunk = payload(1 << 16)
+    t_end = time.monotonic() + 5
+    while time.monotonic() < t_end:
+        try:
+            s.send(chunk)
+        except BlockingIOError:
+            sel = selectors.DefaultSelector()
+            sel.register(s, selectors.EVENT_WRITE)
+            ready = sel.select(0.5)
+            sel.close()
+            if not ready:
+                break
+    d.signal(signal.SIGTERM)
+    time.sleep(1)
+    assert d.proc.poll() is None, 'ringd stopped before its output was read'
+    t0 = time.monotonic()
+    d.signal(signal.SIGTERM)
+    rc = d.wait(10)
+    took = time.monotonic() - t0
+    s.close()
+    assert rc == 0, 'exit %s; stderr:\n%s' % (rc, d.stderr())
+    assert took < 1.5, 'the second SIGTERM took %.1f s' % took
+
+
 def test_back_pressure_bounded_memory(ctx):
     """A client sends up to 200 MiB and never reads: the daemon must stop
     reading (the client's send blocks) and its RSS must stay bounded."""
@@ -595,6 +625,7 @@ if __name__ == '__main__':
         test_sigterm_serves_handshake_under_way,
         test_tcp_listener_sets_nodelay,
         test_shutdown_timeout_bounds_stop,
+        test_second_sigterm_stops_at_once,
         test_back_pressure_bounded_memory,
         test_back_pressure_many_clients,
         test_emfile_pauses_and_resumes,
