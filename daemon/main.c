@@ -171,7 +171,7 @@ static int main_drop_privileges(const char *user)
 	}
 	if (!user || !*user) {
 		log_warnx("ringd: running as root; set user = in [ringd] to "
-			  "drop to that user after binding");
+			  "drop to that user after binding uid=0");
 		return 0;
 	}
 	pw = getpwnam(user);
@@ -260,7 +260,7 @@ static int main_wait(struct reload *r, const sigset_t *set, int64_t ms,
 			reload_apply(r);
 		else if (sig == SIGHUP)
 			log_notice("ringd: SIGHUP ignored: the daemon is "
-				   "stopping");
+				   "stopping signal=SIGHUP");
 		if (serving)
 			reload_reap(r);
 	}
@@ -287,8 +287,8 @@ static void main_drain(struct reload *r, const sigset_t *set, bool cut)
 		sig = main_wait(r, set, MAIN_DRAIN_POLL_MS, false);
 		if (cut || (sig != SIGTERM && sig != SIGINT))
 			continue;
-		log_info("ringd: %s received again, closing what is left now",
-			 main_signame(sig));
+		log_info("ringd: stop signal received again, closing what is "
+			 "left now signal=%s", main_signame(sig));
 		reload_stop_now(r);
 		cut = true;
 	}
@@ -308,17 +308,17 @@ static void main_stop(struct reload *r, const sigset_t *set, int sig)
 	reload_draining(r);
 	notify_send("STOPPING=1");
 	if (delay > 0) {
-		log_info("ringd: %s received, draining for %lld ms before "
-			 "stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+		log_info("ringd: stop signal received, draining before the "
+			 "stop signal=%s drain_delay_ms=%lld", main_signame(sig),
 			 (long long)delay);
 		sig = main_wait(r, set, delay, false);
 		cut = sig != 0;
 		if (cut)
-			log_info("ringd: %s received again, stopping now",
-				 main_signame(sig));
+			log_info("ringd: stop signal received again, stopping "
+				 "now signal=%s", main_signame(sig));
 	} else {
-		log_info("ringd: %s received, stopping",
-			 sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		log_info("ringd: stop signal received, stopping signal=%s",
+			 main_signame(sig));
 	}
 	reload_stop_retiring(r);
 	atomic_store(&d->stopping, 1);
@@ -368,10 +368,10 @@ static int main_run(struct reload *r, struct ringd_conf *conf)
 	reload_announce(r->cur, "started");
 	main_stop(r, &set, main_wait(r, &set, -1, true));
 	if (reload_fini(r)) {
-		log_err("ringd: stopped after a worker failed");
+		log_err("ringd: stopped after a worker failed exit=1");
 		return 1;
 	}
-	log_info("ringd: stopped");
+	log_info("ringd: stopped exit=0");
 	return 0;
 }
 

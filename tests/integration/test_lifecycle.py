@@ -223,7 +223,7 @@ def test_sigterm_serves_handshake_under_way(ctx):
     c = connect(addr)
     d.signal(signal.SIGTERM)
     deadline = time.monotonic() + 5
-    while 'SIGTERM received' not in d.stderr():
+    while 'stop signal received, stopping signal=SIGTERM' not in d.stderr():
         assert time.monotonic() < deadline, 'no stop logged: ' + d.stderr()
         time.sleep(0.005)  # polling the log, bounded
     time.sleep(0.02)  # the round trip; the stop's grace is 250 ms
