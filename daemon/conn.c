@@ -130,6 +130,20 @@ static void conn_budget_timer_fired(struct loop_timer *t);
 static void conn_tell_drain(struct conn *c);
 static size_t conn_unread(const struct conn *c);
 
+/* Whether input the plugin has not seen waits, parked or in the kernel.
+ * While a receive runs (not paused or held), the loop takes input as it
+ * arrives, so the kernel holds none worth a syscall to ask about: the
+ * moment between its arrival and its delivery is a race no look here
+ * could close. */
+static bool conn_input_waiting(const struct conn *c)
+{
+	if (loop_recv_parked(&c->rop))
+		return true;
+	if ((c->flags & (C_READING | C_PAUSED)) == C_READING)
+		return false;
+	return conn_unread(c) > 0;
+}
+
 static struct conn *conn_of(const struct ringd_conn *pc)
 {
 	return (struct conn *)pc;
@@ -293,7 +307,7 @@ static void conn_finish(struct conn *c)
 	 * a reset instead, and lose them. */
 	shutdown(c->fd, SHUT_WR);
 	c->flags |= C_SHUT;
-	if ((c->flags & C_NOLINGER) && !conn_unread(c)) {
+	if ((c->flags & C_NOLINGER) && !conn_input_waiting(c)) {
 		conn_kill(c);
 		return;
 	}
