@@ -1143,11 +1143,12 @@ static void conn_drain_check(struct loop_timer *t)
 			continue;
 		if (conn_unread(c) > 0)
 			continue;
-		if ((c->flags & C_TELL) && !(c->flags & C_FED))
-			continue;
 		if (c->flags & C_TELL) {
-			c->flags &= ~C_TELL;
-			conn_tell_drain(c);
+			/* Told after its first request (conn_retire_all()). */
+			if (c->flags & C_FED) {
+				c->flags &= ~C_TELL;
+				conn_tell_drain(c);
+			}
 			continue;
 		}
 		c->flags &= ~C_DRAIN;

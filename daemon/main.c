@@ -283,7 +283,7 @@ static void main_drain(struct reload *r, const sigset_t *set, bool cut)
 
 	if (cut)
 		reload_stop_now(r);
-	while (!reload_all_exited(r)) {
+	while (!reload_try_join_all(r)) {
 		sig = main_wait(r, set, MAIN_DRAIN_POLL_MS, false);
 		if (cut || (sig != SIGTERM && sig != SIGINT))
 			continue;

@@ -194,13 +194,10 @@ void reload_announce(struct daemon *d, const char *verb)
  * `systemctl reload` of a Type=notify-reload unit waits forever. */
 static void reload_notify_begin(void)
 {
-	struct timespec ts;
 	char msg[64];
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
 	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
-		 (unsigned long long)ts.tv_sec * 1000000ull +
-			 (unsigned long long)ts.tv_nsec / 1000);
+		 (unsigned long long)(supervise_now() / 1000));
 	notify_send(msg);
 }
 
@@ -426,12 +423,13 @@ void reload_stop_now(struct reload *r)
 	worker_wake_all(r->cur);
 }
 
-bool reload_all_exited(struct reload *r)
+bool reload_try_join_all(struct reload *r)
 {
+	bool all = worker_try_join_all(r->cur);
+
 	for (size_t i = 0; i < r->nold; i++)
-		if (!worker_all_exited(r->old[i]))
-			return false;
-	return worker_all_exited(r->cur);
+		all &= worker_try_join_all(r->old[i]);
+	return all;
 }
 
 bool reload_fini(struct reload *r)

@@ -68,9 +68,9 @@ void reload_stop_retiring(struct reload *r);
 /* A second stop signal: every generation resets what its graceful stop
  * has left, now (as shutdown_timeout would). */
 void reload_stop_now(struct reload *r);
-/* Whether every generation's workers have returned, so reload_fini()
- * will not block. */
-bool reload_all_exited(struct reload *r);
+/* Joins, without blocking, the workers of every generation that have
+ * returned; true once all have, so reload_fini() will not block. */
+bool reload_try_join_all(struct reload *r);
 /* Waits for every generation's workers (which must be stopping), then
  * frees all of them; returns whether a worker of any generation failed. */
 bool reload_fini(struct reload *r);

@@ -289,7 +289,6 @@ static void *worker_main(void *arg)
 	sem_post(w->started);
 	if (w->start_err) {
 		worker_teardown(w);
-		atomic_store(&w->exited, true);
 		return NULL;
 	}
 	r = loop_run(w->loop);
@@ -304,11 +303,9 @@ static void *worker_main(void *arg)
 			w->id);
 		atomic_store(&w->d->failed, 1);
 		kill(getpid(), SIGTERM);
-		atomic_store(&w->exited, true);
 		return NULL;
 	}
 	worker_teardown(w);
-	atomic_store(&w->exited, true);
 	return NULL;
 }
 
@@ -416,14 +413,6 @@ void worker_free_all(struct daemon *d)
 	free(d->workers);
 	d->workers = NULL;
 	d->nworkers = 0;
-}
-
-bool worker_all_exited(struct daemon *d)
-{
-	for (size_t i = 0; i < d->nworkers; i++)
-		if (!d->workers[i].joined && !atomic_load(&d->workers[i].exited))
-			return false;
-	return true;
 }
 
 void worker_stop_all(struct daemon *d)

@@ -7,7 +7,6 @@
 
 #include <pthread.h>
 #include <semaphore.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -45,7 +44,6 @@ struct worker {
 	bool quiet;   /* stopping, and no accept in flight any more */
 	bool joined; /* main's: the thread has been joined */
 	bool cut;    /* this thread's: stop_now has reset what was left */
-	_Atomic bool exited; /* set as the thread returns, for main */
 	struct loop_timer stop_timer;
 	/* Read by main for the watchdog; no timer without one. */
 	struct supervise_beat beat;
@@ -59,15 +57,10 @@ int worker_start_all(struct daemon *d);
  * RINGD_DRAINING); returns when all threads ended. */
 void worker_stop_all(struct daemon *d);
 
-/* Whether every thread of d has returned (or never started), so that
- * worker_stop_all() will not block. For main, which keeps handling
- * signals while a stop drains. */
-bool worker_all_exited(struct daemon *d);
-
-/* The same in steps, for a generation a reload retires while main goes
- * on handling signals: wake every loop (d->stopping already set), then
- * join without blocking until every thread has ended (true), then free
- * the loops and counters. */
+/* The same in steps, for main while it goes on handling signals (a
+ * generation a reload retires, a stop's drain): wake every loop
+ * (d->stopping already set), then join without blocking until every
+ * thread has ended (true), then free the loops and counters. */
 void worker_wake_all(struct daemon *d);
 bool worker_try_join_all(struct daemon *d);
 void worker_free_all(struct daemon *d);

@@ -456,16 +456,20 @@ static void account(struct http_worker *w, struct ringd_conn *c,
 	log_request(w, c, h, buf, a->status, a->bytes);
 }
 
-/* RFC 9112 section 9.3: 1.1 persists unless told not to, 1.0 only when
- * asked; the drain and keepalive_requests end it too. */
+/* Whether the request says the client closes after it (RFC 9112
+ * section 9.3: 1.1 persists unless told not to, 1.0 only when asked). */
+static bool client_closes(const struct http_request *req)
+{
+	return req->conn_close || (req->minor == 0 && !req->conn_keepalive);
+}
+
+/* The client's word, then the drain and keepalive_requests. */
 static enum http_conn_mode conn_mode(const struct http_worker *w,
 				     const struct hconn *h)
 {
 	const struct http_request *req = &w->req;
-	bool keep = req->minor >= 1 ? !req->conn_close
-				    : req->conn_keepalive && !req->conn_close;
 
-	if (!keep || (h->flags & HC_DRAIN) ||
+	if (client_closes(req) || (h->flags & HC_DRAIN) ||
 	    h->nreq >= (uint64_t)w->cfg->keepalive_requests)
 		return HTTP_CONN_CLOSE;
 	return req->minor == 0 ? HTTP_CONN_KEEPALIVE : HTTP_CONN_NONE;
@@ -587,13 +591,6 @@ static void body_free(struct hconn *h)
 	hbuf_free(&h->body->resp);
 	free(h->body);
 	h->body = NULL;
-}
-
-/* Whether the request says the client closes after it: HTTP/1.1 with
- * Connection: close, HTTP/1.0 without keep-alive. */
-static bool client_closes(const struct http_request *req)
-{
-	return req->conn_close || (req->minor == 0 && !req->conn_keepalive);
 }
 
 /* A request head in buf[0, len); after: the bytes that followed it in

@@ -254,37 +254,9 @@ def test_tcp_listener_sets_nodelay(ctx):
     d.stop()
 
 
-def test_shutdown_timeout_bounds_stop(ctx):
-    """A client that never reads cannot hold the daemon past shutdown_timeout."""
-    d = ctx.daemon(ringd={'shutdown_timeout': '1s'})
-    s = connect(d.addr('tcp'))
-    s.setblocking(False)
-    chunk = payload(1 << 16)
-    sent = 0
-    t_end = time.monotonic() + 5
-    while time.monotonic() < t_end:
-        try:
-            sent += s.send(chunk)
-        except BlockingIOError:
-            sel = selectors.DefaultSelector()
-            sel.register(s, selectors.EVENT_WRITE)
-            ready = sel.select(0.5)
-            sel.close()
-            if not ready:
-                break
-    t0 = time.monotonic()
-    d.signal(signal.SIGTERM)
-    rc = d.wait(10)
-    took = time.monotonic() - t0
-    s.close()
-    assert rc == 0, 'exit %s; stderr:\n%s' % (rc, d.stderr())
-    assert took < 1 + 1.5, 'stop took %.1f s with shutdown_timeout = 1s' % took
-
-
-def test_second_sigterm_stops_at_once(ctx):
-    """Issue 8: a second SIGTERM during the graceful stop ends it at once:
-    what is left is reset, exit 0, long before shutdown_timeout."""
-    d = ctx.daemon(ringd={'shutdown_timeout': '30s'})
+def stalled_echo_client(d):
+    """An echo client that sends until its socket blocks and never reads:
+    the daemon holds output it cannot send (bounded, 5 s)."""
     s = connect(d.addr('tcp'))
     s.setblocking(False)
     chunk = payload(1 << 16)
@@ -299,6 +271,27 @@ def test_second_sigterm_stops_at_once(ctx):
             sel.close()
             if not ready:
                 break
+    return s
+
+
+def test_shutdown_timeout_bounds_stop(ctx):
+    """A client that never reads cannot hold the daemon past shutdown_timeout."""
+    d = ctx.daemon(ringd={'shutdown_timeout': '1s'})
+    s = stalled_echo_client(d)
+    t0 = time.monotonic()
+    d.signal(signal.SIGTERM)
+    rc = d.wait(10)
+    took = time.monotonic() - t0
+    s.close()
+    assert rc == 0, 'exit %s; stderr:\n%s' % (rc, d.stderr())
+    assert took < 1 + 1.5, 'stop took %.1f s with shutdown_timeout = 1s' % took
+
+
+def test_second_sigterm_stops_at_once(ctx):
+    """Issue 8: a second SIGTERM during the graceful stop ends it at once:
+    what is left is reset, exit 0, long before shutdown_timeout."""
+    d = ctx.daemon(ringd={'shutdown_timeout': '30s'})
+    s = stalled_echo_client(d)
     d.signal(signal.SIGTERM)
     time.sleep(1)
     assert d.proc.poll() is None, 'ringd stopped before its output was read'
