@@ -327,6 +327,15 @@ const struct conf_key conf_service_keys[] = {
 		 .def = "no",
 		 .offset = offsetof(struct service_conf, log_connections),
 		 .help = LOG_CONN_HELP }, .inherit = true },
+	{ .k = { .name = "defer_accept", .type = RINGD_KEY_BOOL,
+		 .def = "yes",
+		 .offset = offsetof(struct service_conf, defer_accept),
+		 .help = "for plugins whose clients speak first (http, echo, "
+			 "discard): the kernel keeps a new TCP connection "
+			 "until its first bytes arrive, at most about 1 s, "
+			 "so one that sends nothing costs no wake-up and no "
+			 "connection slot until then; no effect on other "
+			 "plugins, udp:// or unix: listeners" } },
 	{ .k = { .name = NULL } },
 };
 

@@ -36,6 +36,7 @@ struct service_conf {
 	struct cidr_list allow, deny;
 	int64_t max_per_source; /* max_connections_per_source; 0: none */
 	bool log_connections;   /* a line per closed connection */
+	bool defer_accept;      /* TCP_DEFER_ACCEPT for RINGD_PEER_FIRST */
 
 	void *pconf; /* plugin->p->config_size bytes, keys parsed, checked */
 	bool checked; /* release() is owed */

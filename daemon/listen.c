@@ -17,6 +17,7 @@
 #include "daemon.h"
 #include "listen.h"
 #include "log.h"
+#include "plugin.h"
 
 static void listen_set(int fd, int level, int opt, int val)
 {
@@ -305,6 +306,27 @@ static int listen_open(struct daemon *d, struct daemon *old, struct listener *l)
 	return 0;
 }
 
+/* TCP_DEFER_ACCEPT for a TCP listener whose service's clients speak
+ * first (include/ringd/plugin.h, RINGD_PEER_FIRST) and does not turn it
+ * off; cleared otherwise, since a socket taken over from a generation
+ * or from systemd may carry it. One second is one SYN-ACK retransmit:
+ * the kernel hands over a connection that sent nothing after it. Only
+ * fds from..nfds: the others are still another generation's. */
+static void listen_defer(const struct daemon *d, const struct listener *l,
+			 size_t from)
+{
+	const struct service_conf *sc = d->svc[l->svc].sc;
+	const struct ringd_plugin *p = sc->plugin->p;
+	bool peer_first = RINGD_KNOWS(p, stream_flags) &&
+			  (p->stream_flags & RINGD_PEER_FIRST);
+	int secs = sc->defer_accept && peer_first ? 1 : 0;
+
+	if (l->addr.kind != LISTEN_TCP)
+		return;
+	for (size_t i = from; i < l->nfds; i++)
+		listen_set(l->fds[i], IPPROTO_TCP, TCP_DEFER_ACCEPT, secs);
+}
+
 static int listen_cmp_port(const void *a, const void *b)
 {
 	return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
@@ -396,6 +418,8 @@ int listen_open_next(struct daemon *d, struct daemon *old, char *err,
 		struct listener *l = &d->listeners[k];
 
 		r = listen_open(d, old, l);
+		if (r == 0)
+			listen_defer(d, l, l->nlent);
 		if (r < 0) {
 			listen_addr_format(&l->addr, text, sizeof(text));
 			log_err("%s: %s failed svc=%s addr=%s error=%s",
@@ -488,6 +512,7 @@ void listen_hand_over(struct daemon *d)
 
 		if (!l->from)
 			continue;
+		listen_defer(d, l, 0);
 		l->from->nlent = l->nlent;
 		l->unlink_path = l->from->unlink_path;
 		l->from->unlink_path = false;

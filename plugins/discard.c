@@ -82,4 +82,5 @@ __attribute__((visibility("default"))) const struct ringd_plugin ringd_plugin = 
 	.on_open = discard_open,
 	.on_data = discard_data,
 	.on_datagram = discard_datagram,
+	.stream_flags = RINGD_PEER_FIRST,
 };

@@ -56,4 +56,5 @@ __attribute__((visibility("default"))) const struct ringd_plugin ringd_plugin = 
 	.stop = echo_stop,
 	.on_data = echo_data,
 	.on_datagram = echo_datagram,
+	.stream_flags = RINGD_PEER_FIRST,
 };

@@ -25,6 +25,12 @@ extern "C" {
 #define RINGD_STREAM 0x1u
 #define RINGD_DGRAM 0x2u
 
+/* Stream behaviour a plugin declares (struct ringd_plugin.stream_flags).
+ * RINGD_PEER_FIRST: on every stream connection the peer speaks first (a
+ * request, bytes to echo or to discard), so nothing changes for the
+ * service if on_open() runs only once those first bytes have arrived. */
+#define RINGD_PEER_FIRST 0x1u
+
 /* Log levels, syslog numbering so they map to journald priorities. */
 enum ringd_log_level {
 	RINGD_LOG_ERR = 3,
@@ -312,9 +318,10 @@ struct ringd_host {
 /* Whether s (a struct ringd_host or ringd_plugin the other side filled
  * in) is large enough to have member m: its size field says which members
  * the other side knew when it was built. */
-#define RINGD_HAS(s, m)                                                   \
-	((s)->size >= offsetof(__typeof__(*(s)), m) + sizeof((s)->m) &&   \
-	 (s)->m != NULL)
+#define RINGD_HAS(s, m) (RINGD_KNOWS(s, m) && (s)->m != NULL)
+/* The same for a member that is not a pointer: only the size tells. */
+#define RINGD_KNOWS(s, m)                                                 \
+	((s)->size >= offsetof(__typeof__(*(s)), m) + sizeof((s)->m))
 
 /* The one object a plugin exports, named ringd_plugin. Hooks may be NULL. */
 struct ringd_plugin {
@@ -404,6 +411,17 @@ struct ringd_plugin {
 	 * already on its way. NULL: the connection runs on until it
 	 * closes, within shutdown_timeout. */
 	void (*on_drain)(struct ringd_conn *c);
+
+	/* RINGD_PEER_FIRST or 0; read on the main thread when listeners
+	 * open (start and reload). With RINGD_PEER_FIRST the daemon lets
+	 * the kernel keep a new TCP connection until its first bytes arrive
+	 * (TCP_DEFER_ACCEPT, at most about a second; the service's
+	 * defer_accept key turns it off), so a client that connects and
+	 * sends nothing reaches on_open() after that second, or when it
+	 * sends or closes, and costs nothing until then. Leave it 0 for a
+	 * service that speaks first (daytime, QOTD): its clients may wait
+	 * for it. unix: and udp:// listeners are never deferred. */
+	unsigned stream_flags;
 };
 
 #ifdef __cplusplus

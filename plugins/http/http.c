@@ -981,4 +981,5 @@ __attribute__((visibility("default"))) const struct ringd_plugin ringd_plugin = 
 	.on_close = http_close,
 	.counters = http_config_counters,
 	.on_drain = http_drain,
+	.stream_flags = RINGD_PEER_FIRST,
 };

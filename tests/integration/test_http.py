@@ -1187,6 +1187,65 @@ def test_per_source_limit_applies(ctx):
     d.stop()
 
 
+def test_defer_accept(ctx):
+    """Services whose clients speak first (http, echo) leave a silent
+    connection in the kernel (TCP_DEFER_ACCEPT) until its first bytes
+    arrive, or for about a second; defer_accept = no and a service that
+    greets (daytime) take it at once."""
+    d = http_daemon(ctx, extra={
+        'echo': {'plugin': 'echo', 'listen': 'tcp://127.0.0.1:0'},
+        'echo_now': {'plugin': 'echo', 'listen': 'tcp://127.0.0.1:0',
+                     'defer_accept': 'no'},
+        'daytime': {'plugin': 'time', 'format': 'daytime',
+                    'listen': 'tcp://127.0.0.1:0'}})
+    port = port_of(d)
+
+    def accepted(svc, name='ringd_connections_accepted_total'):
+        m, _ = scrape(port)
+        return sample(m, name, service=svc, transport='tcp') or 0
+
+    def active_http():
+        # The scrape's own connection is one of them.
+        return accepted('http', 'ringd_connections_active') - 1
+
+    def wait_accepted(svc, want, within, count=accepted):
+        end = time.monotonic() + within
+        while count(svc) < want:
+            assert time.monotonic() < end, '%s: not accepted in %.1f s' % (svc, within)
+            time.sleep(0.05)
+        return time.monotonic()
+
+    # A greeting needs no request: daytime answers a silent client.
+    s = socket.create_connection((HOST, port_of(d, 'daytime')), timeout=5)
+    line = harness.recv_until_eof(s, deadline=time.monotonic() + 5)
+    s.close()
+    assert line.endswith(b'\r\n') and len(line) > 10, line
+
+    now = socket.create_connection((HOST, port_of(d, 'echo_now')), timeout=5)
+    wait_accepted('echo_now', 1, 0.9)
+    # Silent clients of the deferred services are not ringd's yet.
+    t0 = time.monotonic()
+    silent = socket.create_connection((HOST, port_of(d, 'echo')), timeout=5)
+    quiet = socket.create_connection((HOST, port), timeout=5)
+    talker = socket.create_connection((HOST, port_of(d, 'echo')), timeout=5)
+    time.sleep(0.4)
+    assert accepted('echo') == 0
+    assert active_http() == 0
+    # One that speaks is taken when it does, and served.
+    talker.sendall(b'ping\n')
+    assert harness.recv_exact(talker, 5) == b'ping\n'
+    assert accepted('echo') == 1
+    # The kernel hands the silent ones over after its second; the http
+    # one then runs into header_timeout like any other.
+    t1 = wait_accepted('echo', 2, 5.0)
+    assert t1 - t0 >= 0.8, 'a silent echo client was accepted after %.2f s' % (t1 - t0)
+    wait_accepted('http', 1, 5.0, count=lambda _: active_http())
+    silent.sendall(b'late\n')
+    assert harness.recv_exact(silent, 5) == b'late\n'
+    for c in (now, silent, quiet, talker):
+        c.close()
+
+
 if __name__ == '__main__':
     harness.main([
         test_curl,
@@ -1221,4 +1280,5 @@ if __name__ == '__main__':
         test_response_fields_and_endpoints,
         test_request_logs,
         test_per_source_limit_applies,
+        test_defer_accept,
     ])

@@ -34,6 +34,16 @@ def test_sigint_exits_0(ctx):
     assert rc == 0, 'exit %s after SIGINT; stderr:\n%s' % (rc, d.stderr())
 
 
+def idle_client(addr):
+    """A client the daemon has accepted and that now says nothing. One
+    byte echoed first: a silent connect to echo stays in the kernel for
+    its first second (defer_accept), not yet the daemon's to close."""
+    s = connect(addr)
+    s.sendall(b'.')
+    assert recv_exact(s, 1) == b'.'
+    return s
+
+
 def _unacked(s):
     """Bytes (and FIN) the peer's kernel has not yet acknowledged (SIOCOUTQ)."""
     return struct.unpack('i', fcntl.ioctl(s.fileno(), termios.TIOCOUTQ, b'\0' * 4))[0]
@@ -62,7 +72,7 @@ def test_sigterm_finishes_in_flight_echo(ctx):
     gets EOF; the daemon exits 0 within shutdown_timeout."""
     d = ctx.daemon(ringd={'shutdown_timeout': '8s'})
     addr = d.addr('tcp')
-    idle = connect(addr)
+    idle = idle_client(addr)
     data = payload(16 << 20, seed=21)
     pending = None
     for attempt in range(10):
@@ -140,7 +150,7 @@ def test_sigterm_closes_listeners(ctx):
     retransmits, about 1 s later: the connect timeout allows for it."""
     d = ctx.daemon(ringd={'shutdown_timeout': '8s'})
     addr = d.addr('tcp')
-    idle = connect(addr)
+    idle = idle_client(addr)
     t_term = time.monotonic()
     d.signal(signal.SIGTERM)
     outcome = None

@@ -655,6 +655,37 @@ def scrape(d):
     return out
 
 
+
+def test_reload_switches_defer_accept(ctx):
+    """defer_accept follows a reload on a listener the new generation
+    takes over: the socket is the same, its option is the new file's."""
+    port = free_port()
+
+    def ini(defer):
+        return ctx.ini({'echo': {'listen': 'tcp://127.0.0.1:%d' % port,
+                                 'defer_accept': defer},
+                        'http': {'listen': 'tcp://127.0.0.1:0'}})
+
+    def taken_at_once():
+        """Whether a silent client is accepted within 0.6 s, as the
+        service's active connections tell."""
+        key = 'ringd_connections_active{service="echo",transport="tcp"}'
+        with connect(d.addr('tcp', 'echo'), timeout=2):
+            end = time.monotonic() + 0.6
+            while time.monotonic() < end:
+                if scrape(d).get(key, 0) >= 1:
+                    return True
+                time.sleep(0.05)
+            return False
+
+    d = ctx.daemon(ini=ini("no"))
+    assert taken_at_once()
+    reload(d, ini('yes'))
+    assert not taken_at_once()
+    reload(d, ini('no'))
+    assert taken_at_once()
+    d.stop()
+
 ECHO_ACCEPTED = 'ringd_connections_accepted_total{service="echo",transport="tcp"}'
 ECHO_BYTES = 'ringd_received_bytes_total{service="echo",transport="tcp"}'
 HTTP_200 = 'ringd_http_responses_total{service="http",code="200"}'
@@ -833,6 +864,7 @@ if __name__ == '__main__':
         test_reload_changes_workers_and_backend,
         test_reload_rereads_quotes,
         test_reload_keeps_counters,
+        test_reload_switches_defer_accept,
         test_stop_while_a_generation_retires,
         test_readyz_stays_ready_across_a_reload,
         test_sighup_while_stopping_is_ignored,
