@@ -511,7 +511,7 @@ def test_bad_input(ctx):
                     r'no-such-host\.invalid: .*'], 'echo://no-such-host.invalid')
     expect(ctx, 3, [r'UNKNOWN - ringd-probe: --timeout wants a duration \(2s, 500ms\): x'],
            '--timeout', 'x', 'echo://h')
-    expect(ctx, 3, [r'UNKNOWN - ringd-probe: no target: give at least one URL \(--help\)'])
+    expect(ctx, 3, [r'UNKNOWN - ringd-probe: no target: give a URL or --config FILE \(--help\)'])
     expect(ctx, 3, [r'UNKNOWN - echo\+udp://127\.0\.0\.1:7 --size over 65507 bytes for UDP'],
            '--size', '70000', 'echo+udp://127.0.0.1:7')
     if ctx.backend == 'auto-no-uring':
