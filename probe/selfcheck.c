@@ -199,34 +199,39 @@ static void listener_add(struct reader *rd, const struct service *s,
 		 a->kind == LISTEN_UNIX ? a->path : "");
 }
 
-/* Every address of one listen line: commas, blanks or continued lines
- * between them, as ringd splits them. */
+struct listen_ctx {
+	struct reader *rd;
+	const struct service *s;
+	const struct conf_entry *e;
+};
+
+static int listen_one(const struct listen_addr *a, const char *why,
+		      void *arg)
+{
+	struct listen_ctx *lc = arg;
+
+	if (a == NULL)
+		conf_err_at(&lc->rd->log, &lc->e->loc, lc->s->sec->name,
+			    "listen", "%s", why);
+	else if (lc->s->scheme == NULL)
+		lc->rd->out->skipped++;
+	else
+		listener_add(lc->rd, lc->s, a, lc->e);
+	return 0;
+}
+
+/* Every address of one listen line, split and parsed as ringd does. */
 static void listen_line(struct reader *rd, const struct service *s,
 			const struct conf_entry *e)
 {
-	char *copy = strdup(e->value), *tok, *save = NULL, why[512];
-	struct listen_addr a;
-	bool none = true;
+	struct listen_ctx lc = { .rd = rd, .s = s, .e = e };
+	int n = listen_addr_each(e->value, listen_one, &lc);
 
-	if (copy == NULL) {
+	if (n < 0)
 		rd->log.oom = true;
-		return;
-	}
-	for (tok = strtok_r(copy, ", \t\n", &save); tok != NULL;
-	     tok = strtok_r(NULL, ", \t\n", &save)) {
-		none = false;
-		if (listen_addr_parse(tok, &a, why, sizeof(why)) < 0)
-			conf_err_at(&rd->log, &e->loc, s->sec->name, "listen",
-				    "%s", why);
-		else if (s->scheme == NULL)
-			rd->out->skipped++;
-		else
-			listener_add(rd, s, &a, e);
-	}
-	if (none)
+	else if (n == 0)
 		conf_err_at(&rd->log, &e->loc, s->sec->name, "listen",
 			    "no address given");
-	free(copy);
 }
 
 static void service_read(struct reader *rd, const struct conf_section *sec)
