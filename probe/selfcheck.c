@@ -1,6 +1,7 @@
-/* ringd-probe --config: from a ringd.ini to probe targets: conf_ini.c reads and syntax-checks
- * the file, listen_addr.c parses each listen entry, and this file maps
- * every service's plugin and listeners to the URL that checks them. */
+/* ringd-probe --config: from a ringd.ini to probe targets. conf_ini.c
+ * reads and syntax-checks the file, listen_addr.c parses each listen
+ * entry, and this file maps every service's plugin and listeners to the
+ * URL that checks them. */
 #include "probe/selfcheck.h"
 
 #include <arpa/inet.h>
@@ -24,7 +25,7 @@ struct reader {
 struct service {
 	const struct conf_section *sec;
 	const char *scheme;
-	bool udp_ok;      /* the protocol has a UDP check */
+	bool udp_ok;	  /* the protocol has a UDP check */
 	const char *path; /* http: the endpoint to GET */
 	bool any_status;
 };
@@ -74,6 +75,7 @@ static void http_path(struct reader *rd, struct service *s)
 	static const char *const keys[] = { "healthz", "readyz", "metrics" };
 	static const char *const defs[] = { "/healthz", "/readyz", "/metrics" };
 	char url[PROBE_URL_MAX];
+	const struct conf_entry *e;
 	struct probe_target t;
 	const char *why = NULL;
 
@@ -91,9 +93,11 @@ static void http_path(struct reader *rd, struct service *s)
 			why = "path too long";
 		else
 			probe_target_parse(&t, url, &why);
+		/* A default is valid: a refused path is on a line. */
+		e = conf_ini_entry(s->sec, keys[i]);
 		if (why != NULL)
-			conf_err_at(&rd->log, &conf_ini_entry(s->sec, keys[i])->loc,
-				    s->sec->name, keys[i], "\"%s\": %s", v, why);
+			conf_err_at(&rd->log, &e->loc, s->sec->name, keys[i],
+				    "\"%s\": %s", v, why);
 		s->path = v;
 		return;
 	}
@@ -194,8 +198,8 @@ static void listener_add(struct reader *rd, const struct service *s,
 	ct->any_status = s->any_status;
 	if (a->kind == LISTEN_UNIX)
 		memcpy(ct->t.unix_path, a->path, sizeof(ct->t.unix_path));
-	snprintf(ct->t.url, sizeof(ct->t.url), "[%.64s] %s%s%.107s", s->sec->name,
-		 url, a->kind == LISTEN_UNIX ? " via unix:" : "",
+	snprintf(ct->t.url, sizeof(ct->t.url), "[%.64s] %s%s%.107s",
+		 s->sec->name, url, a->kind == LISTEN_UNIX ? " via unix:" : "",
 		 a->kind == LISTEN_UNIX ? a->path : "");
 }
 
@@ -205,8 +209,7 @@ struct listen_ctx {
 	const struct conf_entry *e;
 };
 
-static int listen_one(const struct listen_addr *a, const char *why,
-		      void *arg)
+static int listen_one(const struct listen_addr *a, const char *why, void *arg)
 {
 	struct listen_ctx *lc = arg;
 
@@ -267,7 +270,7 @@ static void first_error(struct reader *rd, const char *path, char *err,
 }
 
 int selfcheck_load(const char *path, struct selfcheck *out, char *err,
-		      size_t errlen)
+		   size_t errlen)
 {
 	struct reader rd = { .log = { .file = path }, .out = out };
 	struct conf_ini ini = { 0 };

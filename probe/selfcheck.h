@@ -1,5 +1,5 @@
-/* ringd-probe --config FILE, the self-check: the checks a ringd.ini implies, one per
- * listener of every service whose plugin the probe knows. The file is
+/* ringd-probe --config FILE, the self-check: the checks a ringd.ini implies,
+ * one per listener of every service whose plugin the probe knows. The file is
  * read with the daemon's own INI layer and listen parser, so its syntax
  * and its FILE:LINE errors are ringd's; of the keys only those that say
  * where and what to probe are read (plugin, listen, time's format,
@@ -45,7 +45,7 @@ struct selfcheck {
  * (cannot open, no services). *out is empty after a failure; either way
  * selfcheck_free() may be called. */
 int selfcheck_load(const char *path, struct selfcheck *out, char *err,
-		      size_t errlen);
+		   size_t errlen);
 void selfcheck_free(struct selfcheck *c);
 
 #endif
