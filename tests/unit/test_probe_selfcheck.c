@@ -51,9 +51,10 @@ static void target_is(const struct selfcheck *sc, size_t i,
 		      enum probe_proto proto, bool udp, const char *host,
 		      const char *port, const char *path, const char *label)
 {
-	const struct probe_target *t = &sc->v[i].t;
+	const struct probe_target *t;
 
 	assert_true(i < sc->n);
+	t = &sc->v[i].t;
 	assert_int_equal(t->proto, proto);
 	assert_int_equal(t->udp, udp);
 	assert_string_equal(t->host, host);
