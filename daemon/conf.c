@@ -653,37 +653,45 @@ static void conf_addr_seen(struct conf_set *cs, const struct listen_addr *a)
 	ld->naddr++;
 }
 
+struct listen_ctx {
+	struct conf_set *cs;
+	struct service_conf *svc;
+};
+
+static int conf_listen_one(const struct listen_addr *a, const char *why,
+			   void *arg)
+{
+	struct listen_ctx *lc = arg;
+	struct service_conf *svc = lc->svc;
+	struct listen_addr *grown;
+
+	if (a == NULL) {
+		conf_set_error(lc->cs, "%s", why);
+		return 0;
+	}
+	grown = reallocarray(svc->listen, svc->nlisten + 1, sizeof(*a));
+	if (grown == NULL) {
+		lc->cs->ld->log.oom = true;
+		return -1;
+	}
+	svc->listen = grown;
+	svc->listen[svc->nlisten++] = *a;
+	conf_addr_seen(lc->cs, a);
+	return 0;
+}
+
 /* One listen value: addresses separated by commas, blanks or lines. */
 static int conf_listen_set(struct conf_set *cs, const char *text, void *base)
 {
-	struct service_conf *svc = base;
-	char *copy = strdup(text), *tok, *save = NULL, why[512];
-	struct listen_addr a, *grown;
-	bool none = true;
+	struct listen_ctx lc = { .cs = cs, .svc = base };
+	int n = listen_addr_each(text, conf_listen_one, &lc);
 
-	if (copy == NULL) {
+	if (n < 0) {
 		cs->ld->log.oom = true;
 		return -1;
 	}
-	for (tok = strtok_r(copy, ", \t\n", &save); tok != NULL;
-	     tok = strtok_r(NULL, ", \t\n", &save)) {
-		none = false;
-		if (listen_addr_parse(tok, &a, why, sizeof(why)) < 0) {
-			conf_set_error(cs, "%s", why);
-			continue;
-		}
-		grown = reallocarray(svc->listen, svc->nlisten + 1, sizeof(a));
-		if (grown == NULL) {
-			cs->ld->log.oom = true;
-			break;
-		}
-		svc->listen = grown;
-		svc->listen[svc->nlisten++] = a;
-		conf_addr_seen(cs, &a);
-	}
-	if (none)
+	if (n == 0)
 		conf_set_error(cs, "no address given");
-	free(copy);
 	return cs->nerr > 0 ? -1 : 0;
 }
 

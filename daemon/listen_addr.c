@@ -2,9 +2,11 @@
  * names would make start-up depend on DNS and bind to whatever it answered. */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "conf_value.h"
@@ -117,6 +119,26 @@ int listen_addr_parse(const char *s, struct listen_addr *out, char *err,
 	}
 	memcpy(out->path, s + 5, len + 1);
 	return 0;
+}
+
+int listen_addr_each(const char *text, listen_addr_fn fn, void *arg)
+{
+	char *copy = strdup(text), *tok, *save = NULL, why[512];
+	struct listen_addr a;
+	int n = 0, stop = 0;
+
+	if (copy == NULL)
+		return -ENOMEM;
+	for (tok = strtok_r(copy, ", \t\n", &save); tok != NULL && !stop;
+	     tok = strtok_r(NULL, ", \t\n", &save)) {
+		n++;
+		if (listen_addr_parse(tok, &a, why, sizeof(why)) < 0)
+			stop = fn(NULL, why, arg);
+		else
+			stop = fn(&a, NULL, arg);
+	}
+	free(copy);
+	return n;
 }
 
 void listen_addr_format(const struct listen_addr *a, char *buf, size_t len)

@@ -25,6 +25,14 @@ struct listen_addr {
  * the caller adds it). */
 int listen_addr_parse(const char *s, struct listen_addr *out, char *err,
 		      size_t errlen);
+/* Called for each address of a listen value: a parsed (not NULL, why
+ * NULL) or refused (a NULL, why the reason). Non-zero stops the walk. */
+typedef int (*listen_addr_fn)(const struct listen_addr *a, const char *why,
+			      void *arg);
+/* Splits a listen value into addresses (separated by commas, blanks or
+ * the line breaks of a continued value) and parses each for fn. Returns
+ * how many it handed over (0: the value names none), or -ENOMEM. */
+int listen_addr_each(const char *text, listen_addr_fn fn, void *arg);
 /* Back to the canonical text, with the real port once bound. */
 void listen_addr_format(const struct listen_addr *a, char *buf, size_t len);
 /* Whether a and b, both as parsed (not bound), ask for the same socket:

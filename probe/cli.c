@@ -62,6 +62,7 @@ enum {
 	OPT_WARN = 256, OPT_CRIT, OPT_SIZE, OPT_MAX_OFFSET, OPT_METHOD,
 	OPT_EXPECT_STATUS, OPT_EXPECT_BODY, OPT_EXPECT_HEADER, OPT_UNIX,
 	OPT_JSON, OPT_PROMETHEUS, OPT_COUNT, OPT_INTERVAL, OPT_BACKEND,
+	OPT_CONFIG,
 };
 
 static const struct option longopts[] = {
@@ -80,6 +81,7 @@ static const struct option longopts[] = {
 	{ "count", required_argument, NULL, OPT_COUNT },
 	{ "interval", required_argument, NULL, OPT_INTERVAL },
 	{ "backend", required_argument, NULL, OPT_BACKEND },
+	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ 0 },
@@ -88,6 +90,7 @@ static const struct option longopts[] = {
 static void usage(FILE *f)
 {
 	fputs("usage: ringd-probe [OPTIONS] URL...\n"
+	      "       ringd-probe [OPTIONS] --config RINGD_INI [URL...]\n"
 	      "  URL: echo[+udp]://, daytime[+udp]://, time[+udp]://, "
 	      "qotd[+udp]://,\n"
 	      "       discard://, chargen:// HOST[:PORT]; "
@@ -104,6 +107,8 @@ static void usage(FILE *f)
 	      "      --json, --prometheus   output formats\n"
 	      "      --count N, --interval DUR  N tries, statistics\n"
 	      "      --backend auto|io_uring|epoll\n"
+	      "      --config FILE      every listener FILE (ringd.ini) "
+	      "configures\n"
 	      "exit: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN\n", f);
 }
 
@@ -228,6 +233,7 @@ static int option(struct probe_cli *cli, int ch, const char *arg, FILE *out,
 	case OPT_PROMETHEUS: cli->format = CLI_PROMETHEUS; return 0;
 	case OPT_COUNT: return count(cli, arg, err);
 	case OPT_BACKEND: return backend(cli, arg, err);
+	case OPT_CONFIG: cli->config = arg; return 0;
 	case 'h': usage(out); return 1;
 	case 'V': fprintf(out, "ringd-probe %s\n", RINGD_VERSION); return 1;
 	default: return bad(err, "unknown option", "see --help");
@@ -267,8 +273,9 @@ int cli_parse(struct probe_cli *cli, int argc, char **argv, FILE *out,
 	cli->opts.expect_header_name = cli->header_name;
 	cli->urls = argv + optind;
 	cli->nurls = argc - optind;
-	if (cli->nurls == 0)
-		return bad(err, "no target", "give at least one URL (--help)");
+	if (cli->nurls == 0 && !cli->config)
+		return bad(err, "no target",
+			   "give a URL or --config FILE (--help)");
 	return 0;
 }
 

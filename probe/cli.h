@@ -20,6 +20,7 @@ struct probe_cli {
 	enum cli_format format;
 	enum loop_backend backend;
 	const char *unix_path;
+	const char *config; /* --config FILE: argv's, or NULL */
 	regex_t body_re, header_re;
 	bool have_body_re, have_header_re;
 	char header_name[128];
@@ -33,7 +34,8 @@ int cli_parse_duration(const char *s, int64_t *ns);
 /* A size in bytes with an optional k or m suffix (1024-based), 1..max. */
 int cli_parse_size(const char *s, size_t max, size_t *out);
 
-/* Parses argv into *cli. Returns 0, 1 when --help or --version printed
+/* Parses argv into *cli; --config FILE stands in for URLs or comes
+ * beside them (the file itself is read by config.c). Returns 0, 1 when --help or --version printed
  * what they print, or -EINVAL after printing one usage error line to
  * err. cli_free() releases the compiled regexes either way. */
 int cli_parse(struct probe_cli *cli, int argc, char **argv, FILE *out,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "probe/cli.h"
+#include "probe/selfcheck.h"
 #include "probe/report.h"
 
 /* One target across its tries. */
@@ -16,6 +17,7 @@ struct run_target {
 	struct addrinfo *ai;
 	struct probe_check *check;
 	struct run *run;
+	struct probe_opts opts; /* the command line's, per target */
 	struct loop_timer next; /* --interval between tries */
 	int64_t try_start;
 	struct report_stats stats;
@@ -26,8 +28,9 @@ struct run {
 	struct probe_cli *cli;
 	struct loop *loop;
 	struct run_target *targets;
-	size_t n;
+	size_t n; /* the URLs, then the listeners of --config */
 	size_t pending;
+	struct selfcheck conf;
 };
 
 static void on_next(struct loop_timer *t);
@@ -87,30 +90,60 @@ static void unknown(struct run_target *rt, const char *fmt, const char *why)
 		 fmt, why);
 }
 
-static void prepare(struct run *run, struct run_target *rt, const char *url)
+/* A URL of the command line into rt->t; -EINVAL when it is unusable. */
+static int from_url(struct probe_cli *cli, struct run_target *rt,
+		    const char *url)
 {
-	struct probe_cli *cli = run->cli;
 	const char *why = NULL;
 
-	rt->run = run;
-	rt->entry.url = url;
-	rt->next = (struct loop_timer){ .cb = on_next, .data = rt };
-	if (probe_target_parse(&rt->t, url, &why) < 0)
-		return unknown(rt, "bad URL: %s", why);
-	rt->entry.url = rt->t.url;
-	rt->entry.http = rt->t.proto == PROBE_HTTP;
-	if (cli->unix_path) {
-		if (rt->t.udp)
-			return unknown(rt, "%s", "--unix reaches stream "
-				       "services only");
-		strcpy(rt->t.unix_path, cli->unix_path);
+	if (probe_target_parse(&rt->t, url, &why) < 0) {
+		unknown(rt, "bad URL: %s", why);
+		return -EINVAL;
 	}
+	rt->entry.url = rt->t.url;
+	if (cli->unix_path && rt->t.udp) {
+		unknown(rt, "%s", "--unix reaches stream services only");
+		return -EINVAL;
+	}
+	if (cli->unix_path)
+		strcpy(rt->t.unix_path, cli->unix_path);
+	return 0;
+}
+
+/* A listener of --config: its target is made; --unix is not for it. */
+static int from_config(struct run_target *rt,
+		       const struct selfcheck_target *ct)
+{
+	rt->t = ct->t;
+	rt->entry.url = rt->t.url;
+	if (ct->why) {
+		unknown(rt, "%s", ct->why);
+		return -EINVAL;
+	}
+	if (ct->any_status)
+		rt->opts.expect_status = "100-599";
+	return 0;
+}
+
+static void prepare(struct run *run, struct run_target *rt, size_t i)
+{
+	struct probe_cli *cli = run->cli;
+	size_t nurls = (size_t)cli->nurls;
+
+	rt->run = run;
+	rt->opts = cli->opts;
+	rt->entry.url = i < nurls ? cli->urls[i] : run->conf.v[i - nurls].t.url;
+	rt->next = (struct loop_timer){ .cb = on_next, .data = rt };
+	if (i < nurls ? from_url(cli, rt, cli->urls[i]) < 0
+		      : from_config(rt, &run->conf.v[i - nurls]) < 0)
+		return;
+	rt->entry.http = rt->t.proto == PROBE_HTTP;
 	if (rt->t.udp && rt->t.proto == PROBE_ECHO &&
 	    cli->opts.size > 65507)
 		return unknown(rt, "%s", "--size over 65507 bytes for UDP");
 	if (probe_resolve(&rt->t, &rt->ai, &rt->entry.result) < 0)
 		return;
-	rt->check = probe_check_new(run->loop, &rt->t, rt->ai, &cli->opts);
+	rt->check = probe_check_new(run->loop, &rt->t, rt->ai, &rt->opts);
 	if (!rt->check)
 		return unknown(rt, "%s", "out of memory");
 	run->pending++;
@@ -161,7 +194,7 @@ static int run_all(struct run *run)
 		return -err;
 	}
 	for (size_t i = 0; i < run->n; i++)
-		prepare(run, &run->targets[i], run->cli->urls[i]);
+		prepare(run, &run->targets[i], i);
 	for (size_t i = 0; i < run->n; i++)
 		if (run->targets[i].check)
 			on_next(&run->targets[i].next);
@@ -183,6 +216,30 @@ static void run_free(struct run *run)
 	if (run->loop)
 		loop_free(run->loop);
 	free(run->targets);
+	selfcheck_free(&run->conf);
+}
+
+/* --config FILE: its listeners become targets after the URLs. A file
+ * that cannot be used, or one with nothing to check, is one UNKNOWN
+ * line: the monitor could not check, which is not an outage. */
+static int load_config(struct run *run)
+{
+	char err[1024];
+
+	if (!run->cli->config)
+		return 0;
+	if (selfcheck_load(run->cli->config, &run->conf, err,
+			      sizeof(err)) < 0) {
+		printf("UNKNOWN - ringd-probe: %s\n", err);
+		return -EINVAL;
+	}
+	if (run->conf.n == 0 && run->cli->nurls == 0) {
+		printf("UNKNOWN - ringd-probe: %s: nothing to probe (%zu "
+		       "listeners without a check)\n", run->cli->config,
+		       run->conf.skipped);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -197,7 +254,12 @@ int main(int argc, char **argv)
 		return rc > 0 ? 0 : PROBE_UNKNOWN;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	run.n = (size_t)cli.nurls;
+	if (load_config(&run) < 0) {
+		run_free(&run);
+		cli_free(&cli);
+		return PROBE_UNKNOWN;
+	}
+	run.n = (size_t)cli.nurls + run.conf.n;
 	run.targets = calloc(run.n, sizeof(*run.targets));
 	if (!run.targets) {
 		puts("UNKNOWN - out of memory");

@@ -239,6 +239,129 @@ def test_ringd_json_prometheus_count(ctx):
            '--count', '2', '--interval', '10ms', echo)
 
 
+# -- --config: the self-check of a ringd.ini ---------------------------------
+
+def config_services(unix_path):
+    """Every plugin on fixed free ports (the probe reads them from the
+    file, so port 0 will not do): tcp and udp, 127.0.0.1 and ::1, a unix
+    socket, and wildcards (*, 0.0.0.0, [::]) on unprivileged ports."""
+    tcp = lambda: free_port()
+    udp = lambda: free_port(type_=socket.SOCK_DGRAM)
+    tcp6 = lambda: free_port(socket.AF_INET6)
+    return {
+        'echo': {'listen': 'tcp://127.0.0.1:%d, udp://127.0.0.1:%d, tcp://[::1]:%d, '
+                           'udp://[::1]:%d' % (tcp(), udp(), tcp6(),
+                                               free_port(socket.AF_INET6, socket.SOCK_DGRAM))},
+        'daytime': {'plugin': 'time', 'format': 'daytime',
+                    'listen': 'tcp://*:%d, udp://0.0.0.0:%d' % (tcp6(), udp())},
+        'time': {'listen': 'tcp://0.0.0.0:%d, udp://*:%d' % (tcp(), udp())},
+        'qotd': {'quotes': QUOTES, 'listen': 'tcp://[::]:%d, udp://127.0.0.1:%d'
+                 % (tcp6(), udp())},
+        # discard's udp:// has nothing to judge: skipped, no line.
+        'discard': {'listen': 'tcp://127.0.0.1:%d, udp://127.0.0.1:%d' % (tcp(), udp())},
+        'chargen': {'listen': 'tcp://127.0.0.1:%d' % tcp()},
+        'http': {'listen': 'tcp://127.0.0.1:%d, tcp://[::1]:%d, unix:%s'
+                 % (tcp(), tcp6(), unix_path)},
+        # healthz and readyz disabled: metrics is the path checked.
+        'web': {'plugin': 'http', 'healthz': '', 'readyz': '',
+                'listen': 'tcp://127.0.0.1:%d' % tcp()},
+    }
+
+
+def config_lines(services):
+    """The label and message pattern of every line --config must print,
+    in file order, from the services as written."""
+    scheme = {'echo': 'echo', 'daytime': 'daytime', 'time': 'time', 'qotd': 'qotd',
+              'discard': 'discard', 'chargen': 'chargen', 'http': 'http', 'web': 'http'}
+    path = {'http': '/healthz', 'web': '/metrics'}
+    msg = {'echo': '256 bytes echoed', 'daytime': "'[A-Z][a-z]+day, .*-UTC'",
+           'time': r'offset [-+][01]\.\d s', 'qotd': r'\d+-byte quote',
+           'discard': '256 bytes discarded', 'chargen': '256 bytes of RFC 864 pattern',
+           'http': '200', 'web': '200'}
+    out = []
+    for name, keys in services.items():
+        for a in (x.strip() for x in keys['listen'].split(',')):
+            kind, _, rest = a.partition(':')
+            if kind == 'udp' and name == 'discard':
+                continue
+            if kind == 'unix':
+                label = '[%s] %s://localhost%s via %s' % (name, scheme[name],
+                                                         path.get(name, ''), a)
+            else:
+                host, port = rest[2:].rsplit(':', 1)
+                host = {'*': '127.0.0.1', '0.0.0.0': '127.0.0.1', '[::]': '[::1]'}.get(host, host)
+                label = '[%s] %s%s://%s:%s%s' % (name, scheme[name],
+                                                '+udp' if kind == 'udp' else '',
+                                                host, port, path.get(name, ''))
+            out.append((label, msg[name]))
+    return out
+
+
+def test_ringd_config_self_check(ctx):
+    unix_path = os.path.join(ctx.tempdir(), 'http.sock')
+    services = config_services(unix_path)
+    d = ctx.daemon(services)
+    want = config_lines(services)
+    assert len(want) == 16, want
+    # The same file ringd runs with: one OK line per listener, exit 0.
+    expect(ctx, 0, ['OK - %s %s in %s%s' % (esc(l), m, MS, PERF) for l, m in want],
+           '--config', d.conf)
+    # URLs come first, then the file's listeners.
+    echo = url('echo', d.addr('tcp', 'echo'))
+    expect(ctx, 0, ['OK - %s .*' % esc(echo)] + ['OK - %s .*' % esc(l) for l, _ in want],
+           '--config', d.conf, echo)
+    rc, lines, _ = probe(ctx, '--json', '--config', d.conf)
+    doc = json.loads(lines[0])
+    assert rc == 0 and doc['status'] == 'OK', doc
+    assert [t['url'] for t in doc['targets']] == [l for l, _ in want], doc
+    rc, lines, _ = probe(ctx, '--prometheus', '--config', d.conf)
+    assert rc == 0, lines
+    for l, _ in want:
+        assert 'probe_success{target="%s"} 1' % l in lines, (l, lines)
+
+    # One service whose port nothing listens on: CRITICAL for it alone.
+    dead = free_port()
+    broken = os.path.join(ctx.tempdir(), 'broken.ini')
+    with open(d.conf) as f, open(broken, 'w') as g:
+        g.write(f.read() + '\n[echo2]\nplugin = echo\nlisten = tcp://127.0.0.1:%d\n' % dead)
+    expect(ctx, 2, ['OK - %s .*' % esc(l) for l, _ in want]
+           + [r'CRITICAL - \[echo2\] echo://127\.0\.0\.1:%d connection refused%s'
+              % (dead, PERF)], '--config', broken)
+    d.stop()
+    # The whole daemon gone: every line CRITICAL.
+    rc, lines, _ = probe(ctx, '--timeout', '500ms', '--config', d.conf)
+    assert rc == 2 and len(lines) == len(want), (rc, lines)
+    assert all(l.startswith('CRITICAL - ') for l in lines), lines
+
+
+def test_config_bad_files(ctx):
+    d = ctx.tempdir()
+
+    def ini(name, text):
+        path = os.path.join(d, name)
+        with open(path, 'w') as f:
+            f.write(text)
+        return path
+
+    bad = ini('bad.ini', '[ringd]\nworkers = 2\n\n[echo]\nlisten = tcp://localhost:7\n')
+    expect(ctx, 3, [r"UNKNOWN - ringd-probe: %s:5: \[echo\] listen: not a numeric "
+                    r"address: 'localhost' \(use 127\.0\.0\.1 or \[::1\]\)" % esc(bad)],
+           '--config', bad)
+    syntax = ini('syntax.ini', '[echo]\nlisten = tcp://127.0.0.1:7\n[oops\n')
+    expect(ctx, 3, [r"UNKNOWN - ringd-probe: %s:3: expected '\]' at the end of the section "
+                    r"header" % esc(syntax)], '--config', syntax)
+    missing = os.path.join(d, 'missing.ini')
+    expect(ctx, 3, [r'UNKNOWN - ringd-probe: %s: cannot open: No such file or directory'
+                    % esc(missing)], '--config', missing)
+    # Nothing the probe can check: UNKNOWN, never a silent OK.
+    only = ini('only.ini', '[discard]\nlisten = udp://127.0.0.1:9\n')
+    expect(ctx, 3, [r'UNKNOWN - ringd-probe: %s: nothing to probe \(1 listeners without '
+                    r'a check\)' % esc(only)], '--config', only)
+    zero = ini('zero.ini', '[echo]\nlisten = tcp://127.0.0.1:0\n')
+    expect(ctx, 3, [r'UNKNOWN - \[echo\] echo://127\.0\.0\.1:0 port 0 is chosen when '
+                    r'ringd starts: not in the file'], '--config', zero)
+
+
 # -- scripted listeners -----------------------------------------------------
 
 class Listener:
@@ -511,7 +634,7 @@ def test_bad_input(ctx):
                     r'no-such-host\.invalid: .*'], 'echo://no-such-host.invalid')
     expect(ctx, 3, [r'UNKNOWN - ringd-probe: --timeout wants a duration \(2s, 500ms\): x'],
            '--timeout', 'x', 'echo://h')
-    expect(ctx, 3, [r'UNKNOWN - ringd-probe: no target: give at least one URL \(--help\)'])
+    expect(ctx, 3, [r'UNKNOWN - ringd-probe: no target: give a URL or --config FILE \(--help\)'])
     expect(ctx, 3, [r'UNKNOWN - echo\+udp://127\.0\.0\.1:7 --size over 65507 bytes for UDP'],
            '--size', '70000', 'echo+udp://127.0.0.1:7')
     if ctx.backend == 'auto-no-uring':
@@ -730,6 +853,8 @@ if __name__ == '__main__':
         test_ringd_http_verdicts,
         test_ringd_unix_socket,
         test_ringd_json_prometheus_count,
+        test_ringd_config_self_check,
+        test_config_bad_files,
         test_error_paths,
         test_timeouts_and_stalls,
         test_slow_service_thresholds,

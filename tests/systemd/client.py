@@ -83,6 +83,10 @@ def cmd_http(host, port, path, status, body=None):
 def cmd_hold(host, port, seconds):
     family = socket.AF_INET6 if ':' in host else socket.AF_INET
     s = socket.socket(family, socket.SOCK_STREAM)
+    # Checks before this one leave connections in TIME_WAIT on the port
+    # (daytime closes first, so the server's end waits); they must not
+    # stop the bind. A listener on the port still does.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         s.bind((host, int(port)))
         s.listen()

@@ -159,7 +159,7 @@ install_ringd() {
 	[[ -f $BUILD/tests/unit/fixtures/hang.so ]] &&
 		cp "$BUILD/tests/unit/fixtures/hang.so" "$plugdir/"
 	cp "$ROOT$CONF" "$WORK/ringd.ini.installed"
-	note "installed: $(cd "$ROOT" && ls usr/sbin/ringd usr/lib/systemd/system/ringd.* | tr '\n' ' ')"
+	note "installed: $(cd "$ROOT" && ls usr/sbin/ringd usr/bin/ringd-probe usr/lib/systemd/system/ringd.* | tr '\n' ' ')"
 }
 
 # --- the container --------------------------------------------------------
@@ -308,6 +308,7 @@ step() {
 	# config or its clients.
 	clients_stop
 	conf_restore
+	dropins_restore || true
 	if ((rc == 0)); then
 		verdict PASS "$name" "$what ($((SECONDS - t0)) s)"
 	else
@@ -418,6 +419,87 @@ check_answers() {
 	if ((ECHO[2])); then client echo ::1 "${ECHO[1]}" 6; fi
 	client http "${HTTP[@]:0:2}" /healthz 200 ok
 	client http "${HTTP[@]:0:2}" /readyz 200
+}
+
+# The installed ringd-probe, run inside the container on the installed
+# config, is the smoke test of every listener that file configures; a
+# copy with one more service on a port nothing listens on must fail.
+check_probe() {
+	local out rc=0 want dead=/etc/ringd/e2e-dead.ini
+	ensure_running
+	want=$(probe_listeners)
+	out=$(ct /usr/bin/ringd-probe --config "$CONF") || rc=$?
+	((rc == 0)) || fail "ringd-probe --config $CONF exit $rc: $(printf '%s' "$out" | grep -v '^OK' | head -2 | tr '\n' ' ')"
+	[[ $(grep -c '^OK - ' <<<"$out") == "$want" && $(wc -l <<<"$out") == "$want" ]] ||
+		fail "ringd-probe --config printed $(wc -l <<<"$out") lines, want $want OK lines: $(tr '\n' ' ' <<<"$out")"
+	note "$want OK lines, e.g. $(head -1 <<<"$out")"
+	{ cat "$WORK/ringd.ini.installed"; printf '\n[e2e-dead]\nplugin = echo\nlisten = tcp://127.0.0.1:1\n'; } >"$ROOT$dead"
+	rc=0
+	out=$(ct /usr/bin/ringd-probe --config "$dead") || rc=$?
+	rm -f "$ROOT$dead"
+	((rc == 2)) || fail "ringd-probe on a config with a dead port: exit $rc, want 2"
+	grep -q '^CRITICAL - \[e2e-dead\] echo://127.0.0.1:1 connection refused' <<<"$out" ||
+		fail "no CRITICAL line for the dead port: $(tail -1 <<<"$out")"
+}
+
+# How many lines ringd-probe --config must print for the installed
+# config: its tcp://, udp:// and unix: addresses, less discard's and
+# chargen's udp:// (nothing to judge there).
+probe_listeners() {
+	awk '
+		/^\[/ { sec = $1; gsub(/[][]/, "", sec) }
+		$1 == "listen" {
+			sub(/^[^=]*=/, ""); sub(/[;#].*/, "")
+			n = split($0, a, /[, \t]+/)
+			for (i = 1; i <= n; i++)
+				if (a[i] ~ /^(tcp:|unix:)/ || (a[i] ~ /^udp:/ && sec != "discard" && sec != "chargen"))
+					count++
+		}
+		END { print count + 0 }' "$WORK/ringd.ini.installed"
+}
+
+# The README's ExecStartPost= line, as a drop-in: the probe runs after
+# READY=1 under the unit's own sandbox (DynamicUser, the syscall and
+# address family filters) and passes; a failing probe fails the start.
+check_start_post() {
+	local since
+	dropin_set "ExecStartPost=/usr/bin/ringd-probe --config $CONF"
+	since=$(date +%s)
+	ctl restart ringd.service ||
+		fail "start with ExecStartPost= ringd-probe failed: $(journal_since "$since" 'ringd-probe|UNKNOWN|CRITICAL' | tail -2 | tr '\n' ' ')"
+	state_is active/running || fail "after start: $(prop ringd.service SubState)"
+	journal_since "$since" '^OK - \[echo\] ' >/dev/null ||
+		fail "the journal has no OK line of the probe for [echo]"
+	note "journal: $(journal_since "$since" '^OK - \[echo\] ' | tail -1)"
+	# Restart=no: with on-failure, systemd would retry the failing start.
+	dropin_set "ExecStartPost=/usr/bin/ringd-probe --config $CONF echo://127.0.0.1:1" "Restart=no"
+	if ctl restart ringd.service 2>/dev/null; then
+		fail "the start succeeded although ExecStartPost= ringd-probe failed"
+	fi
+	[[ $(prop ringd.service Result) == exit-code ]] ||
+		fail "a failing probe left Result=$(prop ringd.service Result), not exit-code"
+	journal_since "$since" '^CRITICAL - echo://127.0.0.1:1 connection refused' >/dev/null ||
+		fail "the failed start's journal has no CRITICAL line of the probe"
+	note "with a dead target: start failed, Result=exit-code"
+	dropins_restore
+	ctl reset-failed ringd.service 2>/dev/null || true
+	ctl start ringd.service
+}
+
+DROPIN_DIR=/etc/systemd/system/ringd.service.d
+
+# dropin_set LINE...: a drop-in of ringd.service with these [Service] lines.
+dropin_set() {
+	mkdir -p "$ROOT$DROPIN_DIR"
+	printf '[Service]\n' >"$ROOT$DROPIN_DIR/e2e.conf"
+	printf '%s\n' "$@" >>"$ROOT$DROPIN_DIR/e2e.conf"
+	ctl daemon-reload
+}
+
+dropins_restore() {
+	[[ -e $ROOT$DROPIN_DIR/e2e.conf ]] || return 0
+	rm -f "$ROOT$DROPIN_DIR/e2e.conf"
+	ctl daemon-reload
 }
 
 # A connection open across the reload must stay open (SPEC: a valid file
@@ -710,6 +792,8 @@ main() {
 	boot
 	step start "" "systemctl start ringd reaches active after READY=1" check_start
 	step answers "" "echo and /healthz answer" check_answers
+	step probe "" "ringd-probe --config $CONF: every listener OK" check_probe
+	step start-post "" "ExecStartPost= ringd-probe passes in the sandbox; failing fails" check_start_post
 	step reload reload "systemctl reload keeps the PID and applies a change" check_reload
 	step reload-broken reload "a broken file on reload: still up, status says why" check_reload_broken
 	step kill-restart "" "systemctl kill -s KILL is followed by a restart" check_kill

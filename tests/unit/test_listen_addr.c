@@ -155,6 +155,47 @@ static void test_listen_addr_same(void **state)
 	}
 }
 
+/* What listen_addr_each() handed over, as text: "tcp://...|!why|...". */
+struct seen {
+	char text[1024];
+	int stop_after; /* stop after this many; 0: never */
+	int calls;
+};
+
+static int seen_one(const struct listen_addr *a, const char *why, void *arg)
+{
+	struct seen *s = arg;
+	char buf[256];
+	size_t n = strlen(s->text);
+
+	if (a != NULL)
+		listen_addr_format(a, buf, sizeof(buf));
+	snprintf(s->text + n, sizeof(s->text) - n, "%s%s%s", n ? "|" : "",
+		 a != NULL ? "" : "!", a != NULL ? buf : why);
+	return ++s->calls == s->stop_after;
+}
+
+static void test_listen_addr_each_splits_as_ringd_does(void **state)
+{
+	struct seen s = { .text = "" };
+
+	/* Commas, blanks and the line breaks of a continued value. */
+	assert_int_equal(listen_addr_each("tcp://127.0.0.1:7, udp://[::1]:7\n"
+					  "  unix:/run/x,,tcp://*:9\ttcp://h:1",
+					  seen_one, &s), 5);
+	assert_string_equal(s.text, "tcp://127.0.0.1:7|udp://[::1]:7|"
+				    "unix:/run/x|tcp://*:9|!not a numeric "
+				    "address: 'h' (use 127.0.0.1 or [::1])");
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(listen_addr_each(" ,\n, ", seen_one, &s), 0);
+	assert_int_equal(s.calls, 0);
+	/* A non-zero return stops the walk. */
+	s.stop_after = 1;
+	assert_int_equal(listen_addr_each("tcp://127.0.0.1:1 tcp://127.0.0.1:2",
+					  seen_one, &s), 1);
+	assert_string_equal(s.text, "tcp://127.0.0.1:1");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -164,6 +205,7 @@ int main(void)
 		cmocka_unit_test(test_listen_addr_unix),
 		cmocka_unit_test(test_listen_addr_refusals),
 		cmocka_unit_test(test_listen_addr_same),
+		cmocka_unit_test(test_listen_addr_each_splits_as_ringd_does),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

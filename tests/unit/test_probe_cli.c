@@ -159,8 +159,21 @@ static void test_probe_cli_errors(void **state)
 	cli_free(&cli);
 	free(out);
 	assert_int_equal(parse(&cli, &out, "--json", NULL), -EINVAL);
-	assert_string_equal(out, "UNKNOWN - ringd-probe: no target: give at "
-				 "least one URL (--help)\n");
+	assert_string_equal(out, "UNKNOWN - ringd-probe: no target: give a "
+				 "URL or --config FILE (--help)\n");
+	cli_free(&cli);
+	free(out);
+	/* --config alone is a target; URLs may come beside it. */
+	assert_int_equal(parse(&cli, &out, "--config", "/etc/ringd/ringd.ini",
+			       NULL), 0);
+	assert_string_equal(cli.config, "/etc/ringd/ringd.ini");
+	assert_int_equal(cli.nurls, 0);
+	cli_free(&cli);
+	free(out);
+	assert_int_equal(parse(&cli, &out, "--config", "f.ini", "echo://h",
+			       NULL), 0);
+	assert_string_equal(cli.config, "f.ini");
+	assert_int_equal(cli.nurls, 1);
 	cli_free(&cli);
 	free(out);
 	assert_int_equal(parse(&cli, &out, "--help", NULL), 1);
