@@ -25,15 +25,44 @@ static int64_t mono_now(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void check_maybe_done(struct probe_check *c)
+static void check_connect(struct probe_check *c);
+
+static void check_close_fd(struct probe_check *c)
 {
-	if (c->phase != PH_CLOSING || c->inflight)
-		return;
 	if (c->fd >= 0) {
 		loop_close(c->l, c->fd);
 		c->fd = -1;
 	}
+}
+
+static void check_maybe_done(struct probe_check *c)
+{
+	if (c->phase != PH_CLOSING || c->inflight)
+		return;
+	check_close_fd(c);
+	if (c->restart) {
+		/* A stale kept connection is gone; the try it was to carry
+		 * goes on over a new one. */
+		c->restart = false;
+		c->phase = PH_CONNECT;
+		check_connect(c);
+		return;
+	}
+	loop_timer_stop(c->l, &c->deadline);
 	c->phase = PH_IDLE;
+	c->done(c, c->arg);
+}
+
+/* A good reply on a connection that can carry the next request: done
+ * once the request's send has completed too (a reply can overtake its
+ * send's completion), so the next try may submit a send at once. */
+static void check_keep(struct probe_check *c)
+{
+	loop_timer_stop(c->l, &c->deadline);
+	c->phase = PH_KEEPING;
+	if (c->send_live)
+		return;
+	c->phase = PH_KEPT;
 	c->done(c, c->arg);
 }
 
@@ -43,18 +72,26 @@ void check_finish(struct probe_check *c, enum probe_state s,
 {
 	va_list ap;
 
-	if (c->phase == PH_CLOSING || c->phase == PH_IDLE)
+	if (c->phase != PH_CONNECT && c->phase != PH_EXCHANGE)
 		return;
-	c->phase = PH_CLOSING;
 	c->res.state = s;
 	/* The "in X ms" of the message, read just before, is the time. */
 	c->res.duration_ns = (c->end ? c->end : mono_now()) - c->start;
+	c->res.reply_bytes = c->got;
 	va_start(ap, fmt);
 	vsnprintf(c->res.message, sizeof(c->res.message), fmt, ap);
 	va_end(ap);
-	loop_timer_stop(c->l, &c->deadline);
 	loop_timer_stop(c->l, &c->resend);
+	if (s == PROBE_OK && c->o->keepalive && c->reuse) {
+		check_keep(c);
+		return;
+	}
+	c->phase = PH_CLOSING;
 	loop_cancel(c->l, &c->send_op);
+	/* Waiting for the server's close: the deadline still bounds it. */
+	if (s == PROBE_OK && c->o->await_close && c->recv_live)
+		return;
+	loop_timer_stop(c->l, &c->deadline);
 	loop_cancel(c->l, &c->recv_op);
 	check_maybe_done(c);
 }
@@ -161,6 +198,16 @@ const struct probe_result *probe_check_result(const struct probe_check *c)
 	return &c->res;
 }
 
+uint64_t probe_check_connects(const struct probe_check *c)
+{
+	return c->connects;
+}
+
+size_t probe_check_request_bytes(const struct probe_check *c)
+{
+	return c->out_len;
+}
+
 static int check_socket(struct probe_check *c, const struct addrinfo *ai)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -181,20 +228,13 @@ static int check_socket(struct probe_check *c, const struct addrinfo *ai)
 		       0);
 	if (c->fd < 0)
 		return -errno;
+	c->connects++;
 	if (family != AF_UNIX && !c->t->udp)
 		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(c->fd, sa, salen) == 0 || errno == EINPROGRESS ||
 	    errno == EAGAIN)
 		return 0;
 	return -errno;
-}
-
-static void check_close_fd(struct probe_check *c)
-{
-	if (c->fd >= 0) {
-		loop_close(c->l, c->fd);
-		c->fd = -1;
-	}
 }
 
 /* Tries c->ai and the addresses after it until one connects or starts
@@ -221,17 +261,39 @@ static void check_connect(struct probe_check *c)
 		c->iov = (struct iovec){ .iov_base = c->in,
 					 .iov_len = c->in_cap };
 		c->inflight++;
+		c->recv_live = true;
 		loop_recvmsg(c->l, &c->recv_op, c->fd, &c->msg);
 		on_resend(&c->resend);
 		return;
 	}
 	c->phase = PH_CONNECT;
 	c->inflight++;
+	c->send_live = true;
 	loop_send(c->l, &c->send_op, c->fd, c->out, 0);
+}
+
+static void send_more(struct probe_check *c);
+
+/* The next try on a kept connection: the request goes out on it, or, if
+ * the connection went stale while kept, after it is closed. */
+static void check_reuse(struct probe_check *c)
+{
+	if (!c->stale) {
+		c->phase = PH_EXCHANGE;
+		send_more(c);
+		return;
+	}
+	c->stale = false;
+	c->restart = true;
+	c->phase = PH_CLOSING;
+	loop_cancel(c->l, &c->recv_op);
+	check_maybe_done(c);
 }
 
 void probe_check_start(struct probe_check *c, probe_done_cb done, void *arg)
 {
+	bool kept = c->phase == PH_KEPT;
+
 	c->done = done;
 	c->arg = arg;
 	c->ai = c->ai_head;
@@ -245,17 +307,23 @@ void probe_check_start(struct probe_check *c, probe_done_cb done, void *arg)
 	memset(&c->cg, 0, sizeof(c->cg));
 	memset(&c->http, 0, sizeof(c->http));
 	memset(&c->chunks, 0, sizeof(c->chunks));
+	/* HTTP decides once it has read the response head. */
+	c->reuse = c->t->proto == PROBE_ECHO;
 	if (reply_prepare(c) < 0) {
 		check_finish(c, PROBE_UNKNOWN, "out of memory");
 		return;
 	}
 	loop_timer_set(c->l, &c->deadline, c->start + c->o->timeout_ns);
-	check_connect(c);
+	if (kept)
+		check_reuse(c);
+	else
+		check_connect(c);
 }
 
 static void send_more(struct probe_check *c)
 {
 	c->inflight++;
+	c->send_live = true;
 	loop_send(c->l, &c->send_op, c->fd, c->out + c->out_off,
 		  c->out_len - c->out_off);
 }
@@ -266,6 +334,7 @@ static void check_connected(struct probe_check *c)
 {
 	c->phase = PH_EXCHANGE;
 	c->inflight++;
+	c->recv_live = true;
 	loop_recv(c->l, &c->recv_op, c->fd);
 	if (c->out_len)
 		send_more(c);
@@ -291,8 +360,16 @@ static void on_send(struct loop_op *op, int res, unsigned flags, void *buf)
 	struct probe_check *c = op->data;
 
 	c->inflight--;
+	c->send_live = false;
 	c->udp_sending = false;
-	if (c->phase == PH_CLOSING) {
+	if (c->phase == PH_KEEPING) {
+		/* A reply that came before all of its request was sent
+		 * leaves the rest in the way of the next request. */
+		if (res < 0 || c->out_off + (size_t)res < c->out_len)
+			c->stale = true;
+		c->phase = PH_KEPT;
+		c->done(c, c->arg);
+	} else if (c->phase == PH_CLOSING) {
 		check_maybe_done(c);
 	} else if (res < 0) {
 		if (c->phase == PH_CONNECT)
@@ -320,9 +397,13 @@ static void on_recv(struct loop_op *op, int res, unsigned flags, void *buf)
 {
 	struct probe_check *c = op->data;
 
-	if (!(flags & LOOP_F_MORE))
+	if (!(flags & LOOP_F_MORE)) {
 		c->inflight--;
-	if (c->phase == PH_CLOSING)
+		c->recv_live = false;
+	}
+	if (c->phase == PH_KEEPING || c->phase == PH_KEPT)
+		c->stale = true; /* bytes or an end between two replies */
+	else if (c->phase == PH_CLOSING)
 		check_maybe_done(c);
 	else if (res > 0)
 		reply_data(c, buf, (size_t)res);
@@ -343,6 +424,7 @@ static void on_recvmsg(struct loop_op *op, int res, unsigned flags,
 	struct probe_check *c = op->data;
 
 	c->inflight--;
+	c->recv_live = false;
 	if (c->phase == PH_CLOSING)
 		check_maybe_done(c);
 	else if (res < 0)
@@ -355,6 +437,11 @@ static void on_deadline(struct loop_timer *t)
 {
 	struct probe_check *c = t->data;
 
+	/* The reply was good; the server's close is what is late. */
+	if (c->phase == PH_CLOSING) {
+		loop_cancel(c->l, &c->recv_op);
+		return;
+	}
 	if (c->phase == PH_CONNECT)
 		check_finish(c, PROBE_CRITICAL, "timeout after %.1f s connecting",
 			     c->o->timeout_ns / 1e9);
@@ -380,6 +467,7 @@ static void on_resend(struct loop_timer *t)
 		c->siov = (struct iovec){ .iov_base = c->out,
 					  .iov_len = c->out_len };
 		c->inflight++;
+		c->send_live = true;
 		loop_sendmsg(c->l, &c->send_op, c->fd, &c->smsg);
 	}
 	loop_timer_set(c->l, &c->resend,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "probe/cli.h"
+#include "probe/load.h"
 #include "probe/report.h"
 
 /* One target across its tries. */
@@ -197,6 +198,11 @@ int main(int argc, char **argv)
 		return rc > 0 ? 0 : PROBE_UNKNOWN;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	if (cli.load.on) {
+		rc = load_run(&cli);
+		cli_free(&cli);
+		return rc;
+	}
 	run.n = (size_t)cli.nurls;
 	run.targets = calloc(run.n, sizeof(*run.targets));
 	if (!run.targets) {
