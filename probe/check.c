@@ -43,7 +43,8 @@ static void check_maybe_done(struct probe_check *c)
 	if (c->restart) {
 		/* A stale kept connection is gone; the try it was to carry
 		 * goes on over a new one. */
-		c->restart = false;
+		c->restart = c->reused = false;
+		c->out_off = 0;
 		c->phase = PH_CONNECT;
 		check_connect(c);
 		return;
@@ -276,24 +277,43 @@ static void send_more(struct probe_check *c);
 
 /* The next try on a kept connection: the request goes out on it, or, if
  * the connection went stale while kept, after it is closed. */
-static void check_reuse(struct probe_check *c)
+static void check_reconnect(struct probe_check *c)
 {
-	if (!c->stale) {
-		c->phase = PH_EXCHANGE;
-		send_more(c);
-		return;
-	}
 	c->stale = false;
 	c->restart = true;
 	c->phase = PH_CLOSING;
+	loop_cancel(c->l, &c->send_op);
 	loop_cancel(c->l, &c->recv_op);
 	check_maybe_done(c);
+}
+
+static void check_reuse(struct probe_check *c)
+{
+	if (c->stale) {
+		check_reconnect(c);
+		return;
+	}
+	c->reused = true;
+	c->phase = PH_EXCHANGE;
+	send_more(c);
+}
+
+/* A kept connection the server closed just as the request went out (an
+ * idle timeout racing it): no byte of the reply came, so the request
+ * goes again, once, on a new connection, as HTTP clients do. */
+static bool check_retry_fresh(struct probe_check *c)
+{
+	if (!c->reused || c->got || c->phase != PH_EXCHANGE)
+		return false;
+	check_reconnect(c);
+	return true;
 }
 
 void probe_check_start(struct probe_check *c, probe_done_cb done, void *arg)
 {
 	bool kept = c->phase == PH_KEPT;
 
+	c->reused = false;
 	c->done = done;
 	c->arg = arg;
 	c->ai = c->ai_head;
@@ -374,7 +394,7 @@ static void on_send(struct loop_op *op, int res, unsigned flags, void *buf)
 	} else if (res < 0) {
 		if (c->phase == PH_CONNECT)
 			connect_failed(c, -res);
-		else
+		else if (!check_retry_fresh(c))
 			check_finish(c, PROBE_CRITICAL, "%s after %llu bytes",
 				     errno_text(-res),
 				     (unsigned long long)c->got);
@@ -407,6 +427,8 @@ static void on_recv(struct loop_op *op, int res, unsigned flags, void *buf)
 		check_maybe_done(c);
 	else if (res > 0)
 		reply_data(c, buf, (size_t)res);
+	else if (check_retry_fresh(c))
+		; /* a new connection carries the request */
 	else if (res == 0)
 		reply_eof(c);
 	else

@@ -36,6 +36,7 @@ struct probe_check {
 	bool reuse;   /* this try's reply leaves the connection usable */
 	bool stale;   /* a kept connection got bytes or its end: unusable */
 	bool restart; /* closing a stale connection, then connecting */
+	bool reused;  /* this try runs on a kept connection */
 	uint64_t connects;
 	uint64_t rng; /* later payloads: cheap, seeded by the first */
 	struct loop_op send_op, recv_op;
