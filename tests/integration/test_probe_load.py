@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""ringd-probe --load against ringd (echo and http, keep-alive and a
+connection per request) and nginx-light (`return 200`), on this variant's
+engine: requests complete, none fails, the printed figures parse, -n is
+exact; and against servers that answer wrongly (an echo that flips a
+byte, a 503, nothing listening): errors counted, exit 2. Usage mistakes
+exit 3."""
+
+import json
+import os
+import re
+import socket
+
+import harness
+from test_probe import (PROBE, Listener, free_port, need, probe, start_group,
+                        stop_group, url, wait_tcp)
+
+NUM = r'[0-9]+(?:\.[0-9]+)?'
+
+
+def result(lines):
+    """The RESULT line's key=value words, every value that looks like a
+    number as a float."""
+    res = [ln for ln in lines if ln.startswith('RESULT ')]
+    assert len(res) == 1, lines
+    out = {}
+    for word in res[0].split()[1:]:
+        k, v = word.split('=', 1)
+        out[k] = float(v) if re.fullmatch(NUM, v) else v
+    return out
+
+
+def load_ok(ctx, target, *args, conns=4):
+    """A one-second load that must succeed; returns the RESULT fields
+    after checking the text around them."""
+    rc, lines, _ = probe(ctx, '--load', '-c', str(conns), '-d', '1',
+                         '--warmup', '200ms', *args, target, timeout=30)
+    assert rc == 0, (rc, lines)
+    assert re.fullmatch(r'LOAD %s: .*, %d connections, .* measured \((io_uring|epoll)\)'
+                        % (re.escape(target), conns), lines[0]), lines
+    m = re.fullmatch(r'  requests     (\d+) = (%s) req/s, 0 errors, (\d+) connections opened'
+                     % NUM, lines[1])
+    assert m, lines
+    assert re.fullmatch(r'  latency us   min %s  p50 %s  p90 %s  p99 %s  p999 %s  max %s  mean %s'
+                        % ((NUM,) * 7), lines[2]), lines
+    r = result(lines)
+    assert r['reqs'] == int(m.group(1)) > 0, r
+    assert r['errors'] == 0, r
+    assert r['rps'] > 0 and r['window_s'] > 0.9, r
+    assert r['p50_us'] <= r['p99_us'] <= r['p999_us'], r
+    assert r['conns'] == conns, r
+    return r, int(m.group(3))
+
+
+def backend_of(ctx):
+    return 'epoll' if ctx.backend != 'io_uring' else 'io_uring'
+
+
+def test_ringd_echo_and_http(ctx):
+    d = ctx.daemon({'echo': {'listen': 'tcp://127.0.0.1:0'},
+                    'http': {'listen': 'tcp://127.0.0.1:0'}})
+    echo = url('echo', d.addr('tcp', 'echo'))
+    http = url('http', d.addr('tcp', 'http'), '/healthz')
+    pid = str(d.target_pid())
+
+    r, opened = load_ok(ctx, echo, '--size', '100', '--server-pid', pid)
+    assert r['mode'] == 'echo' and r['size'] == 100 and r['resp_bytes'] == 100, r
+    assert opened == 4, opened  # kept for the whole run
+    assert r['cpu_us_per_req'] > 0 and r['srv_util'] > 0, r
+
+    r, opened = load_ok(ctx, echo, '--no-keepalive', '--size', '64')
+    assert r['mode'] == 'echo-churn' and r['cpu_us_per_req'] == 'NA', r
+    assert opened >= r['reqs'], (opened, r)
+
+    r, opened = load_ok(ctx, http, '--server-pid', pid, '--name', 'ka')
+    assert r['name'] == 'ka' and r['mode'] == 'http', r
+    # ringd closes a connection after 1000 requests, with Connection: close;
+    # the count includes the warm-up's (a fifth of the window).
+    assert opened <= 4 + 1.5 * r['reqs'] / 1000 + 8, (opened, r)
+
+    r, opened = load_ok(ctx, http, '--no-keepalive', '--server-pid', pid)
+    assert r['mode'] == 'http-churn' and opened >= r['reqs'], (opened, r)
+
+    # -n counts exactly; --json is one object.
+    for extra in ([], ['--no-keepalive']):
+        rc, lines, _ = probe(ctx, '--load', '-c', '3', '-n', '500', '--json',
+                             *extra, http)
+        assert rc == 0 and len(lines) == 1, (rc, lines)
+        j = json.loads(lines[0])
+        assert j['requests'] == 500 and j['errors'] == 0, j
+        assert j['backend'] == backend_of(ctx), j
+        assert j['latency_us']['min'] <= j['latency_us']['p50'] <= j['latency_us']['max'], j
+        if not extra:
+            assert j['connects'] == 3, j
+    d.stop()
+
+
+def test_nginx_return_200(ctx):
+    nginx = need('nginx')
+    d = ctx.tempdir()
+    os.chmod(d, 0o755)  # nginx's worker runs as nobody under root
+    os.makedirs(os.path.join(d, 'tmp'))
+    port = free_port()
+    conf = os.path.join(d, 'nginx.conf')
+    with open(conf, 'w') as f:
+        f.write('''worker_processes 1;
+error_log %(d)s/error.log;
+pid %(d)s/nginx.pid;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path %(d)s/tmp; proxy_temp_path %(d)s/tmp;
+    fastcgi_temp_path %(d)s/tmp; uwsgi_temp_path %(d)s/tmp; scgi_temp_path %(d)s/tmp;
+    server {
+        listen 127.0.0.1:%(port)d;
+        location = /ok { return 200 "ok\\n"; }
+        location = /down { return 503; }
+    }
+}
+''' % {'d': d, 'port': port})
+    p = start_group([nginx, '-p', d, '-c', conf, '-g', 'daemon off;'],
+                    os.path.join(d, 'log'))
+    try:
+        wait_tcp(port, p)
+        ok = 'http://127.0.0.1:%d/ok' % port
+        r, _ = load_ok(ctx, ok, '--server-pid', str(p.pid))
+        # nginx works in a child process: its time counts too.
+        assert r['cpu_us_per_req'] > 0, r
+        load_ok(ctx, ok, '--no-keepalive')
+        down = 'http://127.0.0.1:%d/down' % port
+        rc, lines, _ = probe(ctx, '--load', '-c', '2', '-n', '20', down)
+        assert rc == 2, (rc, lines)
+        assert result(lines)['errors'] == 20, lines
+        assert '  first error  503, expected 200-399, in ' in '\n'.join(lines), lines
+    finally:
+        stop_group(p)
+
+
+def flip_one_byte(c):
+    """Echoes everything with its first byte changed, until the close."""
+    while True:
+        got = c.recv(65536)
+        if not got:
+            return
+        c.sendall(bytes([got[0] ^ 1]) + got[1:])
+
+
+def test_wrong_servers_fail_the_load(ctx):
+    bad = Listener(ctx, flip_one_byte)
+    target = 'echo://127.0.0.1:%d' % bad.port
+    for extra in ([], ['--no-keepalive']):
+        rc, lines, _ = probe(ctx, '--load', '-c', '2', '-n', '20', *extra, target)
+        assert rc == 2, (rc, lines)
+        r = result(lines)
+        assert r['errors'] == 20 and r['reqs'] == 0, r
+        assert '  first error  echo reply differs at byte 0' in lines, lines
+    # Nothing listens: every try is refused, -d ends it all the same.
+    dead = 'echo://127.0.0.1:%d' % free_port()
+    rc, lines, _ = probe(ctx, '--load', '-c', '2', '-d', '300ms', '--json', dead)
+    assert rc == 2, (rc, lines)
+    j = json.loads(lines[0])
+    assert j['errors'] > 0 and j['requests'] == 0, j
+    assert j['first_error'] == 'connection refused', j
+
+
+def test_load_usage_errors(ctx):
+    for args, want in [
+            (['--load', '-d', '1', 'daytime://127.0.0.1:1'],
+             'UNKNOWN - ringd-probe: --load drives echo:// and http:// targets: '
+             'daytime://127.0.0.1:1'),
+            (['--load', '-c', '2', 'echo://127.0.0.1:1'],
+             'UNKNOWN - ringd-probe: usage: --load wants one of -d DURATION and -n REQUESTS'),
+            (['--load', '-d', '1', 'echo+udp://127.0.0.1:1'],
+             'UNKNOWN - ringd-probe: --load drives echo:// and http:// targets: '
+             'echo+udp://127.0.0.1:1'),
+            (['--load', '-d', '1', '--server-pid', '1073741823', 'echo://127.0.0.1:1'],
+             'UNKNOWN - ringd-probe: --server-pid 1073741823: no such process')]:
+        rc, lines, _ = probe(ctx, *args)
+        assert (rc, lines) == (3, [want]), (args, rc, lines)
+
+
+if __name__ == '__main__':
+    if not PROBE or not os.access(PROBE, os.X_OK):
+        print('RINGD_PROBE does not name the built ringd-probe')
+        raise SystemExit(1)
+    harness.main([
+        test_ringd_echo_and_http,
+        test_nginx_return_200,
+        test_wrong_servers_fail_the_load,
+        test_load_usage_errors,
+    ])
