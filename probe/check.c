@@ -5,6 +5,7 @@
 #include "probe/check.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -209,6 +210,21 @@ size_t probe_check_request_bytes(const struct probe_check *c)
 	return c->out_len;
 }
 
+static void spread_source(int fd, const struct sockaddr *dst, uint64_t n)
+{
+	const struct sockaddr_in *in = (const struct sockaddr_in *)dst;
+	struct sockaddr_in src = { .sin_family = AF_INET };
+	int one = 1;
+
+	if ((ntohl(in->sin_addr.s_addr) >> 24) != 127)
+		return;
+	src.sin_addr.s_addr = htonl(0x7f000002u + (uint32_t)(n % 253));
+	/* Best effort: without it the connection still goes, from the
+	 * kernel's choice of source. */
+	setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+	(void)bind(fd, (const struct sockaddr *)&src, sizeof(src));
+}
+
 static int check_socket(struct probe_check *c, const struct addrinfo *ai)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -229,6 +245,8 @@ static int check_socket(struct probe_check *c, const struct addrinfo *ai)
 		       0);
 	if (c->fd < 0)
 		return -errno;
+	if (c->o->spread_source && family == AF_INET)
+		spread_source(c->fd, sa, c->connects);
 	c->connects++;
 	if (family != AF_UNIX && !c->t->udp)
 		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

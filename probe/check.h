@@ -37,6 +37,12 @@ struct probe_opts {
 	 * check waits (within the timeout) for the server to close, as a
 	 * Connection: close client does, before it calls done. */
 	bool await_close;
+	/* Load mode, a connection per request to an address in 127/8: each
+	 * connection binds its source to the next of 127.0.0.2-254 (the
+	 * port still picked at connect), so the client's TIME_WAIT sockets
+	 * (echo closes first) never leave connect() searching one source
+	 * address's ephemeral ports for a free one. */
+	bool spread_source;
 };
 
 /* The outcome of one check. message is one line without the verdict

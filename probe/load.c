@@ -35,7 +35,7 @@ struct load {
 	int64_t win_start, win_end;
 	uint64_t started; /* tries started in the window */
 	uint64_t requests, errors, reply_bytes;
-	uint64_t srv_ticks0, srv_ticks1;
+	uint64_t srv_ns0, srv_ns1;
 	unsigned processes;
 	double probe_cpu0, probe_cpu1;
 	bool cpu_ok;
@@ -65,8 +65,8 @@ static double cpu_s(void)
 static void window_open(struct load *ld)
 {
 	ld->cpu_ok = ld->lo->server_pid &&
-		     load_proc_ticks(ld->lo->server_pid, &ld->srv_ticks0,
-				     &ld->processes) == 0;
+		     load_proc_cpu(ld->lo->server_pid, &ld->srv_ns0,
+				   &ld->processes) == 0;
 	ld->probe_cpu0 = cpu_s();
 	ld->win_start = mono_ns();
 	ld->measuring = true;
@@ -83,9 +83,8 @@ static void window_close(struct load *ld)
 	ld->win_end = mono_ns();
 	ld->probe_cpu1 = cpu_s();
 	if (ld->cpu_ok)
-		ld->cpu_ok = load_proc_ticks(ld->lo->server_pid,
-					     &ld->srv_ticks1,
-					     &ld->processes) == 0;
+		ld->cpu_ok = load_proc_cpu(ld->lo->server_pid, &ld->srv_ns1,
+					   &ld->processes) == 0;
 	loop_stop(ld->loop);
 }
 
@@ -190,6 +189,7 @@ static int prepare(struct load *ld)
 	ld->opts.keepalive = !ld->lo->no_keepalive;
 	ld->opts.await_close = ld->lo->no_keepalive &&
 			       ld->t.proto == PROBE_HTTP;
+	ld->opts.spread_source = ld->lo->no_keepalive;
 	return 0;
 }
 
@@ -249,8 +249,6 @@ static const char *mode_name(const struct load *ld)
 
 static void summarize(struct load *ld, struct load_summary *s)
 {
-	double tick = 1.0 / (double)sysconf(_SC_CLK_TCK);
-
 	memset(s, 0, sizeof(*s));
 	s->url = ld->t.url;
 	s->name = ld->lo->name ? ld->lo->name : ld->t.url;
@@ -270,7 +268,7 @@ static void summarize(struct load *ld, struct load_summary *s)
 	s->latency = &ld->hist;
 	s->cpu.measured = ld->cpu_ok;
 	s->cpu.processes = ld->processes;
-	s->cpu.server_s = (double)(ld->srv_ticks1 - ld->srv_ticks0) * tick;
+	s->cpu.server_s = (double)(ld->srv_ns1 - ld->srv_ns0) / 1e9;
 	s->cpu.probe_s = ld->probe_cpu1 - ld->probe_cpu0;
 	snprintf(s->first_error, sizeof(s->first_error), "%s",
 		 ld->first_error);

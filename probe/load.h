@@ -98,15 +98,25 @@ void load_report_text(FILE *f, const struct load_summary *s);
 /* The same as one JSON object. */
 void load_report_json(FILE *f, const struct load_summary *s);
 
-/* Sums utime + stime (clock ticks) of pid and of every live process
- * whose parent chain reaches it, from /proc/N/stat (whose times cover
- * all of a process's threads); *processes says how many were summed.
- * Returns 0, or -ESRCH when pid is gone. */
-int load_proc_ticks(long pid, uint64_t *ticks, unsigned *processes);
+/* The CPU time of pid and of every live process whose parent chain
+ * reaches it, in nanoseconds, and how many processes that is. pid's own
+ * share is utime + stime + cutime + cstime from /proc/PID/stat (all its
+ * threads, dead ones too, and its reaped children); a descendant's is the
+ * sum of its live threads' /proc/N/task/T/schedstat run times (exact,
+ * where 10 ms ticks truncated per process would drift with 50 xinetd
+ * children) plus its reaped children's ticks. Returns 0, or -ESRCH when
+ * pid is gone. */
+int load_proc_cpu(long pid, uint64_t *ns, unsigned *processes);
 
-/* Parses one /proc/N/stat line: its parent pid and utime + stime.
- * Returns 0 or -EINVAL. Pure, for the tests. */
-int load_parse_stat(const char *line, long *ppid, uint64_t *ticks);
+/* What load_proc_cpu() reads of one /proc/N/stat line. */
+struct load_stat {
+	long ppid;
+	uint64_t own_ticks;   /* utime + stime */
+	uint64_t child_ticks; /* cutime + cstime */
+};
+/* Parses one /proc/N/stat line. Returns 0 or -EINVAL. Pure, for the
+ * tests. */
+int load_parse_stat(const char *line, struct load_stat *st);
 
 struct probe_cli;
 /* Runs the load cli asks for and prints its summary to stdout. Returns

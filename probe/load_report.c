@@ -48,9 +48,9 @@ static void text_cpu(FILE *f, const struct load_summary *s, char *cpu,
 	}
 	snprintf(cpu, cpu_len, "%.3f", c->server_s * 1e6 / (double)s->requests);
 	snprintf(util, util_len, "%.3f", c->server_s / s->window_s);
-	fprintf(f, "  server cpu   %s us/request (utime+stime of %u process%s: "
-		"the pid and its descendants, all threads; busy %.1f%% of one "
-		"CPU)\n", cpu, c->processes, c->processes == 1 ? "" : "es",
+	fprintf(f, "  server cpu   %s us/request (%u process%s: the pid and its "
+		"descendants, all threads; busy %.1f%% of one CPU)\n", cpu,
+		c->processes, c->processes == 1 ? "" : "es",
 		100.0 * c->server_s / s->window_s);
 }
 

@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -15,30 +18,61 @@
 
 static void test_probe_load_parse_stat(void **state)
 {
-	long ppid = 0;
-	uint64_t ticks = 0;
+	struct load_stat st = { 0 };
 
 	/* A command name with blanks and a ')' of its own. */
 	assert_int_equal(load_parse_stat("1234 (a b) c) S 77 1234 1234 0 -1 "
-					 "4194560 100 0 0 0 250 31 0 0 20 0 "
-					 "3 0 12345\n", &ppid, &ticks), 0);
-	assert_int_equal(ppid, 77);
-	assert_int_equal(ticks, 281);
-	assert_int_equal(load_parse_stat("1234 no parenthesis", &ppid, &ticks),
-			 -EINVAL);
-	assert_int_equal(load_parse_stat("1 (x) S 1 2 3", &ppid, &ticks),
-			 -EINVAL);
+					 "4194560 100 0 0 0 250 31 7 5 20 0 "
+					 "3 0 12345\n", &st), 0);
+	assert_int_equal(st.ppid, 77);
+	assert_int_equal(st.own_ticks, 281);
+	assert_int_equal(st.child_ticks, 12);
+	assert_int_equal(load_parse_stat("1234 no parenthesis", &st), -EINVAL);
+	assert_int_equal(load_parse_stat("1 (x) S 1 2 3", &st), -EINVAL);
+	assert_int_equal(load_parse_stat("1 (x) S 1 2 3 4 5 6 7 8 9 10 11 x 13 "
+					 "14", &st), -EINVAL);
 }
 
-/* This very process: found, one process, some ticks. */
-static void test_probe_load_proc_ticks_self(void **state)
+/* This process, then with a child that burns CPU: the child's time is
+ * counted while it lives (from schedstat), the reaped child's after. */
+static void test_probe_load_proc_cpu_counts_children(void **state)
 {
-	uint64_t ticks = 0;
+	uint64_t ns0 = 0, ns1 = 0, ns2 = 0;
 	unsigned n = 0;
+	pid_t child;
+	int status, pfd[2];
+	char byte;
 
-	assert_int_equal(load_proc_ticks((long)getpid(), &ticks, &n), 0);
-	assert_true(n >= 1);
-	assert_int_equal(load_proc_ticks(1 << 30, &ticks, &n), -ESRCH);
+	assert_int_equal(load_proc_cpu((long)getpid(), &ns0, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(pipe(pfd), 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		struct timespec t;
+
+		/* 250 ms of its own CPU time, however busy the machine. */
+		do
+			clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+		while (t.tv_sec == 0 && t.tv_nsec < 250000000L);
+		if (write(pfd[1], "x", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	assert_int_equal(read(pfd[0], &byte, 1), 1);
+	assert_int_equal(load_proc_cpu((long)getpid(), &ns1, &n), 0);
+	assert_int_equal(n, 2);
+	assert_true(ns1 - ns0 >= 200000000ull);
+	kill(child, SIGTERM);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	close(pfd[0]);
+	close(pfd[1]);
+	assert_int_equal(load_proc_cpu((long)getpid(), &ns2, &n), 0);
+	assert_int_equal(n, 1);
+	/* Ticks truncate what schedstat counted exactly. */
+	assert_true(ns2 + 20000000ull >= ns1);
+	assert_int_equal(load_proc_cpu(1 << 30, &ns0, &n), -ESRCH);
 }
 
 static char *render(const struct load_summary *s, bool json)
@@ -144,7 +178,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_probe_load_parse_stat),
-		cmocka_unit_test(test_probe_load_proc_ticks_self),
+		cmocka_unit_test(test_probe_load_proc_cpu_counts_children),
 		cmocka_unit_test(test_probe_load_report_text),
 		cmocka_unit_test(test_probe_load_report_json),
 	};
