@@ -28,8 +28,8 @@ static double mean_us(const struct hist *h)
 	return h->count ? (double)h->sum / (double)h->count / 1e3 : 0.0;
 }
 
-/* Connections opened beyond the first CONNS: reconnects, in loadgen's
- * sense, after a close or an error. */
+/* Connections opened beyond the first CONNS (after a close or an
+ * error): the RESULT line's reconnects, which bench/ has always read. */
 static unsigned long long reconnects(const struct load_summary *s)
 {
 	return s->connects > s->conns ? s->connects - s->conns : 0;
