@@ -19,9 +19,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define CONNS_MAX 10000ul
+#define CONNS_MAX     10000ul
 #define SIZE_MAX_ECHO (64ul << 20)
-#define BUF_MAX ((size_t)1 << 20)
+#define BUF_MAX	      ((size_t)1 << 20)
 
 static unsigned long number(const char *what, const char *s, unsigned long max)
 {
@@ -31,7 +31,8 @@ static unsigned long number(const char *what, const char *s, unsigned long max)
 	errno = 0;
 	v = strtoul(s, &end, 10);
 	if (errno || end == s || *end || v == 0 || v > max) {
-		fprintf(stderr, "floor: %s wants 1..%lu, not '%s'\n", what, max, s);
+		fprintf(stderr, "floor: %s wants 1..%lu, not '%s'\n", what, max,
+			s);
 		exit(2);
 	}
 	return v;
@@ -109,7 +110,8 @@ int main(int argc, char **argv)
 	int lfd, *fds;
 
 	if (argc != 4) {
-		fputs("usage: floor PORT CONNS SIZE   (echo on 127.0.0.1:PORT)\n",
+		fputs("usage: floor PORT CONNS SIZE   (echo on "
+		      "127.0.0.1:PORT)\n",
 		      stderr);
 		return 2;
 	}

@@ -124,6 +124,22 @@ static const char *errno_text(int err)
 	}
 }
 
+int probe_loop_new(struct loop **out, enum loop_backend backend, unsigned nbufs,
+		   FILE *f)
+{
+	struct loop_params lp = { .backend = backend, .nbufs = nbufs };
+	const char *why = NULL;
+	int err = loop_new(out, &lp);
+
+	if (!err)
+		return 0;
+	/* An explicit io_uring says why it cannot run, as ringd -V does. */
+	if (backend == LOOP_BACKEND_IO_URING)
+		loop_uring_probe(&why);
+	fprintf(f, "UNKNOWN - ringd-probe: loop: %s\n",
+		why ? why : strerror(-err));
+	return err;
+}
 
 int probe_resolve(const struct probe_target *t, struct addrinfo **out,
 		  struct probe_result *r)

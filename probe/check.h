@@ -8,6 +8,7 @@
 
 #include <netdb.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "daemon/loop.h"
 #include "probe/target.h"
@@ -51,12 +52,18 @@ struct probe_result {
 	enum probe_state state; /* OK, CRITICAL or UNKNOWN; thresholds later */
 	int64_t duration_ns;    /* connect start to verdict */
 	int http_status;        /* 0 unless an HTTP status line was read */
-	uint64_t reply_bytes;   /* bytes of the reply received */
+	uint64_t reply_bytes;	/* bytes of the reply received */
 	char message[256];
 };
 
 struct probe_check;
 typedef void (*probe_done_cb)(struct probe_check *c, void *arg);
+
+/* Creates the loop checks run on (nbufs RECV buffers, a power of 2). On
+ * failure prints the one UNKNOWN line that says why to f and returns
+ * -errno. */
+int probe_loop_new(struct loop **out, enum loop_backend backend, unsigned nbufs,
+		   FILE *f);
 
 /* Resolves t's host and port with getaddrinfo (blocking: call it before
  * the loop runs, or accept the stall). Returns 0 and *out (free with

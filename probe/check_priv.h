@@ -18,7 +18,12 @@
  * request's send has yet to complete; PH_KEPT: between two tries of a
  * kept connection. */
 enum phase {
-	PH_IDLE, PH_CONNECT, PH_EXCHANGE, PH_CLOSING, PH_KEEPING, PH_KEPT
+	PH_IDLE,
+	PH_CONNECT,
+	PH_EXCHANGE,
+	PH_CLOSING,
+	PH_KEEPING,
+	PH_KEPT
 };
 
 struct probe_check {

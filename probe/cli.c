@@ -197,8 +197,7 @@ static int duration(int64_t *ns, const char *opt, const char *arg, FILE *err)
 	return bad(err, what, arg);
 }
 
-static int load_arg(struct probe_cli *cli, int ch, const char *arg,
-		    FILE *err)
+static int load_arg(struct probe_cli *cli, int ch, const char *arg, FILE *err)
 {
 	const char *why;
 
@@ -274,7 +273,8 @@ int cli_parse(struct probe_cli *cli, int argc, char **argv, FILE *out,
 	defaults(cli);
 	optind = 0; /* glibc: start afresh, for callers that parse twice */
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "t:hV" LOAD_SHORTOPTS, longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "t:hV" LOAD_SHORTOPTS, longopts,
+				 NULL)) != -1) {
 		if (ch == '?' || ch == ':')
 			return bad(err, "bad option or missing argument",
 				   argv[optind - 1]);

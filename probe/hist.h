@@ -9,14 +9,14 @@
 #include <stdint.h>
 
 #define HIST_SUB_BITS 5
-#define HIST_SUB (1u << HIST_SUB_BITS)
+#define HIST_SUB      (1u << HIST_SUB_BITS)
 /* Values up to 2^63 ns: 64 - HIST_SUB_BITS octaves of HIST_SUB each,
  * plus the exact buckets below 2 * HIST_SUB. */
 #define HIST_BUCKETS ((64 - HIST_SUB_BITS) * HIST_SUB + HIST_SUB)
 
 struct hist {
 	uint64_t count;
-	uint64_t sum; /* of every value, for the mean */
+	uint64_t sum;	   /* of every value, for the mean */
 	uint64_t min, max; /* exact; min is 0 while count is 0 */
 	uint64_t bucket[HIST_BUCKETS];
 };

@@ -18,7 +18,7 @@ struct load_conn {
 	struct load *ld;
 	struct probe_check *check;
 	struct loop_timer retry; /* after a failed try, from the loop */
-	bool measured;           /* this try started in the window */
+	bool measured;		 /* this try started in the window */
 };
 
 struct load {
@@ -129,13 +129,13 @@ static void record(struct load *ld, struct load_conn *lc,
 		   const struct probe_result *r)
 {
 	/* -d counts what completes in the window, -n what started in it. */
-	bool counted = ld->lo->requests ? lc->measured
-					: ld->measuring && !ld->ended;
+	bool counted =
+		ld->lo->requests ? lc->measured : ld->measuring && !ld->ended;
 
 	if (r->state != PROBE_OK) {
 		if (!ld->errors++)
-			snprintf(ld->first_error, sizeof(ld->first_error),
-				 "%s", r->message);
+			snprintf(ld->first_error, sizeof(ld->first_error), "%s",
+				 r->message);
 		return;
 	}
 	if (!counted)
@@ -173,10 +173,11 @@ static int prepare(struct load *ld)
 		printf("UNKNOWN - %s bad URL: %s\n", cli->urls[0], why);
 		return PROBE_UNKNOWN;
 	}
-	if (ld->t.udp || (ld->t.proto != PROBE_ECHO &&
-			  ld->t.proto != PROBE_HTTP)) {
+	if (ld->t.udp ||
+	    (ld->t.proto != PROBE_ECHO && ld->t.proto != PROBE_HTTP)) {
 		printf("UNKNOWN - ringd-probe: --load drives echo:// and "
-		       "http:// targets: %s\n", ld->t.url);
+		       "http:// targets: %s\n",
+		       ld->t.url);
 		return PROBE_UNKNOWN;
 	}
 	if (cli->unix_path)
@@ -187,8 +188,8 @@ static int prepare(struct load *ld)
 	}
 	ld->opts = cli->opts;
 	ld->opts.keepalive = !ld->lo->no_keepalive;
-	ld->opts.await_close = ld->lo->no_keepalive &&
-			       ld->t.proto == PROBE_HTTP;
+	ld->opts.await_close =
+		ld->lo->no_keepalive && ld->t.proto == PROBE_HTTP;
 	ld->opts.spread_source = ld->lo->no_keepalive;
 	return 0;
 }
@@ -204,26 +205,17 @@ static unsigned pool_size(unsigned conns)
 
 static int start(struct load *ld)
 {
-	struct loop_params lp = { .backend = ld->cli->backend,
-				  .nbufs = pool_size(ld->lo->conns) };
-	const char *why = NULL;
-	int err = loop_new(&ld->loop, &lp);
-
-	if (err) {
-		if (ld->cli->backend == LOOP_BACKEND_IO_URING)
-			loop_uring_probe(&why);
-		printf("UNKNOWN - ringd-probe: loop: %s\n",
-		       why ? why : strerror(-err));
+	if (probe_loop_new(&ld->loop, ld->cli->backend,
+			   pool_size(ld->lo->conns), stdout) < 0)
 		return PROBE_UNKNOWN;
-	}
 	ld->conns = calloc(ld->lo->conns, sizeof(*ld->conns));
 	for (unsigned i = 0; ld->conns && i < ld->lo->conns; i++) {
 		struct load_conn *lc = &ld->conns[i];
 
 		lc->ld = ld;
 		lc->retry = (struct loop_timer){ .cb = on_retry, .data = lc };
-		lc->check = probe_check_new(ld->loop, &ld->t, ld->ai,
-					    &ld->opts);
+		lc->check =
+			probe_check_new(ld->loop, &ld->t, ld->ai, &ld->opts);
 		if (!lc->check) {
 			puts("UNKNOWN - ringd-probe: out of memory");
 			return PROBE_UNKNOWN;
@@ -262,16 +254,15 @@ static void summarize(struct load *ld, struct load_summary *s)
 	s->errors = ld->errors;
 	for (unsigned i = 0; i < ld->lo->conns; i++)
 		s->connects += probe_check_connects(ld->conns[i].check);
-	s->resp_bytes = ld->requests ? (double)ld->reply_bytes /
-					       (double)ld->requests
-				     : 0.0;
+	s->resp_bytes = ld->requests
+				? (double)ld->reply_bytes / (double)ld->requests
+				: 0.0;
 	s->latency = &ld->hist;
 	s->cpu.measured = ld->cpu_ok;
 	s->cpu.processes = ld->processes;
 	s->cpu.server_s = (double)(ld->srv_ns1 - ld->srv_ns0) / 1e9;
 	s->cpu.probe_s = ld->probe_cpu1 - ld->probe_cpu0;
-	snprintf(s->first_error, sizeof(s->first_error), "%s",
-		 ld->first_error);
+	snprintf(s->first_error, sizeof(s->first_error), "%s", ld->first_error);
 }
 
 static int run(struct load *ld)
@@ -293,7 +284,8 @@ static int run(struct load *ld)
 	}
 	if (ld->lo->server_pid && !ld->cpu_ok)
 		printf("UNKNOWN - ringd-probe: --server-pid %ld: no such "
-		       "process\n", ld->lo->server_pid);
+		       "process\n",
+		       ld->lo->server_pid);
 	summarize(ld, &s);
 	if (!s.requests && !s.errors) {
 		s.errors = 1;
@@ -315,7 +307,8 @@ int load_run(struct probe_cli *cli)
 	if (!rc && cli->load.server_pid &&
 	    kill((pid_t)cli->load.server_pid, 0) < 0 && errno == ESRCH) {
 		printf("UNKNOWN - ringd-probe: --server-pid %ld: no such "
-		       "process\n", cli->load.server_pid);
+		       "process\n",
+		       cli->load.server_pid);
 		rc = PROBE_UNKNOWN;
 	}
 	if (!rc)

@@ -14,7 +14,7 @@
 
 #include "probe/hist.h"
 
-#define LOAD_CONNS_MAX 10000u
+#define LOAD_CONNS_MAX	  10000u
 #define LOAD_REQUESTS_MAX 1000000000000ull
 
 /* getopt_long codes of the load options; -c, -d and -n are their short
@@ -28,6 +28,8 @@ enum {
 	LOAD_OPT_NAME,
 };
 #define LOAD_SHORTOPTS "c:d:n:"
+/* One table row per line. */
+/* clang-format off */
 #define LOAD_LONGOPTS                                                   \
 	{ "load", no_argument, NULL, LOAD_OPT_LOAD },                   \
 	{ "connections", required_argument, NULL, 'c' },                \
@@ -37,11 +39,12 @@ enum {
 	{ "server-pid", required_argument, NULL, LOAD_OPT_SERVER_PID }, \
 	{ "warmup", required_argument, NULL, LOAD_OPT_WARMUP },         \
 	{ "name", required_argument, NULL, LOAD_OPT_NAME }
+/* clang-format on */
 
 struct load_opts {
-	bool on;             /* --load */
-	bool any;            /* some load option was given */
-	unsigned conns;      /* -c: 1..LOAD_CONNS_MAX, default 1 */
+	bool on;	     /* --load */
+	bool any;	     /* some load option was given */
+	unsigned conns;	     /* -c: 1..LOAD_CONNS_MAX, default 1 */
 	int64_t duration_ns; /* -d: the measured time; 0 with -n */
 	uint64_t requests;   /* -n: the measured requests; 0 with -d */
 	int64_t warmup_ns;   /* --warmup: load before measuring, 0 none */
@@ -69,7 +72,7 @@ struct load_cpu {
 	bool measured;
 	unsigned processes; /* the process and its live descendants */
 	double server_s;    /* their utime + stime over the window */
-	double probe_s;     /* ringd-probe's own CPU time over the window */
+	double probe_s;	    /* ringd-probe's own CPU time over the window */
 };
 
 /* What a load run found, for the writers below. */
@@ -79,12 +82,12 @@ struct load_summary {
 	const char *backend; /* "io_uring" or "epoll" */
 	const char *mode;    /* "echo", "http", "echo-churn", "http-churn" */
 	unsigned conns;
-	size_t size;         /* echo payload, or the HTTP request's bytes */
+	size_t size; /* echo payload, or the HTTP request's bytes */
 	double warmup_s, window_s;
-	uint64_t requests;   /* measured, successful */
-	uint64_t errors;     /* failed requests, warm-up included */
-	uint64_t connects;   /* connections opened, warm-up included */
-	double resp_bytes;   /* mean reply bytes per measured request */
+	uint64_t requests;	    /* measured, successful */
+	uint64_t errors;	    /* failed requests, warm-up included */
+	uint64_t connects;	    /* connections opened, warm-up included */
+	double resp_bytes;	    /* mean reply bytes per measured request */
 	const struct hist *latency; /* ns, measured requests */
 	struct load_cpu cpu;
 	char first_error[256];

@@ -13,8 +13,7 @@ bool load_is_option(int ch)
 }
 
 /* Decimal digits only, 1..max. */
-static int whole(const char *s, unsigned long long max,
-		 unsigned long long *out)
+static int whole(const char *s, unsigned long long max, unsigned long long *out)
 {
 	char *end;
 
@@ -27,8 +26,7 @@ static int whole(const char *s, unsigned long long max,
 	return 0;
 }
 
-int load_option(struct load_opts *lo, int ch, const char *arg,
-		const char **why)
+int load_option(struct load_opts *lo, int ch, const char *arg, const char **why)
 {
 	unsigned long long v;
 

@@ -118,8 +118,7 @@ static struct proc_ent *scan(size_t *count)
 	return ents;
 }
 
-static const struct proc_ent *find(const struct proc_ent *e, size_t n,
-				   long pid)
+static const struct proc_ent *find(const struct proc_ent *e, size_t n, long pid)
 {
 	for (size_t i = 0; i < n; i++)
 		if (e[i].pid == pid)

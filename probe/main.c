@@ -150,17 +150,10 @@ static enum probe_state report(struct run *run)
 
 static int run_all(struct run *run)
 {
-	struct loop_params lp = { .backend = run->cli->backend, .nbufs = 64 };
-	const char *why = NULL;
-	int err = loop_new(&run->loop, &lp);
+	int err = probe_loop_new(&run->loop, run->cli->backend, 64, stdout);
 
-	if (err) {
-		if (run->cli->backend == LOOP_BACKEND_IO_URING)
-			loop_uring_probe(&why);
-		printf("UNKNOWN - ringd-probe: loop: %s\n",
-		       why ? why : strerror(-err));
+	if (err)
 		return -err;
-	}
 	for (size_t i = 0; i < run->n; i++)
 		prepare(run, &run->targets[i], run->cli->urls[i]);
 	for (size_t i = 0; i < run->n; i++)

@@ -64,7 +64,8 @@ static size_t keep_size(const struct probe_check *c)
 		return 512;
 	case PROBE_HTTP:
 		/* The body is kept only for --expect-body to match. */
-		return KEEP_HTTP_HEAD + (c->o->expect_body ? KEEP_HTTP_BODY : 0);
+		return KEEP_HTTP_HEAD +
+		       (c->o->expect_body ? KEEP_HTTP_BODY : 0);
 	default:
 		return 0;
 	}

@@ -11,9 +11,8 @@ import os
 import re
 import socket
 
-import harness
-from test_probe import (PROBE, Listener, free_port, need, probe, start_group,
-                        stop_group, url, wait_tcp)
+import test_probe
+from test_probe import Listener, free_port, probe, start_nginx, stop_group, url
 
 NUM = r'[0-9]+(?:\.[0-9]+)?'
 
@@ -96,32 +95,9 @@ def test_ringd_echo_and_http(ctx):
 
 
 def test_nginx_return_200(ctx):
-    nginx = need('nginx')
-    d = ctx.tempdir()
-    os.chmod(d, 0o755)  # nginx's worker runs as nobody under root
-    os.makedirs(os.path.join(d, 'tmp'))
-    port = free_port()
-    conf = os.path.join(d, 'nginx.conf')
-    with open(conf, 'w') as f:
-        f.write('''worker_processes 1;
-error_log %(d)s/error.log;
-pid %(d)s/nginx.pid;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path %(d)s/tmp; proxy_temp_path %(d)s/tmp;
-    fastcgi_temp_path %(d)s/tmp; uwsgi_temp_path %(d)s/tmp; scgi_temp_path %(d)s/tmp;
-    server {
-        listen 127.0.0.1:%(port)d;
-        location = /ok { return 200 "ok\\n"; }
-        location = /down { return 503; }
-    }
-}
-''' % {'d': d, 'port': port})
-    p = start_group([nginx, '-p', d, '-c', conf, '-g', 'daemon off;'],
-                    os.path.join(d, 'log'))
+    p, port, _ = start_nginx(ctx, '''        location = /ok { return 200 "ok\\n"; }
+        location = /down { return 503; }''')
     try:
-        wait_tcp(port, p)
         ok = 'http://127.0.0.1:%d/ok' % port
         r, _ = load_ok(ctx, ok, '--server-pid', str(p.pid))
         # nginx works in a child process: its time counts too.
@@ -180,10 +156,7 @@ def test_load_usage_errors(ctx):
 
 
 if __name__ == '__main__':
-    if not PROBE or not os.access(PROBE, os.X_OK):
-        print('RINGD_PROBE does not name the built ringd-probe')
-        raise SystemExit(1)
-    harness.main([
+    test_probe.main([
         test_ringd_echo_and_http,
         test_nginx_return_200,
         test_wrong_servers_fail_the_load,

@@ -276,7 +276,8 @@ static void try_ok(struct probe_check *c, struct loop *l, struct done *d)
 	assert_int_equal(loop_run(l), 0);
 	assert_int_equal(d->calls, calls + 1);
 	if (probe_check_result(c)->state != PROBE_OK)
-		fail_msg("try %u: %s", calls + 1, probe_check_result(c)->message);
+		fail_msg("try %u: %s", calls + 1,
+			 probe_check_result(c)->message);
 	assert_int_equal(probe_check_result(c)->http_status, 200);
 }
 
@@ -288,8 +289,7 @@ static void test_probe_check_keepalive_reuses_and_reopens(void **state)
 	struct probe_opts o = opts;
 	const char *why;
 	struct loop *l = new_loop();
-	struct http_server s = { .l = l,
-				 .t = { .cb = http_tick, .data = &s } };
+	struct http_server s = { .l = l, .t = { .cb = http_tick, .data = &s } };
 	struct done d = { .l = l };
 	struct probe_check *c;
 

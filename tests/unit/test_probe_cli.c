@@ -182,8 +182,9 @@ static void test_probe_cli_load_options(void **state)
 
 	assert_int_equal(parse(&cli, &out, "--load", "-c", "50", "-d", "5",
 			       "--warmup", "500ms", "--server-pid", "42",
-			       "--name", "lg", "--no-keepalive",
-			       "http://h/", NULL), 0);
+			       "--name", "lg", "--no-keepalive", "http://h/",
+			       NULL),
+			 0);
 	assert_string_equal(out, "");
 	assert_true(cli.load.on);
 	assert_int_equal(cli.load.conns, 50);
@@ -198,7 +199,8 @@ static void test_probe_cli_load_options(void **state)
 
 	assert_int_equal(parse(&cli, &out, "--load", "--connections", "3",
 			       "--requests", "1000", "--json", "echo://h",
-			       NULL), 0);
+			       NULL),
+			 0);
 	assert_int_equal(cli.load.conns, 3);
 	assert_int_equal(cli.load.requests, 1000);
 	assert_int_equal(cli.load.duration_ns, 0);
@@ -226,29 +228,36 @@ static void test_probe_cli_load_errors(void **state)
 	load_bad("UNKNOWN - ringd-probe: -c wants 1..10000 connections: 0\n",
 		 "--load", "-d", "1", "-c0");
 	load_bad("UNKNOWN - ringd-probe: -c wants 1..10000 connections: "
-		 "10001\n", "--load", "-d", "1", "-c10001");
+		 "10001\n",
+		 "--load", "-d", "1", "-c10001");
 	load_bad("UNKNOWN - ringd-probe: -n wants 1..10^12 requests: 1e3\n",
 		 "--load", "-n", "1e3", "-c1");
 	load_bad("UNKNOWN - ringd-probe: -d wants a duration (5s, 500ms): "
-		 "forever\n", "--load", "-c1", "-d", "forever");
+		 "forever\n",
+		 "--load", "-c1", "-d", "forever");
 	load_bad("UNKNOWN - ringd-probe: --server-pid wants a process id: "
-		 "-1\n", "--load", "-d1", "--server-pid", "-1");
+		 "-1\n",
+		 "--load", "-d1", "--server-pid", "-1");
 	load_bad("UNKNOWN - ringd-probe: --name wants a label without blanks: "
-		 "a b\n", "--load", "-d1", "--name", "a b");
+		 "a b\n",
+		 "--load", "-d1", "--name", "a b");
 	load_bad("UNKNOWN - ringd-probe: usage: --load wants one of -d "
-		 "DURATION and -n REQUESTS\n", "--load", "-c", "2", "-t1");
+		 "DURATION and -n REQUESTS\n",
+		 "--load", "-c", "2", "-t1");
 	load_bad("UNKNOWN - ringd-probe: usage: --load wants one of -d "
-		 "DURATION and -n REQUESTS\n", "--load", "-d1", "-n", "5");
+		 "DURATION and -n REQUESTS\n",
+		 "--load", "-d1", "-n", "5");
 	load_bad("UNKNOWN - ringd-probe: usage: -c, -d, -n, --no-keepalive, "
-		 "--server-pid, --warmup and --name need --load\n", "-c", "5",
-		 "-d", "1");
+		 "--server-pid, --warmup and --name need --load\n",
+		 "-c", "5", "-d", "1");
 	load_bad("UNKNOWN - ringd-probe: usage: --load drives one URL\n",
 		 "--load", "-d1", "-c1", "echo://other");
 	load_bad("UNKNOWN - ringd-probe: usage: --count and --prometheus are "
-		 "for checks, not --load\n", "--load", "-d1", "--count", "2");
+		 "for checks, not --load\n",
+		 "--load", "-d1", "--count", "2");
 	load_bad("UNKNOWN - ringd-probe: usage: --count and --prometheus are "
-		 "for checks, not --load\n", "--load", "-d1", "--prometheus",
-		 "-c1");
+		 "for checks, not --load\n",
+		 "--load", "-d1", "--prometheus", "-c1");
 }
 
 int main(void)

@@ -23,14 +23,18 @@ static void test_probe_load_parse_stat(void **state)
 	/* A command name with blanks and a ')' of its own. */
 	assert_int_equal(load_parse_stat("1234 (a b) c) S 77 1234 1234 0 -1 "
 					 "4194560 100 0 0 0 250 31 7 5 20 0 "
-					 "3 0 12345\n", &st), 0);
+					 "3 0 12345\n",
+					 &st),
+			 0);
 	assert_int_equal(st.ppid, 77);
 	assert_int_equal(st.own_ticks, 281);
 	assert_int_equal(st.child_ticks, 12);
 	assert_int_equal(load_parse_stat("1234 no parenthesis", &st), -EINVAL);
 	assert_int_equal(load_parse_stat("1 (x) S 1 2 3", &st), -EINVAL);
 	assert_int_equal(load_parse_stat("1 (x) S 1 2 3 4 5 6 7 8 9 10 11 x 13 "
-					 "14", &st), -EINVAL);
+					 "14",
+					 &st),
+			 -EINVAL);
 }
 
 /* This process, then with a child that burns CPU: the child's time is
@@ -101,11 +105,22 @@ static void summary(struct load_summary *s, struct hist *h)
 	for (uint64_t v = 1; v <= 100; v++)
 		hist_add(h, v * 1000); /* 1..100 us */
 	*s = (struct load_summary){
-		.url = "http://127.0.0.1:8080/", .name = "lg",
-		.backend = "epoll", .mode = "http", .conns = 4, .size = 80,
-		.warmup_s = 1, .window_s = 2, .requests = 100, .errors = 0,
-		.connects = 6, .resp_bytes = 120, .latency = h,
-		.cpu = { .measured = true, .processes = 2, .server_s = 0.001,
+		.url = "http://127.0.0.1:8080/",
+		.name = "lg",
+		.backend = "epoll",
+		.mode = "http",
+		.conns = 4,
+		.size = 80,
+		.warmup_s = 1,
+		.window_s = 2,
+		.requests = 100,
+		.errors = 0,
+		.connects = 6,
+		.resp_bytes = 120,
+		.latency = h,
+		.cpu = { .measured = true,
+			 .processes = 2,
+			 .server_s = 0.001,
 			 .probe_s = 1.5 },
 	};
 }
@@ -122,17 +137,19 @@ static void test_probe_load_report_text(void **state)
 				    "connections"));
 	assert_non_null(strstr(out, "  requests     100 = 50.0 req/s, 0 "
 				    "errors, 6 connections opened\n"));
-	snprintf(want, sizeof(want), "min 1.0  p50 %.1f  p90 %.1f  p99 %.1f  "
-		 "p999 %.1f  max 100.0  mean 50.5\n", q_us(&h, 0.5),
-		 q_us(&h, 0.9), q_us(&h, 0.99), q_us(&h, 0.999));
+	snprintf(want, sizeof(want),
+		 "min 1.0  p50 %.1f  p90 %.1f  p99 %.1f  "
+		 "p999 %.1f  max 100.0  mean 50.5\n",
+		 q_us(&h, 0.5), q_us(&h, 0.9), q_us(&h, 0.99), q_us(&h, 0.999));
 	assert_non_null(strstr(out, want));
 	assert_non_null(strstr(out, "  server cpu   10.000 us/request"));
-	snprintf(want, sizeof(want), "\nRESULT name=lg conns=4 size=80 "
+	snprintf(want, sizeof(want),
+		 "\nRESULT name=lg conns=4 size=80 "
 		 "rps=50.0 p50_us=%.1f p99_us=%.1f p999_us=%.1f "
 		 "cpu_us_per_req=10.000 errors=0 reqs=100 window_s=2.000 "
 		 "srv_util=0.001 lg_util=0.750 mode=http resp_bytes=120.0 "
-		 "reconnects=2\n", q_us(&h, 0.5), q_us(&h, 0.99),
-		 q_us(&h, 0.999));
+		 "reconnects=2\n",
+		 q_us(&h, 0.5), q_us(&h, 0.99), q_us(&h, 0.999));
 	assert_non_null(strstr(out, want));
 	assert_null(strstr(out, "first error"));
 	free(out);
@@ -163,10 +180,11 @@ static void test_probe_load_report_json(void **state)
 				    "\"name\":\"lg\",\"mode\":\"http\","));
 	assert_non_null(strstr(out, "\"requests\":100,\"errors\":1,"));
 	assert_non_null(strstr(out, "\"requests_per_second\":50.0,"));
-	snprintf(want, sizeof(want), "\"latency_us\":{\"min\":1.0,"
+	snprintf(want, sizeof(want),
+		 "\"latency_us\":{\"min\":1.0,"
 		 "\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,"
-		 "\"max\":100.0,\"mean\":50.5}", q_us(&h, 0.5),
-		 q_us(&h, 0.9), q_us(&h, 0.99), q_us(&h, 0.999));
+		 "\"max\":100.0,\"mean\":50.5}",
+		 q_us(&h, 0.5), q_us(&h, 0.9), q_us(&h, 0.99), q_us(&h, 0.999));
 	assert_non_null(strstr(out, want));
 	assert_non_null(strstr(out, "\"server_cpu_us_per_request\":10.000"));
 	assert_non_null(strstr(out, "\"first_error\":\"a \\\"quoted\\\" "
