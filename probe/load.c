@@ -258,6 +258,7 @@ static void summarize(struct load *ld, struct load_summary *s)
 				? (double)ld->reply_bytes / (double)ld->requests
 				: 0.0;
 	s->latency = &ld->hist;
+	s->cpu.pid = ld->lo->server_pid;
 	s->cpu.measured = ld->cpu_ok;
 	s->cpu.processes = ld->processes;
 	s->cpu.server_s = (double)(ld->srv_ns1 - ld->srv_ns0) / 1e9;
@@ -282,10 +283,6 @@ static int run(struct load *ld)
 		printf("UNKNOWN - ringd-probe: loop: %s\n", strerror(-err));
 		return PROBE_UNKNOWN;
 	}
-	if (ld->lo->server_pid && !ld->cpu_ok)
-		printf("UNKNOWN - ringd-probe: --server-pid %ld: no such "
-		       "process\n",
-		       ld->lo->server_pid);
 	summarize(ld, &s);
 	if (!s.requests && !s.errors) {
 		s.errors = 1;

@@ -69,7 +69,8 @@ int load_validate(const struct load_opts *lo, int nurls, unsigned count,
 
 /* Whose CPU time --server-pid measured, and how much. */
 struct load_cpu {
-	bool measured;
+	long pid;	    /* --server-pid, 0 without */
+	bool measured;	    /* false too when pid ended during the run */
 	unsigned processes; /* the process and its live descendants */
 	double server_s;    /* their utime + stime over the window */
 	double probe_s;	    /* ringd-probe's own CPU time over the window */

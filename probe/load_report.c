@@ -45,6 +45,13 @@ static void text_cpu(FILE *f, const struct load_summary *s, char *cpu,
 
 	snprintf(cpu, cpu_len, "NA");
 	snprintf(util, util_len, "NA");
+	if (c->pid && !c->measured) {
+		fprintf(f,
+			"  server cpu   not measured: pid %ld ended during "
+			"the run\n",
+			c->pid);
+		return;
+	}
 	if (!c->measured || !s->requests || s->window_s <= 0) {
 		fputs("  server cpu   not measured (no --server-pid)\n", f);
 		return;

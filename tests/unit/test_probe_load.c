@@ -155,6 +155,12 @@ static void test_probe_load_report_text(void **state)
 	free(out);
 
 	s.cpu.measured = false;
+	s.cpu.pid = 4242;
+	out = render(&s, false);
+	assert_non_null(strstr(out, "  server cpu   not measured: pid 4242 "
+				    "ended during the run\n"));
+	free(out);
+	s.cpu.pid = 0;
 	s.errors = 3;
 	strcpy(s.first_error, "echo reply differs at byte 7");
 	out = render(&s, false);
