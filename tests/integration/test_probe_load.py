@@ -2,9 +2,11 @@
 """ringd-probe --load against ringd (echo and http, keep-alive and a
 connection per request) and nginx-light (`return 200`), on this variant's
 engine: requests complete, none fails, the printed figures parse, -n is
-exact; and against servers that answer wrongly (an echo that flips a
-byte, a 503, nothing listening): errors counted, exit 2. Usage mistakes
-exit 3."""
+exact; against scripted HTTP servers, which connections are kept (chunked
+bodies, HTTP/1.0, Connection: close, a body ended by the close); and
+against servers that answer wrongly (an echo that flips a byte, a 503,
+bytes after the body, nothing listening): errors counted, exit 2. Usage
+mistakes exit 3."""
 
 import json
 import os
@@ -139,6 +141,63 @@ def test_wrong_servers_fail_the_load(ctx):
     assert j['first_error'] == 'connection refused', j
 
 
+def http_server(response, close=False):
+    """A handler answering every request head on the connection with
+    response; close: closes after each response instead."""
+    def h(c):
+        buf = b''
+        while True:
+            got = c.recv(65536)
+            if not got:
+                return
+            buf += got
+            while b'\r\n\r\n' in buf:
+                _, buf = buf.split(b'\r\n\r\n', 1)
+                c.sendall(response)
+                if close:
+                    c.close()
+                    return
+    return h
+
+
+def load_json(ctx, target, *args):
+    rc, lines, _ = probe(ctx, '--load', '-c', '2', '-n', '200', '--json', *args, target)
+    assert len(lines) == 1, (rc, lines)
+    return rc, json.loads(lines[0])
+
+
+def test_http_framing_and_reuse(ctx):
+    chunked = Listener(ctx, http_server(
+        b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'
+        b'2\r\nok\r\n3;x=y\r\n!!\n\r\n0\r\n\r\n'))
+    rc, j = load_json(ctx, 'http://127.0.0.1:%d/' % chunked.port)
+    # Chunks tell the end: both connections carry all 200 requests.
+    assert rc == 0 and j['requests'] == 200 and j['connects'] == 2, j
+
+    old = Listener(ctx, http_server(
+        b'HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok', close=True))
+    rc, j = load_json(ctx, 'http://127.0.0.1:%d/' % old.port)
+    # HTTP/1.0 without keep-alive: a new connection for every request.
+    assert rc == 0 and j['requests'] == 200 and j['connects'] >= 200, j
+
+    closing = Listener(ctx, http_server(
+        b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok'))
+    rc, j = load_json(ctx, 'http://127.0.0.1:%d/' % closing.port)
+    # Heeded at once, before the server's close would say it.
+    assert rc == 0 and j['requests'] == 200 and j['connects'] >= 200, j
+
+    extra = Listener(ctx, http_server(
+        b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokXYZ'))
+    rc, j = load_json(ctx, 'http://127.0.0.1:%d/' % extra.port)
+    assert rc == 2 and j['requests'] == 0 and j['errors'] == 200, j
+    assert j['first_error'] == '200, 3 bytes after the body', j
+
+    unframed = Listener(ctx, http_server(b'HTTP/1.1 200 OK\r\n\r\nok', close=True))
+    rc, j = load_json(ctx, 'http://127.0.0.1:%d/' % unframed.port)
+    # The body ends at the close: correct, if not reusable.
+    assert rc == 0 and j['requests'] == 200 and j['connects'] >= 200, j
+
+
 def test_load_usage_errors(ctx):
     for args, want in [
             (['--load', '-d', '1', 'daytime://127.0.0.1:1'],
@@ -160,5 +219,6 @@ if __name__ == '__main__':
         test_ringd_echo_and_http,
         test_nginx_return_200,
         test_wrong_servers_fail_the_load,
+        test_http_framing_and_reuse,
         test_load_usage_errors,
     ])
