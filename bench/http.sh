@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/http.sh: ringd's http plugin (io_uring and epoll engines, one worker)
 # against nginx-light's `return 200`, and the kernel floor, under wrk, ab,
-# bench/loadgen's HTTP modes and an idle-connection memory probe. For each
+# ringd-probe --load's HTTP modes and an idle-connection memory probe. For each
 # load it runs interleaved rounds (every server once per round, a fresh
 # process per run, server on one CPU, load on the other) and prints medians
 # and per-round ratios as markdown. See bench/README.md.
@@ -20,7 +20,7 @@ AB_REQUESTS=20000
 IDLE_CONNS=10000
 URLPATH=/healthz
 SERVERS="ringd-uring,ringd-epoll,nginx,floor"
-LOADS="wrk,ab,lg,lg-churn,idle"
+LOADS="wrk,ab,probe,probe-churn,idle"
 BUILDDIR=$ROOT/build
 RINGD=
 PLUGIN_DIR=
@@ -33,13 +33,13 @@ usage() {
 	cat <<EOF
 usage: bench/http.sh [options]
   --pairs N         rounds per load; every server runs once per round (default $PAIRS)
-  --loads LIST      comma-separated, from wrk, ab, lg, lg-churn, idle
+  --loads LIST      comma-separated, from wrk, ab, probe, probe-churn, idle
                     (default $LOADS)
   --servers LIST    comma-separated, from ringd-uring, ringd-epoll, nginx,
                     floor (default $SERVERS)
-  --conns N         concurrent connections of wrk, ab and loadgen (default $CONNS)
-  --duration S      measured seconds of wrk and loadgen runs, whole (default $DURATION)
-  --warmup S        warm-up seconds before each wrk and loadgen run (default $WARMUP)
+  --conns N         concurrent connections of wrk, ab and ringd-probe (default $CONNS)
+  --duration S      measured seconds of wrk and ringd-probe runs, whole (default $DURATION)
+  --warmup S        warm-up seconds before each wrk and ringd-probe run (default $WARMUP)
   --ab-requests N   requests per ab run (default $AB_REQUESTS)
   --idle-conns N    idle keep-alive connections of the memory probe (default $IDLE_CONNS)
   --path PATH       the URL path every load requests (default $URLPATH)
@@ -48,7 +48,7 @@ usage: bench/http.sh [options]
   --plugin-dir DIR  ringd.plugin_dir (default: what the binary picks; a
                     build tree's ringd uses that tree's plugins)
   --server-cpu C    CPU for the server (default $SRV_CPU)
-  --loadgen-cpu C   CPU for the load (default $LG_CPU)
+  --load-cpu C      CPU for the load (default $LG_CPU)
   --out DIR         where run directories go (default bench/out)
   --quick           smoke test: 1 round, 2 s runs, 2000 ab requests,
                     2000 idle connections
@@ -75,7 +75,7 @@ while (($#)); do
 	--ringd) RINGD=$(realpath -m "$2"); shift 2 ;;
 	--plugin-dir) PLUGIN_DIR=$(realpath -m "$2"); shift 2 ;;
 	--server-cpu) SRV_CPU=$2; shift 2 ;;
-	--loadgen-cpu) LG_CPU=$2; shift 2 ;;
+	--load-cpu) LG_CPU=$2; shift 2 ;;
 	--out) OUTROOT=$(realpath -m "$2"); shift 2 ;;
 	--quick) QUICK=1; shift ;;
 	-h | --help) usage; exit 0 ;;
@@ -126,8 +126,8 @@ for s in "${SERVER_LIST[@]}"; do
 done
 for l in "${LOAD_LIST[@]}"; do
 	case $l in
-	wrk | ab | lg | lg-churn | idle) ;;
-	*) die "--loads: unknown load '$l' (known: wrk ab lg lg-churn idle)" ;;
+	wrk | ab | probe | probe-churn | idle) ;;
+	*) die "--loads: unknown load '$l' (known: wrk ab probe probe-churn idle)" ;;
 	esac
 done
 
@@ -175,7 +175,7 @@ ulimit -Sn "$NOFILE"
 
 OUT=$OUTROOT/http-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT"
-build_loadgen http.sh
+build_tools
 
 SPID=
 IDLE_PID=
@@ -214,6 +214,9 @@ start_server() {
 		sed -e "s|@PORT@|$port|" -e "s|@PREFIX@|$prefix|g" -e "s|@CONNS@|$NOFILE|" \
 			-e "s|@NOFILE@|$NOFILE|" "$BENCH/peers/nginx-http.conf" >"$cfg"
 		(exec taskset -c "$SRV_CPU" nginx -p "$prefix" -c "$cfg" -e stderr) >"$log" 2>&1 &
+		;;
+	floor)
+		(exec taskset -c "$SRV_CPU" "$FLOOR" "$port" "$CONNS" 64) >"$log" 2>&1 &
 		;;
 	esac
 	SPID=$!
@@ -295,10 +298,10 @@ ext_window_end() {
 
 WRK_WARM=$(awk -v w="$WARMUP" 'BEGIN { s = int(w); if (s < w) s++; if (s < 1) s = 1; print s }')
 
-# One measured run of load $1 against the running server on port $2; the
-# logs go to $3.*. Prints one RESULT-style line of key=value words.
+# One measured run of load $1 against the running server $4 on port $2;
+# the logs go to $3.*. Prints one RESULT-style line of key=value words.
 run_load() {
-	local load=$1 port=$2 base=$3 url="http://127.0.0.1:$2$URLPATH" line
+	local load=$1 port=$2 base=$3 server=$4 url="http://127.0.0.1:$2$URLPATH" line
 	case $load in
 	wrk)
 		timeout 60 taskset -c "$LG_CPU" wrk -t1 -c"$CONNS" -d"${WRK_WARM}s" "$url" \
@@ -318,12 +321,13 @@ run_load() {
 		ext_window_end
 		line=$("$PYTHON" "$BENCH/http_parse.py" ab "$base.log" "$base.ab.csv") || return 1
 		;;
-	lg | lg-churn)
-		local extra=()
-		[[ $load == lg-churn ]] && extra=(--churn)
-		timeout $((DURATION + 60)) taskset -c "$LG_CPU" "$LOADGEN" --port "$port" --pid "$SPID" \
-			--conns "$CONNS" --http "$URLPATH" "${extra[@]}" --duration "$DURATION" \
-			--warmup "$WARMUP" --name "$load" >"$base.log" 2>&1 || return 1
+	probe | probe-churn)
+		local target=$url extra=()
+		[[ $load == probe-churn ]] && extra=(--no-keepalive)
+		# The floor is an echo server: its load is 64-byte echo requests.
+		[[ $server == floor ]] && target=echo://127.0.0.1:$port extra=(--size 64)
+		probe_load "$target" "${extra[@]}" --name "$load" \
+			>"$base.log" 2>&1 || return 1
 		line=$(grep '^RESULT ' "$base.log") || return 1
 		echo "$line"
 		return 0
@@ -392,7 +396,7 @@ idle_fail() {
 	echo "servers: ${SERVER_LIST[*]}   loads: ${LOAD_LIST[*]}   rounds: $PAIRS   path: $URLPATH"
 	echo "conns: $CONNS   duration: ${DURATION}s + ${WARMUP}s warm-up (wrk: ${WRK_WARM}s)   ab: $AB_REQUESTS requests   idle: $IDLE_CONNS"
 	echo "server cpu: $SRV_CPU   load cpu: $LG_CPU   RLIMIT_NOFILE: $NOFILE"
-	echo "loadgen: $LOADGEN"
+	echo "load: $PROBE --load ($(date -r "$PROBE" -Is))   floor: $FLOOR"
 	if want ringd-uring || want ringd-epoll; then
 		echo "ringd: $RINGD ($(date -r "$RINGD" -Is))${PLUGIN_DIR:+   plugin_dir: $PLUGIN_DIR}"
 	fi
@@ -405,13 +409,13 @@ if awk '{ exit !($1 >= 1.0) }' /proc/loadavg; then
 	echo "http.sh: warning: load average $(cut -d' ' -f1 /proc/loadavg): other work is running and will skew the figures" >&2
 fi
 
-# Which servers a load runs against: the floor is loadgen's echo server,
-# so it appears once per round, beside loadgen's keep-alive HTTP load.
+# Which servers a load runs against: the floor is an echo server, so it
+# appears once per round, beside ringd-probe's keep-alive HTTP load.
 servers_for() {
 	local s
 	for s in "${SERVER_LIST[@]}"; do
 		if [[ $s == floor ]]; then
-			[[ $1 == lg ]] && echo "$s"
+			[[ $1 == probe ]] && echo "$s"
 		else
 			echo "$s"
 		fi
@@ -424,7 +428,7 @@ for load in "${LOAD_LIST[@]}"; do
 	n=$(servers_for "$load" | wc -l)
 	case $load in
 	wrk) per=$(awk -v d="$DURATION" -v w="$WRK_WARM" 'BEGIN { print d + w + 1.5 }') ;;
-	lg | lg-churn) per=$(awk -v d="$DURATION" -v w="$WARMUP" 'BEGIN { print d + w + 1 }') ;;
+	probe | probe-churn) per=$(awk -v d="$DURATION" -v w="$WARMUP" 'BEGIN { print d + w + 1 }') ;;
 	ab) per=$(awk -v n="$AB_REQUESTS" 'BEGIN { print n / 8000 + 1.5 }') ;;
 	idle) per=$(awk -v n="$IDLE_CONNS" 'BEGIN { print n / 4000 + 4 }') ;;
 	esac
@@ -453,41 +457,32 @@ for load in "${LOAD_LIST[@]}"; do
 			base=$OUT/$load/r$round-$name
 			status=ok
 			line=
-			if [[ $name == floor ]]; then
+			port=$(free_port)
+			start_server "$name" "$port" "$base.server.log"
+			ready=0
+			wait_ready "$port" || ready=$?
+			if ((ready == 0)); then
 				st0=$(cpus_stat)
-				timeout $((DURATION + 60)) taskset -c "$LG_CPU" "$LOADGEN" --floor \
-					--floor-cpu "$SRV_CPU" --conns "$CONNS" --size 64 --duration "$DURATION" \
-					--warmup "$WARMUP" --name floor >"$base.log" 2>&1 || status="loadgen-exit-$?"
-				line=$(grep '^RESULT ' "$base.log" || true)
+				line=$(run_load "$load" "$port" "$base" "$name") || status="load-failed"
 				[[ -n $line ]] && line="$line $(cpus_busy "$st0" "$(cpus_stat)")"
+			fi
+			# ringd gets 5 s to drain and exit 0, nginx 1 s.
+			if [[ $name == ringd-* ]]; then
+				stop_server 50 "$base.server.log"
 			else
-				port=$(free_port)
-				start_server "$name" "$port" "$base.server.log"
-				ready=0
-				wait_ready "$port" || ready=$?
-				if ((ready == 0)); then
-					st0=$(cpus_stat)
-					line=$(run_load "$load" "$port" "$base") || status="load-failed"
-					[[ -n $line ]] && line="$line $(cpus_busy "$st0" "$(cpus_stat)")"
-				fi
-				# ringd gets 5 s to drain and exit 0, nginx 1 s.
-				if [[ $name == ringd-* ]]; then
-					stop_server 50 "$base.server.log"
-				else
-					stop_server 10 "$base.server.log"
-				fi
-				if ((ready == 1)); then
-					status=server-died
-					echo "http.sh: $name exited with status $SRC before accepting connections on 127.0.0.1:$port" >>"$base.log"
-				elif ((ready == 2)); then
-					status=not-ready
-					echo "http.sh: $name did not accept connections on 127.0.0.1:$port within 10 s" >>"$base.log"
-				fi
-				# ringd must exit 0 on SIGTERM; nginx dies of the signal.
-				if [[ $name == ringd-* && $SRC != 0 && $status == ok ]]; then
-					tail -n 3 "$base.server.log" >&2
-					status="server-exit-$SRC"
-				fi
+				stop_server 10 "$base.server.log"
+			fi
+			if ((ready == 1)); then
+				status=server-died
+				echo "http.sh: $name exited with status $SRC before accepting connections on 127.0.0.1:$port" >>"$base.log"
+			elif ((ready == 2)); then
+				status=not-ready
+				echo "http.sh: $name did not accept connections on 127.0.0.1:$port within 10 s" >>"$base.log"
+			fi
+			# ringd must exit 0 on SIGTERM; nginx dies of the signal.
+			if [[ $name == ringd-* && $SRC != 0 && $status == ok ]]; then
+				tail -n 3 "$base.server.log" >&2
+				status="server-exit-$SRC"
 			fi
 			vals=()
 			for key in "${COLS[@]}"; do

@@ -14,12 +14,13 @@ import sys
 LOAD_TITLES = {
     "wrk": "wrk -t1 -c50, keep-alive",
     "ab": "ab -c50, a connection per request (HTTP/1.0, server closes)",
-    "lg": "loadgen --http, keep-alive",
-    "lg-churn": "loadgen --http --churn, a connection per request (Connection: close)",
+    "probe": "ringd-probe --load, keep-alive",
+    "probe-churn": "ringd-probe --load --no-keepalive, a connection per request "
+                   "(Connection: close, server closes)",
     "idle": "idle keep-alive connections, one request each",
 }
-KEEPALIVE = ("wrk", "lg")
-NEWCONN = ("ab", "lg-churn")
+KEEPALIVE = ("wrk", "probe")
+NEWCONN = ("ab", "probe-churn")
 RINGD = ("ringd-uring", "ringd-epoll")
 
 
@@ -58,7 +59,7 @@ class Results:
 
     def ratios(self, load_a, a, load_b, b, col):
         """Per-round A/B of one column; B may come from another load (the
-        floor runs beside loadgen's keep-alive load only)."""
+        floor runs beside ringd-probe's keep-alive load only)."""
         out = []
         for rnd in self.rounds:
             ra = self.by_round.get((load_a, rnd, a))
@@ -101,7 +102,7 @@ def load_table(res, load, order):
         print()
         return
     print("| server | cpu us/req | cpu min-max | (schedstat) | req/s | p50 us | p99 us | "
-          "server busy | loadgen busy | CPU 0 / 1 busy | response B | clean runs |")
+          "server busy | load busy | CPU 0 / 1 busy | response B | clean runs |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for name in names:
         runs = res.clean.get((load, name), [])
@@ -186,13 +187,13 @@ def goals_table(res, order):
 
 
 def floor_table(res, order):
-    if "floor" not in order or ("lg", "floor") not in res.clean:
+    if "floor" not in order or ("probe", "floor") not in res.clean:
         return
-    fl = res.med("lg", "floor", "cpu_us_per_req")
+    fl = res.med("probe", "floor", "cpu_us_per_req")
     print(f"## Against the kernel floor (64-byte echo round trip: "
           f"{fmt(fl, 2)} us per request, median)\n")
     print("Per-round ratios of CPU per keep-alive request to the floor run of "
-          "the same round (the floor runs beside loadgen's keep-alive load). "
+          "the same round (the floor runs beside ringd-probe's keep-alive load). "
           "Issue 7 expects io_uring at about 1.15x the floor, which is what "
           "0.75x nginx was at nginx's measured 7.0 us.\n")
     print("| server | load | cpu us/req | / floor | goal |")
@@ -203,7 +204,7 @@ def floor_table(res, order):
         for load in KEEPALIVE:
             if (load, name) not in res.clean:
                 continue
-            text, _ = ratio_cell(res.ratios(load, name, "lg", "floor", "cpu_us_per_req"))
+            text, _ = ratio_cell(res.ratios(load, name, "probe", "floor", "cpu_us_per_req"))
             goal = "about 1.15x" if name == "ringd-uring" else ""
             print(f"| {name} | {load} | {fmt(res.med(load, name, 'cpu_us_per_req'), 2)} "
                   f"| {text} | {goal} |")
@@ -219,7 +220,7 @@ def main():
     order = sys.argv[2:] or list(dict.fromkeys(r["server"] for r in rows))
     print("CPU 0 / 1 busy: the whole machine's use of the server's and the load's "
           "CPUs during each run (warm-up included), whoever ran; well above "
-          "server busy and loadgen busy, other work shared the CPUs.\n")
+          "server busy and load busy, other work shared the CPUs.\n")
     goals_table(res, order)
     floor_table(res, order)
     for load in res.loads:

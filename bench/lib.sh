@@ -1,7 +1,7 @@
 # shellcheck shell=bash
-# Shared by run.sh and listeners.sh (sourced): watching and stopping the
-# one server process a script started, whose PID is in SPID. Only that
-# PID is ever signalled.
+# Shared by run.sh, http.sh and listeners.sh (sourced): building the load
+# tools, running a load, watching and stopping the one server process a
+# script started, whose PID is in SPID. Only that PID is ever signalled.
 
 # True while the server we started runs (a zombie counts as gone).
 server_alive() {
@@ -55,17 +55,27 @@ s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
 }
 
-# Sets LOADGEN: the build's bench/loadgen (configuring BUILDDIR from ROOT
-# if needed), or, when the tree does not build, loadgen.c compiled alone
-# into OUT. $1 names the calling script in the message.
-build_loadgen() {
-	LOADGEN=$BUILDDIR/bench/loadgen
+# Sets PROBE (the build's ringd-probe, whose --load mode drives every
+# benchmark) and FLOOR (bench/floor, the kernel floor's echo server),
+# configuring BUILDDIR from ROOT if needed and building only those two.
+build_tools() {
+	PROBE=$BUILDDIR/probe/ringd-probe
+	FLOOR=$BUILDDIR/bench/floor
 	if { [[ -f $BUILDDIR/build.ninja ]] || meson setup "$BUILDDIR" "$ROOT"; } &&
-		ninja -C "$BUILDDIR" bench/loadgen; then
+		ninja -C "$BUILDDIR" probe/ringd-probe bench/floor; then
 		return 0
 	fi >"$OUT/build.log" 2>&1
-	echo "$1: meson build of loadgen failed (see $OUT/build.log); compiling bench/loadgen.c directly" >&2
-	LOADGEN=$OUT/loadgen
-	cc -std=c17 -O2 -D_GNU_SOURCE -Wall -Wextra -pthread "$ROOT/bench/loadgen.c" -o "$LOADGEN" ||
-		die "cannot build loadgen"
+	die "cannot build ringd-probe and bench/floor (see $OUT/build.log)"
+}
+
+# The load of one run: ringd-probe --load on CPU $LG_CPU against URL $1,
+# with the server's CPU time from SPID; the rest of the arguments are
+# ringd-probe's (--name, --size, --no-keepalive...). Exit 2 means some
+# request failed; the RESULT line says how many. The probe ends itself
+# after the warm-up and DURATION; timeout is only a backstop.
+probe_load() {
+	local target=$1
+	shift
+	timeout $((${DURATION%.*} + 60)) taskset -c "$LG_CPU" "$PROBE" --load -c "$CONNS" -d "$DURATION" --warmup "$WARMUP" \
+		--server-pid "$SPID" "$@" "$target"
 }

@@ -38,7 +38,7 @@ usage: bench/listeners.sh [options]
   --warmup S         warm-up seconds per run (default $WARMUP)
   --engines "A B"    from io_uring, epoll (default "$ENGINES")
   --workloads "A B"  from persistent, churn (default "$WORKLOADS")
-  --placements "A B" pinned: server on CPU 0, loadgen on CPU 1;
+  --placements "A B" pinned: server on CPU 0, ringd-probe on CPU 1;
                      unpinned: neither pinned (default "$PLACEMENTS")
   --builddir DIR     meson build directory (default build)
   --ringd PATH       ringd binary (default BUILDDIR/daemon/ringd)
@@ -82,9 +82,10 @@ for w in $WORKLOADS; do [[ $w == persistent || $w == churn ]] || die "unknown wo
 for p in $PLACEMENTS; do [[ $p == pinned || $p == unpinned ]] || die "unknown placement $p"; done
 
 # Another benchmark on this machine would skew every figure. Before each
-# series, wait until no foreign run.sh, loadgen or ringd has been seen for
-# QUIET_S seconds (polling every 10 s), at most QUIET_MAX_S. Our own server
-# and loadgen are never running at that point, but are excluded anyway.
+# series, wait until no foreign run.sh, http.sh, ringd-probe or ringd has
+# been seen for QUIET_S seconds (polling every 10 s), at most QUIET_MAX_S.
+# Our own server and load are never running at that point, but are
+# excluded anyway.
 is_ours() { # is_ours PID: true for this script and its descendants
 	local p=$1 i
 	for ((i = 0; i < 32 && p > 1; i++)); do
@@ -98,7 +99,7 @@ is_ours() { # is_ours PID: true for this script and its descendants
 
 foreign_busy() {
 	local pid
-	for pid in $(pgrep -f '(^|[/ ])(run\.sh|loadgen|ringd)( |$)' || true); do
+	for pid in $(pgrep -f '(^|[/ ])(run\.sh|http\.sh|ringd-probe|ringd)( |$)' || true); do
 		is_ours "$pid" || echo "$pid"
 	done
 }
@@ -120,9 +121,10 @@ wait_quiet() {
 	done
 }
 
-# loadgen comes from the meson build (only that target, not ringd); built
-# after the first quiet wait so that a running benchmark keeps its binary.
-LOADGEN=$BUILDDIR/bench/loadgen
+# ringd-probe comes from the meson build (only that target, not ringd);
+# built after the first quiet wait so that a running benchmark keeps its
+# binary.
+PROBE=$BUILDDIR/probe/ringd-probe
 OUT=$OUTROOT/listeners-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT"
 
@@ -170,7 +172,8 @@ field() { # field KEY LINE
 	sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" <<<"$2"
 }
 
-# One run: fresh ringd with reuseport $5, loadgen, per-thread CPU; one TSV row.
+# One run: fresh ringd with reuseport $5, ringd-probe --load, per-thread
+# CPU; one TSV row.
 run_one() {
 	local placement=$1 engine=$2 workload=$3 pair=$4 mode=$5
 	local base=$OUT/$placement-$engine-$workload-p$pair-$mode port status=ok ready=0
@@ -184,11 +187,12 @@ run_one() {
 	spid=$SPID
 	wait_ready "$port" || ready=$?
 	if ((ready == 0)); then
-		lgargs=(--port "$port" --pid "$SPID" --conns "$CONNS" --size "$SIZE"
-			--duration "$DURATION" --warmup "$WARMUP" --name "ringd-$engine-$mode")
-		[[ $workload == churn ]] && lgargs+=(--churn)
+		lgargs=(--load --server-pid "$SPID" -c "$CONNS" --size "$SIZE"
+			-d "$DURATION" --warmup "$WARMUP" --name "ringd-$engine-$mode")
+		[[ $workload == churn ]] && lgargs+=(--no-keepalive)
 		thread_ticks >"$base.ticks0"
-		"${lgpin[@]}" "$LOADGEN" "${lgargs[@]}" >"$base.log" 2>&1 || status="loadgen-exit-$?"
+		"${lgpin[@]}" "$PROBE" "${lgargs[@]}" "echo://127.0.0.1:$port" >"$base.log" 2>&1 ||
+			status="load-exit-$?"
 		thread_ticks >"$base.ticks1"
 	else
 		status=$([[ $ready == 1 ]] && echo server-died || echo not-ready)
@@ -220,8 +224,8 @@ for placement in $PLACEMENTS; do
 		for workload in $WORKLOADS; do
 			wait_quiet
 			if ((!built)); then
-				ninja -C "$BUILDDIR" bench/loadgen >"$OUT/build.log" 2>&1 ||
-					die "cannot build loadgen (see $OUT/build.log)"
+				ninja -C "$BUILDDIR" probe/ringd-probe >"$OUT/build.log" 2>&1 ||
+					die "cannot build ringd-probe (see $OUT/build.log)"
 				RINGD_SHA=$(sha256sum <"$RINGD" | cut -c1-16)
 				{
 					echo "date: $(date -Is)   kernel: $(uname -r)   cpus: $(nproc --all)"

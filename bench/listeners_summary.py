@@ -34,7 +34,7 @@ def spread(values, digits):
 def cell_table(rows, placement, cells):
     print(f"### {placement}\n")
     print("| engine | workload | listeners | req/s (conn/s) | cpu us/req | cpu min-max "
-          "| p50 us | p99 us | busier worker | its range | server busy | loadgen busy "
+          "| p50 us | p99 us | busier worker | its range | server busy | load busy "
           "| errors | clean runs |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for engine, workload in cells:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# bench/run.sh: compares echo servers under bench/loadgen. For each payload
-# size it runs interleaved rounds (every server once per round, a fresh
-# process per run, server on one CPU, loadgen on the other), then prints
+# bench/run.sh: compares echo servers under ringd-probe --load. For each
+# payload size it runs interleaved rounds (every server once per round, a
+# fresh process per run, server on one CPU, the load on the other), then prints
 # medians and per-round ratios as markdown. See bench/README.md.
 set -euo pipefail
 
@@ -36,7 +36,7 @@ usage: bench/run.sh [options]
   --builddir DIR    meson build directory (default build)
   --ringd PATH      ringd binary (default BUILDDIR/daemon/ringd)
   --server-cpu C    CPU for the server (default $SRV_CPU)
-  --loadgen-cpu C   CPU for loadgen (default $LG_CPU)
+  --load-cpu C      CPU for the load, ringd-probe (default $LG_CPU)
   --out DIR         where run directories go (default bench/out)
   --quick           smoke test: 1 round, 2 s runs
 EOF
@@ -58,7 +58,7 @@ while (($#)); do
 	--builddir) BUILDDIR=$(realpath -m "$2"); shift 2 ;;
 	--ringd) RINGD=$(realpath -m "$2"); shift 2 ;;
 	--server-cpu) SRV_CPU=$2; shift 2 ;;
-	--loadgen-cpu) LG_CPU=$2; shift 2 ;;
+	--load-cpu) LG_CPU=$2; shift 2 ;;
 	--out) OUTROOT=$(realpath -m "$2"); shift 2 ;;
 	--quick) QUICK=1; shift ;;
 	-h | --help) usage; exit 0 ;;
@@ -110,7 +110,7 @@ PYTHON=$(python3 -c 'import sys; print(sys.executable)')
 
 ncpu=$(nproc --all)
 ((SRV_CPU < ncpu && LG_CPU < ncpu && SRV_CPU != LG_CPU)) ||
-	die "need two distinct CPUs (server $SRV_CPU, loadgen $LG_CPU; this machine has $ncpu)"
+	die "need two distinct CPUs (server $SRV_CPU, load $LG_CPU; this machine has $ncpu)"
 
 if want ringd-uring || want ringd-epoll; then
 	if [[ ! -x $RINGD ]]; then
@@ -120,11 +120,10 @@ if want ringd-uring || want ringd-epoll; then
 	fi
 fi
 
-# Loadgen comes from the meson build; if the rest of the tree does not
-# configure or build yet, fall back to compiling the one file directly.
+# ringd-probe and the floor come from the meson build.
 OUT=$OUTROOT/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT"
-build_loadgen run.sh
+build_tools
 
 SPID=
 cleanup() {
@@ -155,6 +154,9 @@ start_server() {
 	asyncio)
 		taskset -c "$SRV_CPU" "$PYTHON" "$BENCH/peers/asyncio_echo.py" --port "$port" >"$log" 2>&1 &
 		;;
+	floor)
+		taskset -c "$SRV_CPU" "$FLOOR" "$port" "$CONNS" "$size" >"$log" 2>&1 &
+		;;
 	esac
 	SPID=$!
 }
@@ -168,8 +170,8 @@ field() { # field KEY LINE
 	echo "git: $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
 	echo "kernel: $(uname -r)   cpus: $ncpu   loadavg: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "servers: ${SERVER_LIST[*]}   sizes: $SIZES   conns: $CONNS   rounds: $PAIRS"
-	echo "duration: ${DURATION}s + ${WARMUP}s warm-up   server cpu: $SRV_CPU   loadgen cpu: $LG_CPU"
-	echo "loadgen: $LOADGEN"
+	echo "duration: ${DURATION}s + ${WARMUP}s warm-up   server cpu: $SRV_CPU   load cpu: $LG_CPU"
+	echo "load: $PROBE --load ($(date -r "$PROBE" -Is))   floor: $FLOOR"
 	if want ringd-uring || want ringd-epoll; then
 		echo "ringd: $RINGD ($(date -r "$RINGD" -Is))"
 	fi
@@ -194,39 +196,32 @@ for size in $SIZES; do
 			name=${SERVER_LIST[$(((j + round - 1) % k))]}
 			base=$OUT/$size/r$round-$name
 			status=ok
-			lgargs=(--conns "$CONNS" --size "$size" --duration "$DURATION" --warmup "$WARMUP"
-				--name "$name")
-			if [[ $name == floor ]]; then
-				taskset -c "$LG_CPU" "$LOADGEN" --floor --floor-cpu "$SRV_CPU" "${lgargs[@]}" \
-					>"$base.log" 2>&1 || status="loadgen-exit-$?"
+			port=$(free_port)
+			start_server "$name" "$port" "$base.server.log"
+			ready=0
+			wait_ready "$port" || ready=$?
+			if ((ready == 0)); then
+				probe_load "echo://127.0.0.1:$port" --size "$size" --name "$name" \
+					>"$base.log" 2>&1 || status="load-exit-$?"
+			fi
+			# ringd gets 5 s to drain and exit 0; xinetd sometimes stops
+			# reaping its children and ignores SIGTERM, so peers get 1 s.
+			if [[ $name == ringd-* ]]; then
+				stop_server 50 "$base.server.log"
 			else
-				port=$(free_port)
-				start_server "$name" "$port" "$base.server.log"
-				ready=0
-				wait_ready "$port" || ready=$?
-				if ((ready == 0)); then
-					taskset -c "$LG_CPU" "$LOADGEN" --port "$port" --pid "$SPID" "${lgargs[@]}" \
-						>"$base.log" 2>&1 || status="loadgen-exit-$?"
-				fi
-				# ringd gets 5 s to drain and exit 0; xinetd sometimes stops
-				# reaping its children and ignores SIGTERM, so peers get 1 s.
-				if [[ $name == ringd-* ]]; then
-					stop_server 50 "$base.server.log"
-				else
-					stop_server 10 "$base.server.log"
-				fi
-				if ((ready == 1)); then
-					status=server-died
-					echo "run.sh: $name exited with status $SRC before accepting connections on 127.0.0.1:$port" >"$base.log"
-				elif ((ready == 2)); then
-					status=not-ready
-					echo "run.sh: $name did not accept connections on 127.0.0.1:$port within 10 s" >"$base.log"
-				fi
-				# ringd must exit 0 on SIGTERM; the peers die of the signal.
-				if [[ $name == ringd-* && $SRC != 0 && $status == ok ]]; then
-					tail -n 3 "$base.server.log" >&2
-					status="server-exit-$SRC"
-				fi
+				stop_server 10 "$base.server.log"
+			fi
+			if ((ready == 1)); then
+				status=server-died
+				echo "run.sh: $name exited with status $SRC before accepting connections on 127.0.0.1:$port" >"$base.log"
+			elif ((ready == 2)); then
+				status=not-ready
+				echo "run.sh: $name did not accept connections on 127.0.0.1:$port within 10 s" >"$base.log"
+			fi
+			# ringd must exit 0 on SIGTERM; the peers die of the signal.
+			if [[ $name == ringd-* && $SRC != 0 && $status == ok ]]; then
+				tail -n 3 "$base.server.log" >&2
+				status="server-exit-$SRC"
 			fi
 			line=$(grep '^RESULT ' "$base.log" || true)
 			if [[ -z $line ]]; then

@@ -59,7 +59,7 @@ def main():
         rounds = sorted({int(r["round"]) for r in rows if r["size"] == size})
         print(f"## {size}-byte requests ({len(rounds)} rounds)\n")
         print("| server | cpu us/req | cpu min-max | req/s | p50 us | p99 us | "
-              "p99.9 us | server busy | loadgen busy | clean runs |")
+              "p99.9 us | server busy | load busy | clean runs |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for name in order:
             runs = clean.get((size, name), [])

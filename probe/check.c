@@ -5,6 +5,7 @@
 #include "probe/check.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -25,15 +26,45 @@ static int64_t mono_now(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void check_maybe_done(struct probe_check *c)
+static void check_connect(struct probe_check *c);
+
+static void check_close_fd(struct probe_check *c)
 {
-	if (c->phase != PH_CLOSING || c->inflight)
-		return;
 	if (c->fd >= 0) {
 		loop_close(c->l, c->fd);
 		c->fd = -1;
 	}
+}
+
+static void check_maybe_done(struct probe_check *c)
+{
+	if (c->phase != PH_CLOSING || c->inflight)
+		return;
+	check_close_fd(c);
+	if (c->restart) {
+		/* A stale kept connection is gone; the try it was to carry
+		 * goes on over a new one. */
+		c->restart = c->reused = false;
+		c->out_off = 0;
+		c->phase = PH_CONNECT;
+		check_connect(c);
+		return;
+	}
+	loop_timer_stop(c->l, &c->deadline);
 	c->phase = PH_IDLE;
+	c->done(c, c->arg);
+}
+
+/* A good reply on a connection that can carry the next request: done
+ * once the request's send has completed too (a reply can overtake its
+ * send's completion), so the next try may submit a send at once. */
+static void check_keep(struct probe_check *c)
+{
+	loop_timer_stop(c->l, &c->deadline);
+	c->phase = PH_KEEPING;
+	if (c->send_live)
+		return;
+	c->phase = PH_KEPT;
 	c->done(c, c->arg);
 }
 
@@ -43,18 +74,26 @@ void check_finish(struct probe_check *c, enum probe_state s,
 {
 	va_list ap;
 
-	if (c->phase == PH_CLOSING || c->phase == PH_IDLE)
+	if (c->phase != PH_CONNECT && c->phase != PH_EXCHANGE)
 		return;
-	c->phase = PH_CLOSING;
 	c->res.state = s;
 	/* The "in X ms" of the message, read just before, is the time. */
 	c->res.duration_ns = (c->end ? c->end : mono_now()) - c->start;
+	c->res.reply_bytes = c->got;
 	va_start(ap, fmt);
 	vsnprintf(c->res.message, sizeof(c->res.message), fmt, ap);
 	va_end(ap);
-	loop_timer_stop(c->l, &c->deadline);
 	loop_timer_stop(c->l, &c->resend);
+	if (s == PROBE_OK && c->o->keepalive && c->reuse) {
+		check_keep(c);
+		return;
+	}
+	c->phase = PH_CLOSING;
 	loop_cancel(c->l, &c->send_op);
+	/* Waiting for the server's close: the deadline still bounds it. */
+	if (s == PROBE_OK && c->o->await_close && c->recv_live)
+		return;
+	loop_timer_stop(c->l, &c->deadline);
 	loop_cancel(c->l, &c->recv_op);
 	check_maybe_done(c);
 }
@@ -85,6 +124,22 @@ static const char *errno_text(int err)
 	}
 }
 
+int probe_loop_new(struct loop **out, enum loop_backend backend, unsigned nbufs,
+		   FILE *f)
+{
+	struct loop_params lp = { .backend = backend, .nbufs = nbufs };
+	const char *why = NULL;
+	int err = loop_new(out, &lp);
+
+	if (!err)
+		return 0;
+	/* An explicit io_uring says why it cannot run, as ringd -V does. */
+	if (backend == LOOP_BACKEND_IO_URING)
+		loop_uring_probe(&why);
+	fprintf(f, "UNKNOWN - ringd-probe: loop: %s\n",
+		why ? why : strerror(-err));
+	return err;
+}
 
 int probe_resolve(const struct probe_target *t, struct addrinfo **out,
 		  struct probe_result *r)
@@ -161,6 +216,31 @@ const struct probe_result *probe_check_result(const struct probe_check *c)
 	return &c->res;
 }
 
+uint64_t probe_check_connects(const struct probe_check *c)
+{
+	return c->connects;
+}
+
+size_t probe_check_request_bytes(const struct probe_check *c)
+{
+	return c->out_len;
+}
+
+static void spread_source(int fd, const struct sockaddr *dst, uint64_t n)
+{
+	const struct sockaddr_in *in = (const struct sockaddr_in *)dst;
+	struct sockaddr_in src = { .sin_family = AF_INET };
+	int one = 1;
+
+	if ((ntohl(in->sin_addr.s_addr) >> 24) != 127)
+		return;
+	src.sin_addr.s_addr = htonl(0x7f000002u + (uint32_t)(n % 253));
+	/* Best effort: without it the connection still goes, from the
+	 * kernel's choice of source. */
+	setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+	(void)bind(fd, (const struct sockaddr *)&src, sizeof(src));
+}
+
 static int check_socket(struct probe_check *c, const struct addrinfo *ai)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -181,20 +261,15 @@ static int check_socket(struct probe_check *c, const struct addrinfo *ai)
 		       0);
 	if (c->fd < 0)
 		return -errno;
+	if (c->o->spread_source && family == AF_INET)
+		spread_source(c->fd, sa, c->connects);
+	c->connects++;
 	if (family != AF_UNIX && !c->t->udp)
 		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(c->fd, sa, salen) == 0 || errno == EINPROGRESS ||
 	    errno == EAGAIN)
 		return 0;
 	return -errno;
-}
-
-static void check_close_fd(struct probe_check *c)
-{
-	if (c->fd >= 0) {
-		loop_close(c->l, c->fd);
-		c->fd = -1;
-	}
 }
 
 /* Tries c->ai and the addresses after it until one connects or starts
@@ -221,17 +296,58 @@ static void check_connect(struct probe_check *c)
 		c->iov = (struct iovec){ .iov_base = c->in,
 					 .iov_len = c->in_cap };
 		c->inflight++;
+		c->recv_live = true;
 		loop_recvmsg(c->l, &c->recv_op, c->fd, &c->msg);
 		on_resend(&c->resend);
 		return;
 	}
 	c->phase = PH_CONNECT;
 	c->inflight++;
+	c->send_live = true;
 	loop_send(c->l, &c->send_op, c->fd, c->out, 0);
+}
+
+static void send_more(struct probe_check *c);
+
+/* The next try on a kept connection: the request goes out on it, or, if
+ * the connection went stale while kept, after it is closed. */
+static void check_reconnect(struct probe_check *c)
+{
+	c->stale = false;
+	c->restart = true;
+	c->phase = PH_CLOSING;
+	loop_cancel(c->l, &c->send_op);
+	loop_cancel(c->l, &c->recv_op);
+	check_maybe_done(c);
+}
+
+static void check_reuse(struct probe_check *c)
+{
+	if (c->stale) {
+		check_reconnect(c);
+		return;
+	}
+	c->reused = true;
+	c->phase = PH_EXCHANGE;
+	send_more(c);
+}
+
+/* A kept connection the server closed just as the request went out (an
+ * idle timeout racing it): no byte of the reply came, so the request
+ * goes again, once, on a new connection, as HTTP clients do. */
+static bool check_retry_fresh(struct probe_check *c)
+{
+	if (!c->reused || c->got || c->phase != PH_EXCHANGE)
+		return false;
+	check_reconnect(c);
+	return true;
 }
 
 void probe_check_start(struct probe_check *c, probe_done_cb done, void *arg)
 {
+	bool kept = c->phase == PH_KEPT;
+
+	c->reused = false;
 	c->done = done;
 	c->arg = arg;
 	c->ai = c->ai_head;
@@ -245,17 +361,23 @@ void probe_check_start(struct probe_check *c, probe_done_cb done, void *arg)
 	memset(&c->cg, 0, sizeof(c->cg));
 	memset(&c->http, 0, sizeof(c->http));
 	memset(&c->chunks, 0, sizeof(c->chunks));
+	/* HTTP decides once it has read the response head. */
+	c->reuse = c->t->proto == PROBE_ECHO;
 	if (reply_prepare(c) < 0) {
 		check_finish(c, PROBE_UNKNOWN, "out of memory");
 		return;
 	}
 	loop_timer_set(c->l, &c->deadline, c->start + c->o->timeout_ns);
-	check_connect(c);
+	if (kept)
+		check_reuse(c);
+	else
+		check_connect(c);
 }
 
 static void send_more(struct probe_check *c)
 {
 	c->inflight++;
+	c->send_live = true;
 	loop_send(c->l, &c->send_op, c->fd, c->out + c->out_off,
 		  c->out_len - c->out_off);
 }
@@ -266,6 +388,7 @@ static void check_connected(struct probe_check *c)
 {
 	c->phase = PH_EXCHANGE;
 	c->inflight++;
+	c->recv_live = true;
 	loop_recv(c->l, &c->recv_op, c->fd);
 	if (c->out_len)
 		send_more(c);
@@ -291,13 +414,21 @@ static void on_send(struct loop_op *op, int res, unsigned flags, void *buf)
 	struct probe_check *c = op->data;
 
 	c->inflight--;
+	c->send_live = false;
 	c->udp_sending = false;
-	if (c->phase == PH_CLOSING) {
+	if (c->phase == PH_KEEPING) {
+		/* A reply that came before all of its request was sent
+		 * leaves the rest in the way of the next request. */
+		if (res < 0 || c->out_off + (size_t)res < c->out_len)
+			c->stale = true;
+		c->phase = PH_KEPT;
+		c->done(c, c->arg);
+	} else if (c->phase == PH_CLOSING) {
 		check_maybe_done(c);
 	} else if (res < 0) {
 		if (c->phase == PH_CONNECT)
 			connect_failed(c, -res);
-		else
+		else if (!check_retry_fresh(c))
 			check_finish(c, PROBE_CRITICAL, "%s after %llu bytes",
 				     errno_text(-res),
 				     (unsigned long long)c->got);
@@ -320,12 +451,18 @@ static void on_recv(struct loop_op *op, int res, unsigned flags, void *buf)
 {
 	struct probe_check *c = op->data;
 
-	if (!(flags & LOOP_F_MORE))
+	if (!(flags & LOOP_F_MORE)) {
 		c->inflight--;
-	if (c->phase == PH_CLOSING)
+		c->recv_live = false;
+	}
+	if (c->phase == PH_KEEPING || c->phase == PH_KEPT)
+		c->stale = true; /* bytes or an end between two replies */
+	else if (c->phase == PH_CLOSING)
 		check_maybe_done(c);
 	else if (res > 0)
 		reply_data(c, buf, (size_t)res);
+	else if (check_retry_fresh(c))
+		; /* a new connection carries the request */
 	else if (res == 0)
 		reply_eof(c);
 	else
@@ -343,6 +480,7 @@ static void on_recvmsg(struct loop_op *op, int res, unsigned flags,
 	struct probe_check *c = op->data;
 
 	c->inflight--;
+	c->recv_live = false;
 	if (c->phase == PH_CLOSING)
 		check_maybe_done(c);
 	else if (res < 0)
@@ -355,6 +493,11 @@ static void on_deadline(struct loop_timer *t)
 {
 	struct probe_check *c = t->data;
 
+	/* The reply was good; the server's close is what is late. */
+	if (c->phase == PH_CLOSING) {
+		loop_cancel(c->l, &c->recv_op);
+		return;
+	}
 	if (c->phase == PH_CONNECT)
 		check_finish(c, PROBE_CRITICAL, "timeout after %.1f s connecting",
 			     c->o->timeout_ns / 1e9);
@@ -380,6 +523,7 @@ static void on_resend(struct loop_timer *t)
 		c->siov = (struct iovec){ .iov_base = c->out,
 					  .iov_len = c->out_len };
 		c->inflight++;
+		c->send_live = true;
 		loop_sendmsg(c->l, &c->send_op, c->fd, &c->smsg);
 	}
 	loop_timer_set(c->l, &c->resend,

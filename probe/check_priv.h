@@ -14,7 +14,17 @@
 #define KEEP_HTTP_BODY 65536
 #define UDP_MAX 65536
 
-enum phase { PH_IDLE, PH_CONNECT, PH_EXCHANGE, PH_CLOSING };
+/* PH_KEEPING: the reply is complete and the connection is kept, but the
+ * request's send has yet to complete; PH_KEPT: between two tries of a
+ * kept connection. */
+enum phase {
+	PH_IDLE,
+	PH_CONNECT,
+	PH_EXCHANGE,
+	PH_CLOSING,
+	PH_KEEPING,
+	PH_KEPT
+};
 
 struct probe_check {
 	struct loop *l;
@@ -27,6 +37,13 @@ struct probe_check {
 	enum phase phase;
 	int fd;
 	unsigned inflight;
+	bool send_live, recv_live; /* which of the two ops is in flight */
+	bool reuse;   /* this try's reply leaves the connection usable */
+	bool stale;   /* a kept connection got bytes or its end: unusable */
+	bool restart; /* closing a stale connection, then connecting */
+	bool reused;  /* this try runs on a kept connection */
+	uint64_t connects;
+	uint64_t rng; /* later payloads: cheap, seeded by the first */
 	struct loop_op send_op, recv_op;
 	struct loop_timer deadline, resend;
 	int64_t start, end; /* end: 0 until check_ms() reads the clock */

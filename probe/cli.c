@@ -82,6 +82,7 @@ static const struct option longopts[] = {
 	{ "interval", required_argument, NULL, OPT_INTERVAL },
 	{ "backend", required_argument, NULL, OPT_BACKEND },
 	{ "config", required_argument, NULL, OPT_CONFIG },
+	LOAD_LONGOPTS,
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ 0 },
@@ -109,6 +110,11 @@ static void usage(FILE *f)
 	      "      --backend auto|io_uring|epoll\n"
 	      "      --config FILE      every listener FILE (ringd.ini) "
 	      "configures\n"
+	      "  --load -c CONNS (-d DUR | -n REQUESTS) URL   load an echo:// "
+	      "or http:// target:\n"
+	      "      --no-keepalive     a connection per request\n"
+	      "      --warmup DUR, --server-pid PID, --name LABEL\n"
+	      "      exit: 0 no request failed, 2 some did, 3 usage\n"
 	      "exit: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN\n", f);
 }
 
@@ -196,6 +202,17 @@ static int duration(int64_t *ns, const char *opt, const char *arg, FILE *err)
 	return bad(err, what, arg);
 }
 
+static int load_arg(struct probe_cli *cli, int ch, const char *arg, FILE *err)
+{
+	const char *why;
+
+	if (!load_is_option(ch))
+		return bad(err, "unknown option", "see --help");
+	if (load_option(&cli->load, ch, arg, &why) < 0)
+		return bad(err, why, arg);
+	return 0;
+}
+
 /* One option; 1 when it printed help or version. */
 static int option(struct probe_cli *cli, int ch, const char *arg, FILE *out,
 		  FILE *err)
@@ -236,7 +253,7 @@ static int option(struct probe_cli *cli, int ch, const char *arg, FILE *out,
 	case OPT_CONFIG: cli->config = arg; return 0;
 	case 'h': usage(out); return 1;
 	case 'V': fprintf(out, "ringd-probe %s\n", RINGD_VERSION); return 1;
-	default: return bad(err, "unknown option", "see --help");
+	default: return load_arg(cli, ch, arg, err);
 	}
 }
 
@@ -249,18 +266,21 @@ static void defaults(struct probe_cli *cli)
 	cli->opts.method = "GET";
 	cli->opts.expect_status = "200-399";
 	cli->count = 1;
+	cli->load.conns = 1;
 	cli->interval_ns = NS;
 }
 
 int cli_parse(struct probe_cli *cli, int argc, char **argv, FILE *out,
 	      FILE *err)
 {
+	const char *why;
 	int ch, rc;
 
 	defaults(cli);
 	optind = 0; /* glibc: start afresh, for callers that parse twice */
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "t:hV", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "t:hV" LOAD_SHORTOPTS, longopts,
+				 NULL)) != -1) {
 		if (ch == '?' || ch == ':')
 			return bad(err, "bad option or missing argument",
 				   argv[optind - 1]);
@@ -276,6 +296,9 @@ int cli_parse(struct probe_cli *cli, int argc, char **argv, FILE *out,
 	if (cli->nurls == 0 && !cli->config)
 		return bad(err, "no target",
 			   "give a URL or --config FILE (--help)");
+	if (load_validate(&cli->load, cli->nurls, cli->count,
+			  cli->format == CLI_PROMETHEUS, &why) < 0)
+		return bad(err, "usage", why);
 	return 0;
 }
 

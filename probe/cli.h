@@ -9,6 +9,7 @@
 
 #include "daemon/loop.h"
 #include "probe/check.h"
+#include "probe/load.h"
 
 enum cli_format { CLI_NAGIOS, CLI_JSON, CLI_PROMETHEUS };
 
@@ -24,6 +25,7 @@ struct probe_cli {
 	regex_t body_re, header_re;
 	bool have_body_re, have_header_re;
 	char header_name[128];
+	struct load_opts load; /* --load and its options */
 	char *const *urls; /* argv's, not copied */
 	int nurls;
 };

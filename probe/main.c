@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "probe/cli.h"
+#include "probe/load.h"
 #include "probe/selfcheck.h"
 #include "probe/report.h"
 
@@ -182,17 +183,10 @@ static enum probe_state report(struct run *run)
 
 static int run_all(struct run *run)
 {
-	struct loop_params lp = { .backend = run->cli->backend, .nbufs = 64 };
-	const char *why = NULL;
-	int err = loop_new(&run->loop, &lp);
+	int err = probe_loop_new(&run->loop, run->cli->backend, 64, stdout);
 
-	if (err) {
-		if (run->cli->backend == LOOP_BACKEND_IO_URING)
-			loop_uring_probe(&why);
-		printf("UNKNOWN - ringd-probe: loop: %s\n",
-		       why ? why : strerror(-err));
+	if (err)
 		return -err;
-	}
 	for (size_t i = 0; i < run->n; i++)
 		prepare(run, &run->targets[i], i);
 	for (size_t i = 0; i < run->n; i++)
@@ -254,6 +248,11 @@ int main(int argc, char **argv)
 		return rc > 0 ? 0 : PROBE_UNKNOWN;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	if (cli.load.on) {
+		rc = load_run(&cli);
+		cli_free(&cli);
+		return rc;
+	}
 	if (load_config(&run) < 0) {
 		run_free(&run);
 		cli_free(&cli);

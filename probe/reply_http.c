@@ -1,4 +1,5 @@
-/* The http:// check: one request with Connection: close, the response
+/* The http:// check: one request (with Connection: close unless load
+ * mode keeps connections), the response
  * head parsed as it arrives, the body (chunks decoded) kept up to
  * KEEP_HTTP_BODY for --expect-body and counted beyond it, then status,
  * header and body judged. */
@@ -7,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"
 #include "probe/check_priv.h"
@@ -24,8 +26,9 @@ int reply_http_request(struct probe_check *c)
 		probe_target_hostport(t, host, sizeof(host));
 	n = asprintf((char **)&c->out,
 		     "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: ringd-probe/%s"
-		     "\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-		     c->o->method, t->path, host, RINGD_VERSION);
+		     "\r\nAccept: */*\r\n%s\r\n",
+		     c->o->method, t->path, host, RINGD_VERSION,
+		     c->o->keepalive ? "" : "Connection: close\r\n");
 	if (n < 0) {
 		c->out = NULL;
 		return -ENOMEM;
@@ -120,7 +123,44 @@ static int body_take(struct probe_check *c, const unsigned char *buf,
 	memmove(c->in + c->in_len, buf, w);
 	c->in_len += w;
 	c->body_got += n;
+	if (c->o->keepalive && c->http.clen >= 0 &&
+	    c->body_got > (uint64_t)c->http.clen) {
+		/* On a kept connection they would be read as the next
+		 * response. */
+		check_finish(c, PROBE_CRITICAL, "%d, %llu bytes after the body",
+			     c->http.status,
+			     (unsigned long long)(c->body_got -
+						  (uint64_t)c->http.clen));
+		return -1;
+	}
 	return c->http.clen >= 0 && c->body_got >= (uint64_t)c->http.clen;
+}
+
+/* "close" among the comma-separated tokens of a Connection value. */
+static bool says_close(const char *v, size_t n)
+{
+	for (size_t i = 0; i + 5 <= n; i++)
+		if (strncasecmp(v + i, "close", 5) == 0 &&
+		    (i == 0 || v[i - 1] == ',' || v[i - 1] == ' ') &&
+		    (i + 5 == n || v[i + 5] == ',' || v[i + 5] == ' '))
+			return true;
+	return false;
+}
+
+/* Whether a kept connection can carry the next request after this
+ * response: HTTP/1.1, a body whose end the framing tells, and no
+ * Connection: close. */
+static bool http_reusable(const struct probe_check *c)
+{
+	const char *head = (const char *)c->in, *v;
+	size_t n;
+
+	if (!c->o->keepalive || strncmp(head, "HTTP/1.1 ", 9) != 0)
+		return false;
+	if (body_expected(c) && c->http.clen < 0 && !c->http.chunked)
+		return false;
+	v = verify_http_header(head, c->http.head_len, "Connection", &n);
+	return !v || !says_close(v, n);
 }
 
 static void head_data(struct probe_check *c, const unsigned char *buf,
@@ -146,6 +186,7 @@ static void head_data(struct probe_check *c, const unsigned char *buf,
 		return;
 	}
 	c->res.http_status = c->http.status;
+	c->reuse = http_reusable(c);
 	/* What came with the head is the body's start: taken again, in
 	 * place, so chunks are decoded like later ones. */
 	extra = c->in_len - c->http.head_len;

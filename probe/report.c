@@ -140,7 +140,7 @@ void report_stats_lines(FILE *f, const char *url, struct report_stats *s)
 	fputc('\n', f);
 }
 
-static void json_string(FILE *f, const char *s)
+void report_json_string(FILE *f, const char *s)
 {
 	fputc('"', f);
 	for (; *s; s++) {
@@ -181,7 +181,7 @@ void report_json(FILE *f, const struct report_entry *e, size_t n,
 		const struct probe_result *r = &e[i].result;
 
 		fputs(i ? ",{\"url\":" : "{\"url\":", f);
-		json_string(f, e[i].url);
+		report_json_string(f, e[i].url);
 		fprintf(f, ",\"status\":\"%s\",\"success\":%s",
 			report_state_name(r->state),
 			r->state == PROBE_OK ? "true" : "false");
@@ -189,7 +189,7 @@ void report_json(FILE *f, const struct report_entry *e, size_t n,
 		if (r->http_status)
 			fprintf(f, ",\"http_status\":%d", r->http_status);
 		fputs(",\"message\":", f);
-		json_string(f, r->message);
+		report_json_string(f, r->message);
 		if (e[i].stats)
 			json_stats(f, e[i].stats);
 		fputc('}', f);

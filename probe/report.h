@@ -53,6 +53,8 @@ void report_stats_lines(FILE *f, const char *url, struct report_stats *s);
 /* One JSON document for every entry: {"status":..,"targets":[...]} */
 void report_json(FILE *f, const struct report_entry *e, size_t n,
 		 enum probe_state overall);
+/* s as a JSON string, quotes and escapes included (load mode too). */
+void report_json_string(FILE *f, const char *s);
 /* probe_success, probe_duration_seconds, probe_http_status_code, each
  * with HELP and TYPE once and a target="URL" label per entry. */
 void report_prometheus(FILE *f, const struct report_entry *e, size_t n);

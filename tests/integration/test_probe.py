@@ -686,14 +686,15 @@ def wait_tcp(port, proc, timeout=10.0):
     raise AssertionError('nothing listens on port %d' % port)
 
 
-def test_nginx(ctx):
+def start_nginx(ctx, locations):
+    """nginx-light on a free loopback port, serving these location blocks
+    with ROOT/html as its root; returns (process, port, ROOT) once it
+    accepts. The caller ends it with stop_group()."""
     nginx = need('nginx')
     d = ctx.tempdir()
     os.chmod(d, 0o755)  # nginx's worker runs as nobody under root
     os.makedirs(os.path.join(d, 'html'))
     os.makedirs(os.path.join(d, 'tmp'))
-    with open(os.path.join(d, 'html', 'big'), 'wb') as f:
-        f.write(b'z' * (4 << 20))
     port = free_port()
     conf = os.path.join(d, 'nginx.conf')
     with open(conf, 'w') as f:
@@ -708,15 +709,26 @@ http {
     server {
         listen 127.0.0.1:%(port)d;
         root %(d)s/html;
-        location = /ok { return 200 "all good\\n"; }
-        location = /down { return 503; }
-        location = /big { limit_rate 64k; }
+%(locations)s
     }
 }
-''' % {'d': d, 'port': port})
+''' % {'d': d, 'port': port, 'locations': locations})
     p = start_group([nginx, '-p', d, '-c', conf, '-g', 'daemon off;'], os.path.join(d, 'log'))
     try:
         wait_tcp(port, p)
+    except BaseException:
+        stop_group(p)
+        raise
+    return p, port, d
+
+
+def test_nginx(ctx):
+    p, port, d = start_nginx(ctx, '''        location = /ok { return 200 "all good\\n"; }
+        location = /down { return 503; }
+        location = /big { limit_rate 64k; }''')
+    try:
+        with open(os.path.join(d, 'html', 'big'), 'wb') as f:
+            f.write(b'z' * (4 << 20))
         base = 'http://127.0.0.1:%d' % port
         ok, down, big = base + '/ok', base + '/down', base + '/big'
         expect(ctx, 0, ['OK - %s 200 in %s%s' % (esc(ok), MS, PERF)],
@@ -844,11 +856,16 @@ def test_socat_listeners(ctx):
         stop_group(p)
 
 
-if __name__ == '__main__':
+def main(cases):
+    """Runs the cases once RINGD_PROBE names an executable probe."""
     if not PROBE or not os.access(PROBE, os.X_OK):
         print('RINGD_PROBE does not name the built ringd-probe')
         raise SystemExit(1)
-    harness.main([
+    harness.main(cases)
+
+
+if __name__ == '__main__':
+    main([
         test_ringd_every_service_tcp_and_udp,
         test_ringd_http_verdicts,
         test_ringd_unix_socket,

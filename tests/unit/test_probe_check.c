@@ -1,8 +1,10 @@
 /* ringd-probe's check state machine on a real loop (the engine named by
  * argv[1]; io_uring exits 77 where unavailable): trying the next address
  * after a refusal, a refusal on the last, a failure before the loop
- * runs, and one check reused for a second try. The server side is a
- * listener the test accepts on from a loop timer, in the same thread. */
+ * runs, one check reused for a second try, and load mode's kept
+ * connections (reused, reopened after Connection: close or after the
+ * server closed one). The server side is a listener the test accepts on
+ * from a loop timer, in the same thread. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -204,6 +206,127 @@ static void test_probe_check_resolve_failure_is_unknown(void **state)
 	assert_non_null(strstr(r.message, "cannot resolve ::1::2: "));
 }
 
+/* An HTTP server on the same loop: every request head it reads gets
+ * "200 ok" with Content-Length, and Connection: close (then the close)
+ * while close_each is set. drop() closes what it holds, as an idle
+ * timeout would. */
+struct http_server {
+	struct loop *l;
+	struct loop_timer t;
+	int lfd;
+	int fds[8];
+	unsigned nfds, accepted, served;
+	bool close_each;
+};
+
+static void http_answer(struct http_server *s, unsigned i)
+{
+	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+				 "\r\nok";
+	static const char bye[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+				  "Connection: close\r\n\r\nok";
+	const char *r = s->close_each ? bye : ok;
+	char buf[2048];
+	ssize_t n = recv(s->fds[i], buf, sizeof(buf) - 1, 0);
+
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "\r\n\r\n"));
+	/* Load mode's requests leave the connection open. */
+	assert_null(strstr(buf, "Connection: close"));
+	assert_int_equal(send(s->fds[i], r, strlen(r), 0), (ssize_t)strlen(r));
+	s->served++;
+	if (s->close_each) {
+		close(s->fds[i]);
+		s->fds[i] = -1;
+	}
+}
+
+static void http_tick(struct loop_timer *t)
+{
+	struct http_server *s = t->data;
+	int fd;
+
+	while ((fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+		assert_true(s->nfds < 8);
+		s->fds[s->nfds++] = fd;
+		s->accepted++;
+	}
+	for (unsigned i = 0; i < s->nfds; i++)
+		if (s->fds[i] >= 0)
+			http_answer(s, i);
+	loop_timer_set(s->l, &s->t, loop_now(s->l) + 1000000);
+}
+
+static void http_drop(struct http_server *s)
+{
+	for (unsigned i = 0; i < s->nfds; i++)
+		if (s->fds[i] >= 0) {
+			close(s->fds[i]);
+			s->fds[i] = -1;
+		}
+}
+
+static void try_ok(struct probe_check *c, struct loop *l, struct done *d)
+{
+	unsigned calls = d->calls;
+
+	probe_check_start(c, on_done, d);
+	assert_int_equal(loop_run(l), 0);
+	assert_int_equal(d->calls, calls + 1);
+	if (probe_check_result(c)->state != PROBE_OK)
+		fail_msg("try %u: %s", calls + 1,
+			 probe_check_result(c)->message);
+	assert_int_equal(probe_check_result(c)->http_status, 200);
+}
+
+static void test_probe_check_keepalive_reuses_and_reopens(void **state)
+{
+	struct sockaddr_in sin;
+	struct addrinfo ai;
+	struct probe_target t;
+	struct probe_opts o = opts;
+	const char *why;
+	struct loop *l = new_loop();
+	struct http_server s = { .l = l, .t = { .cb = http_tick, .data = &s } };
+	struct done d = { .l = l };
+	struct probe_check *c;
+
+	o.keepalive = true;
+	s.lfd = listener(&sin);
+	ai_of(&ai, &sin, NULL);
+	assert_int_equal(probe_target_parse(&t, "http://h/x", &why), 0);
+	c = probe_check_new(l, &t, &ai, &o);
+	assert_non_null(c);
+	http_tick(&s.t);
+	for (unsigned i = 0; i < 3; i++)
+		try_ok(c, l, &d);
+	assert_int_equal(s.served, 3);
+	assert_int_equal(s.accepted, 1);
+	assert_int_equal(probe_check_connects(c), 1);
+	/* Closed by the server while kept: the next try connects anew. */
+	http_drop(&s);
+	usleep(20000);
+	try_ok(c, l, &d);
+	assert_int_equal(s.accepted, 2);
+	assert_int_equal(probe_check_connects(c), 2);
+	/* Connection: close is heeded before the server's FIN arrives. */
+	s.close_each = true;
+	try_ok(c, l, &d);
+	s.close_each = false;
+	try_ok(c, l, &d);
+	assert_int_equal(s.accepted, 3);
+	assert_int_equal(probe_check_connects(c), 3);
+	assert_int_equal(s.served, 6);
+	/* The loop first: the kept connection has a receive armed. */
+	loop_timer_stop(l, &s.t);
+	http_drop(&s);
+	close(s.lfd);
+	loop_free(l);
+	probe_check_free(c);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -211,6 +334,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_probe_check_refused_on_last_address),
 		cmocka_unit_test(test_probe_check_fails_before_the_loop),
 		cmocka_unit_test(test_probe_check_resolve_failure_is_unknown),
+		cmocka_unit_test(test_probe_check_keepalive_reuses_and_reopens),
 	};
 	const char *why = NULL;
 

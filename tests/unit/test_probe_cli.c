@@ -182,6 +182,97 @@ static void test_probe_cli_errors(void **state)
 	free(out);
 }
 
+static void test_probe_cli_load_options(void **state)
+{
+	struct probe_cli cli;
+	char *out = NULL;
+
+	assert_int_equal(parse(&cli, &out, "echo://h", NULL), 0);
+	assert_false(cli.load.on);
+	assert_int_equal(cli.load.conns, 1);
+	cli_free(&cli);
+	free(out);
+
+	assert_int_equal(parse(&cli, &out, "--load", "-c", "50", "-d", "5",
+			       "--warmup", "500ms", "--server-pid", "42",
+			       "--name", "lg", "--no-keepalive", "http://h/",
+			       NULL),
+			 0);
+	assert_string_equal(out, "");
+	assert_true(cli.load.on);
+	assert_int_equal(cli.load.conns, 50);
+	assert_int_equal(cli.load.duration_ns, 5000000000);
+	assert_int_equal(cli.load.requests, 0);
+	assert_int_equal(cli.load.warmup_ns, 500000000);
+	assert_int_equal(cli.load.server_pid, 42);
+	assert_string_equal(cli.load.name, "lg");
+	assert_true(cli.load.no_keepalive);
+	cli_free(&cli);
+	free(out);
+
+	assert_int_equal(parse(&cli, &out, "--load", "--connections", "3",
+			       "--requests", "1000", "--json", "echo://h",
+			       NULL),
+			 0);
+	assert_int_equal(cli.load.conns, 3);
+	assert_int_equal(cli.load.requests, 1000);
+	assert_int_equal(cli.load.duration_ns, 0);
+	assert_int_equal(cli.format, CLI_JSON);
+	cli_free(&cli);
+	free(out);
+}
+
+/* Every argument list ends in echo://h. */
+static void load_bad(const char *want, const char *a, const char *b,
+		     const char *c, const char *d)
+{
+	struct probe_cli cli;
+	char *out = NULL;
+
+	assert_int_equal(parse(&cli, &out, a, b, c, d, "echo://h", NULL),
+			 -EINVAL);
+	assert_string_equal(out, want);
+	cli_free(&cli);
+	free(out);
+}
+
+static void test_probe_cli_load_errors(void **state)
+{
+	load_bad("UNKNOWN - ringd-probe: -c wants 1..10000 connections: 0\n",
+		 "--load", "-d", "1", "-c0");
+	load_bad("UNKNOWN - ringd-probe: -c wants 1..10000 connections: "
+		 "10001\n",
+		 "--load", "-d", "1", "-c10001");
+	load_bad("UNKNOWN - ringd-probe: -n wants 1..10^12 requests: 1e3\n",
+		 "--load", "-n", "1e3", "-c1");
+	load_bad("UNKNOWN - ringd-probe: -d wants a duration (5s, 500ms): "
+		 "forever\n",
+		 "--load", "-c1", "-d", "forever");
+	load_bad("UNKNOWN - ringd-probe: --server-pid wants a process id: "
+		 "-1\n",
+		 "--load", "-d1", "--server-pid", "-1");
+	load_bad("UNKNOWN - ringd-probe: --name wants a label without blanks: "
+		 "a b\n",
+		 "--load", "-d1", "--name", "a b");
+	load_bad("UNKNOWN - ringd-probe: usage: --load wants one of -d "
+		 "DURATION and -n REQUESTS\n",
+		 "--load", "-c", "2", "-t1");
+	load_bad("UNKNOWN - ringd-probe: usage: --load wants one of -d "
+		 "DURATION and -n REQUESTS\n",
+		 "--load", "-d1", "-n", "5");
+	load_bad("UNKNOWN - ringd-probe: usage: -c, -d, -n, --no-keepalive, "
+		 "--server-pid, --warmup and --name need --load\n",
+		 "-c", "5", "-d", "1");
+	load_bad("UNKNOWN - ringd-probe: usage: --load drives one URL\n",
+		 "--load", "-d1", "-c1", "echo://other");
+	load_bad("UNKNOWN - ringd-probe: usage: --count and --prometheus are "
+		 "for checks, not --load\n",
+		 "--load", "-d1", "--count", "2");
+	load_bad("UNKNOWN - ringd-probe: usage: --count and --prometheus are "
+		 "for checks, not --load\n",
+		 "--load", "-d1", "--prometheus", "-c1");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -189,6 +280,8 @@ int main(void)
 		cmocka_unit_test(test_probe_cli_sizes),
 		cmocka_unit_test(test_probe_cli_defaults_and_values),
 		cmocka_unit_test(test_probe_cli_errors),
+		cmocka_unit_test(test_probe_cli_load_options),
+		cmocka_unit_test(test_probe_cli_load_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
