@@ -36,6 +36,7 @@ usage: bench/http.sh [options]
   --loads LIST      comma-separated, from wrk, ab, probe, probe-churn, idle
                     (default $LOADS)
   --servers LIST    comma-separated, from ringd-uring, ringd-epoll, nginx,
+                    nginx-deferred (nginx with `listen ... deferred`),
                     floor (default $SERVERS)
   --conns N         concurrent connections of wrk, ab and ringd-probe (default $CONNS)
   --duration S      measured seconds of wrk and ringd-probe runs, whole (default $DURATION)
@@ -120,8 +121,8 @@ want_load() {
 }
 for s in "${SERVER_LIST[@]}"; do
 	case $s in
-	ringd-uring | ringd-epoll | nginx | floor) ;;
-	*) die "--servers: unknown server '$s' (known: ringd-uring ringd-epoll nginx floor)" ;;
+	ringd-uring | ringd-epoll | nginx | nginx-deferred | floor) ;;
+	*) die "--servers: unknown server '$s' (known: ringd-uring ringd-epoll nginx nginx-deferred floor)" ;;
 	esac
 done
 for l in "${LOAD_LIST[@]}"; do
@@ -138,7 +139,7 @@ export PATH=$PATH:/usr/sbin:/sbin
 missing=()
 command -v taskset >/dev/null || missing+=(util-linux)
 command -v python3 >/dev/null || missing+=(python3)
-if want nginx; then command -v nginx >/dev/null || missing+=(nginx-light); fi
+if want nginx || want nginx-deferred; then command -v nginx >/dev/null || missing+=(nginx-light); fi
 if want_load wrk; then command -v wrk >/dev/null || missing+=(wrk); fi
 if want_load ab; then command -v ab >/dev/null || missing+=(apache2-utils); fi
 command -v meson >/dev/null || missing+=(meson)
@@ -207,11 +208,14 @@ start_server() {
 		} >"$cfg"
 		(exec taskset -c "$SRV_CPU" "$RINGD" -c "$cfg" -s ringd.backend=$backend) >"$log" 2>&1 &
 		;;
-	nginx)
-		local prefix=${log%.server.log}.nginx
+	nginx | nginx-deferred)
+		local prefix=${log%.server.log}.nginx deferred=
+		# nginx's own name for TCP_DEFER_ACCEPT, which ringd's
+		# defer_accept sets by default: the like-for-like peer.
+		[[ $name == nginx-deferred ]] && deferred=' deferred'
 		mkdir -p "$prefix"
 		cfg=$prefix/nginx.conf
-		sed -e "s|@PORT@|$port|" -e "s|@PREFIX@|$prefix|g" -e "s|@CONNS@|$NOFILE|" \
+		sed -e "s|@PORT@|$port$deferred|" -e "s|@PREFIX@|$prefix|g" -e "s|@CONNS@|$NOFILE|" \
 			-e "s|@NOFILE@|$NOFILE|" "$BENCH/peers/nginx-http.conf" >"$cfg"
 		(exec taskset -c "$SRV_CPU" nginx -p "$prefix" -c "$cfg" -e stderr) >"$log" 2>&1 &
 		;;
@@ -400,7 +404,7 @@ idle_fail() {
 	if want ringd-uring || want ringd-epoll; then
 		echo "ringd: $RINGD ($(date -r "$RINGD" -Is))${PLUGIN_DIR:+   plugin_dir: $PLUGIN_DIR}"
 	fi
-	if want nginx; then echo "nginx: $(nginx -v 2>&1)"; fi
+	if want nginx || want nginx-deferred; then echo "nginx: $(nginx -v 2>&1)"; fi
 	if want_load wrk; then echo "wrk: $(wrk -v 2>&1 | head -n 1)"; fi
 	if want_load ab; then echo "ab: $(ab -V 2>&1 | head -n 1)"; fi
 } | tee "$OUT/env.txt" >&2
