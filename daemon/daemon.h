@@ -45,7 +45,7 @@ struct daemon {
 	 * listen_open_all() has placed them; NULL without. */
 	struct activate_set *activation;
 
-	/* Every port a service listens on, so the UDP guard can refuse
+	/* Every UDP port a service listens on, so the UDP guard can refuse
 	 * datagrams that one of our own services sent (loops between two
 	 * reflecting services). Sorted. */
 	uint16_t *own_ports;

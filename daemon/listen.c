@@ -351,7 +351,9 @@ static int listen_collect_ports(struct daemon *d)
 	for (i = 0; i < d->nlisteners; i++) {
 		uint16_t port = listen_port(&d->listeners[i].addr);
 
-		if (port)
+		/* Only a UDP service can answer a reply with a reply: a TCP
+		 * port is any UDP client's to have as its source. */
+		if (port && d->listeners[i].addr.kind == LISTEN_UDP)
 			d->own_ports[d->nown_ports++] = port;
 	}
 	qsort(d->own_ports, d->nown_ports, sizeof(*d->own_ports),

@@ -175,6 +175,36 @@ def test_reflection_ports_never_answered_even_within_limits(ctx):
     d.stop()
 
 
+def test_own_udp_ports_refused_tcp_ports_answered(ctx):
+    """A datagram from one of ringd's UDP service ports is not answered
+    (two reflecting services would loop); one from a port ringd serves
+    only over TCP is an ordinary client's: TCP and UDP ports are separate
+    spaces, and the kernel hands such a port to any UDP socket."""
+    d = ctx.daemon({'echo': {'listen': 'tcp://127.0.0.1:0, udp://127.0.0.1:0'},
+                    'daytime': {'plugin': 'time', 'format': 'daytime',
+                                'listen': 'udp://127.0.0.1:0'}})
+    u = d.addr('udp', svc='echo')
+    src_ip = harness.random_loopback()
+
+    def answered(port):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.bind((src_ip, port))
+            s.settimeout(0.3)
+            s.sendto(b'who', u.sockaddr)
+            return s.recvfrom(100)[0] == b'who'
+        except socket.timeout:
+            return False
+        finally:
+            s.close()
+
+    assert answered(d.addr('tcp', svc='echo').port), \
+        'a client whose UDP source port is a ringd TCP port got no echo'
+    assert not answered(d.addr('udp', svc='daytime').port), \
+        'a datagram from ringd\'s own UDP port was answered'
+    d.stop()
+
+
 # Two /64s that differ only in the top bit of the prefix's eighth byte
 # (0x02 against 0x82): the bit the limiter's key once spent on a family tag.
 NS_FLOODER = '2001:db8:1:2::1'
@@ -266,5 +296,6 @@ if __name__ == '__main__':
         test_global_cap,
         test_drops_logged_once_per_interval,
         test_reflection_ports_never_answered_even_within_limits,
+        test_own_udp_ports_refused_tcp_ports_answered,
         test_ipv6_64s_apart_in_own_netns,
     ])
