@@ -245,13 +245,31 @@ def config_services(unix_path):
     """Every plugin on fixed free ports (the probe reads them from the
     file, so port 0 will not do): tcp and udp, 127.0.0.1 and ::1, a unix
     socket, and wildcards (*, 0.0.0.0, [::]) on unprivileged ports."""
-    tcp = lambda: free_port()
-    udp = lambda: free_port(type_=socket.SOCK_DGRAM)
-    tcp6 = lambda: free_port(socket.AF_INET6)
+    held = []
+
+    def pick(type_):
+        # Bound on [::] for both families and held until every port is
+        # chosen: no two picks share a port, and a wildcard listener
+        # finds its port free on IPv4 and IPv6 alike.
+        s = socket.socket(socket.AF_INET6, type_)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        s.bind(('::', 0))
+        held.append(s)
+        return s.getsockname()[1]
+
+    tcp = tcp6 = lambda: pick(socket.SOCK_STREAM)
+    udp = lambda: pick(socket.SOCK_DGRAM)
+    try:
+        return config_services_on(unix_path, tcp, tcp6, udp)
+    finally:
+        for s in held:
+            s.close()
+
+
+def config_services_on(unix_path, tcp, tcp6, udp):
     return {
         'echo': {'listen': 'tcp://127.0.0.1:%d, udp://127.0.0.1:%d, tcp://[::1]:%d, '
-                           'udp://[::1]:%d' % (tcp(), udp(), tcp6(),
-                                               free_port(socket.AF_INET6, socket.SOCK_DGRAM))},
+                           'udp://[::1]:%d' % (tcp(), udp(), tcp6(), udp())},
         'daytime': {'plugin': 'time', 'format': 'daytime',
                     'listen': 'tcp://*:%d, udp://0.0.0.0:%d' % (tcp6(), udp())},
         'time': {'listen': 'tcp://0.0.0.0:%d, udp://*:%d' % (tcp(), udp())},
