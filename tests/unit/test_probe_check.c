@@ -327,6 +327,62 @@ static void test_probe_check_keepalive_reuses_and_reopens(void **state)
 	probe_check_free(c);
 }
 
+static void on_guard(struct loop_timer *t)
+{
+	loop_stop(t->data);
+}
+
+/* Runs l until it stops itself or ms milliseconds have passed. */
+static void run_for(struct loop *l, unsigned ms)
+{
+	struct loop_timer guard = { .cb = on_guard, .data = l };
+
+	loop_timer_set(l, &guard, loop_now(l) + (int64_t)ms * 1000000);
+	assert_int_equal(loop_run(l), 0);
+	loop_timer_stop(l, &guard);
+}
+
+/* A try whose time runs out while its stale kept connection is being
+ * closed still ends, as a timeout, rather than going on over a new
+ * connection with no deadline left (a server that then never answers
+ * would hold the probe forever). */
+static void test_probe_check_deadline_while_reopening(void **state)
+{
+	struct sockaddr_in sin;
+	struct addrinfo ai;
+	struct probe_target t;
+	struct probe_opts o = opts;
+	const char *why;
+	struct loop *l = new_loop();
+	struct http_server s = { .l = l, .t = { .cb = http_tick, .data = &s } };
+	struct done d = { .l = l };
+	struct probe_check *c;
+
+	o.keepalive = true;
+	s.lfd = listener(&sin);
+	ai_of(&ai, &sin, NULL);
+	assert_int_equal(probe_target_parse(&t, "http://h/x", &why), 0);
+	c = probe_check_new(l, &t, &ai, &o);
+	assert_non_null(c);
+	http_tick(&s.t);
+	try_ok(c, l, &d);
+	/* A stray byte makes the kept connection stale; the server then
+	 * stops answering (the kernel still completes handshakes). */
+	loop_timer_stop(l, &s.t);
+	assert_int_equal(send(s.fds[0], "x", 1, 0), 1);
+	run_for(l, 20);
+	o.timeout_ns = 1;
+	probe_check_start(c, on_done, &d);
+	run_for(l, 1000);
+	assert_int_equal(d.calls, 2);
+	assert_int_equal(probe_check_result(c)->state, PROBE_CRITICAL);
+	assert_non_null(strstr(probe_check_result(c)->message, "timeout"));
+	http_drop(&s);
+	close(s.lfd);
+	loop_free(l);
+	probe_check_free(c);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -335,6 +391,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_probe_check_fails_before_the_loop),
 		cmocka_unit_test(test_probe_check_resolve_failure_is_unknown),
 		cmocka_unit_test(test_probe_check_keepalive_reuses_and_reopens),
+		cmocka_unit_test(test_probe_check_deadline_while_reopening),
 	};
 	const char *why = NULL;
 
