@@ -493,8 +493,13 @@ static void on_deadline(struct loop_timer *t)
 {
 	struct probe_check *c = t->data;
 
-	/* The reply was good; the server's close is what is late. */
-	if (c->phase == PH_CLOSING) {
+	/* A stale kept connection still closing: the try it was to carry
+	 * ends here, since a new connection would run without a deadline. */
+	if (c->phase == PH_CLOSING && c->restart) {
+		c->restart = false;
+		c->phase = PH_EXCHANGE;
+	} else if (c->phase == PH_CLOSING) {
+		/* The reply was good; the server's close is what is late. */
 		loop_cancel(c->l, &c->recv_op);
 		return;
 	}

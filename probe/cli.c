@@ -299,6 +299,9 @@ int cli_parse(struct probe_cli *cli, int argc, char **argv, FILE *out,
 	if (load_validate(&cli->load, cli->nurls, cli->count,
 			  cli->format == CLI_PROMETHEUS, &why) < 0)
 		return bad(err, "usage", why);
+	/* main() runs the load before it would read the file. */
+	if (cli->load.on && cli->config)
+		return bad(err, "usage", "--config is for checks, not --load");
 	return 0;
 }
 

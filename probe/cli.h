@@ -37,7 +37,8 @@ int cli_parse_duration(const char *s, int64_t *ns);
 int cli_parse_size(const char *s, size_t max, size_t *out);
 
 /* Parses argv into *cli; --config FILE stands in for URLs or comes
- * beside them (the file itself is read by config.c). Returns 0, 1 when --help or --version printed
+ * beside them (the file itself is read by selfcheck.c; --load refuses
+ * it). Returns 0, 1 when --help or --version printed
  * what they print, or -EINVAL after printing one usage error line to
  * err. cli_free() releases the compiled regexes either way. */
 int cli_parse(struct probe_cli *cli, int argc, char **argv, FILE *out,

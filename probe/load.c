@@ -261,7 +261,12 @@ static void summarize(struct load *ld, struct load_summary *s)
 	s->cpu.pid = ld->lo->server_pid;
 	s->cpu.measured = ld->cpu_ok;
 	s->cpu.processes = ld->processes;
-	s->cpu.server_s = (double)(ld->srv_ns1 - ld->srv_ns0) / 1e9;
+	/* A descendant reaped in the window moves from its exact run time
+	 * to its parent's truncated ticks, so the total can shrink a little
+	 * (test_probe_load allows 20 ms); unsigned, it would wrap. */
+	s->cpu.server_s = ld->srv_ns1 > ld->srv_ns0
+				  ? (double)(ld->srv_ns1 - ld->srv_ns0) / 1e9
+				  : 0.0;
 	s->cpu.probe_s = ld->probe_cpu1 - ld->probe_cpu0;
 	snprintf(s->first_error, sizeof(s->first_error), "%s", ld->first_error);
 }

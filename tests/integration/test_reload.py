@@ -668,8 +668,14 @@ def test_reload_switches_defer_accept(ctx):
 
     def taken_at_once():
         """Whether a silent client is accepted within 0.6 s, as the
-        service's active connections tell."""
+        service's active connections tell. The last call's client must
+        be gone from the gauge first: closed a few milliseconds before,
+        it can still count, and then read as this one taken at once."""
         key = 'ringd_connections_active{service="echo",transport="tcp"}'
+        end = time.monotonic() + 2
+        while scrape(d).get(key, 0) != 0:
+            assert time.monotonic() < end, 'the previous client is still active'
+            time.sleep(0.01)
         with connect(d.addr('tcp', 'echo'), timeout=2):
             end = time.monotonic() + 0.6
             while time.monotonic() < end:

@@ -281,50 +281,110 @@ static void try_ok(struct probe_check *c, struct loop *l, struct done *d)
 	assert_int_equal(probe_check_result(c)->http_status, 200);
 }
 
-static void test_probe_check_keepalive_reuses_and_reopens(void **state)
-{
+/* A keep-alive http:// check against an http_server on loopback. */
+struct kept {
 	struct sockaddr_in sin;
 	struct addrinfo ai;
 	struct probe_target t;
-	struct probe_opts o = opts;
-	const char *why;
-	struct loop *l = new_loop();
-	struct http_server s = { .l = l, .t = { .cb = http_tick, .data = &s } };
-	struct done d = { .l = l };
+	struct probe_opts o;
+	struct http_server s;
+	struct done d;
 	struct probe_check *c;
+};
 
-	o.keepalive = true;
-	s.lfd = listener(&sin);
-	ai_of(&ai, &sin, NULL);
-	assert_int_equal(probe_target_parse(&t, "http://h/x", &why), 0);
-	c = probe_check_new(l, &t, &ai, &o);
-	assert_non_null(c);
-	http_tick(&s.t);
+static void kept_new(struct kept *k)
+{
+	struct loop *l = new_loop();
+	const char *why;
+
+	memset(k, 0, sizeof(*k));
+	k->o = opts;
+	k->o.keepalive = true;
+	k->s = (struct http_server){ .l = l,
+				     .t = { .cb = http_tick, .data = &k->s } };
+	k->d.l = l;
+	k->s.lfd = listener(&k->sin);
+	ai_of(&k->ai, &k->sin, NULL);
+	assert_int_equal(probe_target_parse(&k->t, "http://h/x", &why), 0);
+	k->c = probe_check_new(l, &k->t, &k->ai, &k->o);
+	assert_non_null(k->c);
+	http_tick(&k->s.t);
+}
+
+/* The loop first: the kept connection has a receive armed. */
+static void kept_free(struct kept *k)
+{
+	loop_timer_stop(k->s.l, &k->s.t);
+	http_drop(&k->s);
+	close(k->s.lfd);
+	loop_free(k->s.l);
+	probe_check_free(k->c);
+}
+
+static void test_probe_check_keepalive_reuses_and_reopens(void **state)
+{
+	struct kept k;
+
+	kept_new(&k);
 	for (unsigned i = 0; i < 3; i++)
-		try_ok(c, l, &d);
-	assert_int_equal(s.served, 3);
-	assert_int_equal(s.accepted, 1);
-	assert_int_equal(probe_check_connects(c), 1);
+		try_ok(k.c, k.s.l, &k.d);
+	assert_int_equal(k.s.served, 3);
+	assert_int_equal(k.s.accepted, 1);
+	assert_int_equal(probe_check_connects(k.c), 1);
 	/* Closed by the server while kept: the next try connects anew. */
-	http_drop(&s);
+	http_drop(&k.s);
 	usleep(20000);
-	try_ok(c, l, &d);
-	assert_int_equal(s.accepted, 2);
-	assert_int_equal(probe_check_connects(c), 2);
+	try_ok(k.c, k.s.l, &k.d);
+	assert_int_equal(k.s.accepted, 2);
+	assert_int_equal(probe_check_connects(k.c), 2);
 	/* Connection: close is heeded before the server's FIN arrives. */
-	s.close_each = true;
-	try_ok(c, l, &d);
-	s.close_each = false;
-	try_ok(c, l, &d);
-	assert_int_equal(s.accepted, 3);
-	assert_int_equal(probe_check_connects(c), 3);
-	assert_int_equal(s.served, 6);
-	/* The loop first: the kept connection has a receive armed. */
-	loop_timer_stop(l, &s.t);
-	http_drop(&s);
-	close(s.lfd);
-	loop_free(l);
-	probe_check_free(c);
+	k.s.close_each = true;
+	try_ok(k.c, k.s.l, &k.d);
+	k.s.close_each = false;
+	try_ok(k.c, k.s.l, &k.d);
+	assert_int_equal(k.s.accepted, 3);
+	assert_int_equal(probe_check_connects(k.c), 3);
+	assert_int_equal(k.s.served, 6);
+	kept_free(&k);
+}
+
+static void on_guard(struct loop_timer *t)
+{
+	loop_stop(t->data);
+}
+
+/* Runs l until it stops itself or ms milliseconds have passed. */
+static void run_for(struct loop *l, unsigned ms)
+{
+	struct loop_timer guard = { .cb = on_guard, .data = l };
+
+	loop_timer_set(l, &guard, loop_now(l) + (int64_t)ms * 1000000);
+	assert_int_equal(loop_run(l), 0);
+	loop_timer_stop(l, &guard);
+}
+
+/* A try whose time runs out while its stale kept connection is being
+ * closed still ends, as a timeout, rather than going on over a new
+ * connection with no deadline left (a server that then never answers
+ * would hold the probe forever). */
+static void test_probe_check_deadline_while_reopening(void **state)
+{
+	struct kept k;
+
+	kept_new(&k);
+	try_ok(k.c, k.s.l, &k.d);
+	/* A stray byte makes the kept connection stale; the server then
+	 * stops answering (the kernel still completes handshakes). */
+	loop_timer_stop(k.s.l, &k.s.t);
+	assert_int_equal(send(k.s.fds[0], "x", 1, 0), 1);
+	run_for(k.s.l, 20);
+	k.o.timeout_ns = 1;
+	probe_check_start(k.c, on_done, &k.d);
+	run_for(k.s.l, 1000);
+	assert_int_equal(k.d.calls, 2);
+	assert_int_equal(probe_check_result(k.c)->state, PROBE_CRITICAL);
+	assert_non_null(strstr(probe_check_result(k.c)->message, "timeout"));
+	kept_free(&k);
 }
 
 int main(int argc, char **argv)
@@ -335,6 +395,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_probe_check_fails_before_the_loop),
 		cmocka_unit_test(test_probe_check_resolve_failure_is_unknown),
 		cmocka_unit_test(test_probe_check_keepalive_reuses_and_reopens),
+		cmocka_unit_test(test_probe_check_deadline_while_reopening),
 	};
 	const char *why = NULL;
 

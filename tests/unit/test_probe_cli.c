@@ -271,6 +271,9 @@ static void test_probe_cli_load_errors(void **state)
 	load_bad("UNKNOWN - ringd-probe: usage: --count and --prometheus are "
 		 "for checks, not --load\n",
 		 "--load", "-d1", "--prometheus", "-c1");
+	load_bad("UNKNOWN - ringd-probe: usage: --config is for checks, not "
+		 "--load\n",
+		 "--load", "-d1", "--config", "/etc/ringd/ringd.ini");
 }
 
 int main(void)
