@@ -499,7 +499,14 @@ static void on_deadline(struct loop_timer *t)
 		c->restart = false;
 		c->phase = PH_EXCHANGE;
 	} else if (c->phase == PH_CLOSING) {
-		/* The reply was good; the server's close is what is late. */
+		/* The reply was good but the close it promised never came
+		 * (RFC 9112 section 9.6: after "close" the server must end
+		 * the connection): a server that keeps it open would make a
+		 * connection-per-request load a timeout-per-request one. */
+		c->res.state = PROBE_CRITICAL;
+		snprintf(c->res.message, sizeof(c->res.message),
+			 "reply complete, but the server did not close the "
+			 "connection within %.1f s", c->o->timeout_ns / 1e9);
 		loop_cancel(c->l, &c->recv_op);
 		return;
 	}

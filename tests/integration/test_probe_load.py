@@ -192,6 +192,16 @@ def test_http_framing_and_reuse(ctx):
     assert rc == 2 and j['requests'] == 0 and j['errors'] == 200, j
     assert j['first_error'] == '200, 3 bytes after the body', j
 
+    # --no-keepalive waits for the close Connection: close asks for; a
+    # server that never closes fails each request once -t runs out.
+    stays = Listener(ctx, http_server(b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'))
+    rc, lines, _ = probe(ctx, '--load', '-c', '2', '-n', '2', '-t', '300ms',
+                         '--no-keepalive', '--json', 'http://127.0.0.1:%d/' % stays.port)
+    j = json.loads(lines[0])
+    assert rc == 2 and j['requests'] == 0 and j['errors'] == 2, j
+    assert j['first_error'].startswith(
+        'reply complete, but the server did not close the connection'), j
+
     unframed = Listener(ctx, http_server(b'HTTP/1.1 200 OK\r\n\r\nok', close=True))
     rc, j = load_json(ctx, 'http://127.0.0.1:%d/' % unframed.port)
     # The body ends at the close: correct, if not reusable.
