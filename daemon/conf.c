@@ -401,31 +401,6 @@ static void key_store(struct loader *ld, const struct conf_loc *loc,
 	free(abs);
 }
 
-/* Claims every entry of key name in sec and refuses repeats (unless the
- * key may repeat). Returns the first, NULL when the key is absent. */
-static struct conf_entry *key_entries(struct loader *ld,
-				      struct conf_section *sec,
-				      const char *secname, const char *name,
-				      bool repeat)
-{
-	struct conf_entry *first = NULL;
-
-	for (size_t i = 0; sec != NULL && i < sec->n; i++) {
-		struct conf_entry *e = &sec->e[i];
-
-		if (strcmp(e->key, name) != 0)
-			continue;
-		e->used = true;
-		if (first == NULL)
-			first = e;
-		else if (e->value != NULL && !repeat)
-			conf_err_at(&ld->log, &e->loc, secname, name,
-				    "duplicate key (first at line %u)",
-				    first->loc.line);
-	}
-	return first;
-}
-
 static void key_missing(struct loader *ld, const struct conf_section *sec,
 			const char *secname, const char *name)
 {
@@ -475,8 +450,9 @@ static void conf_plugin_keys_apply(struct loader *ld, struct conf_section *sec,
 {
 	for (const struct ringd_key *k = pl->p->keys; k && k->name != NULL;
 	     k++) {
-		struct conf_entry *e = key_entries(ld, sec, sec->name, k->name,
-						   k->type == RINGD_KEY_LIST);
+		struct conf_entry *e = conf_ini_claim(sec, &ld->log, sec->name,
+						      k->name,
+						      k->type == RINGD_KEY_LIST);
 
 		if (k->type == RINGD_KEY_LIST) {
 			conf_list_apply(ld, sec, k, base);
@@ -545,8 +521,9 @@ static void conf_keys_apply(struct loader *ld, struct conf_section *sec,
 			    void *base)
 {
 	for (const struct conf_key *ck = keys; ck->k.name != NULL; ck++) {
-		struct conf_entry *first = key_entries(ld, sec, secname,
-						       ck->k.name, ck->repeat);
+		struct conf_entry *first = conf_ini_claim(sec, &ld->log,
+							  secname, ck->k.name,
+							  ck->repeat);
 
 		if (first == NULL && ck->k.def == NULL) {
 			key_missing(ld, sec, secname, ck->k.name);

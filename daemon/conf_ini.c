@@ -69,6 +69,28 @@ struct conf_entry *conf_ini_entry(const struct conf_section *sec,
 	return NULL;
 }
 
+struct conf_entry *conf_ini_claim(struct conf_section *sec,
+				  struct conf_errlog *log, const char *secname,
+				  const char *key, bool repeat)
+{
+	struct conf_entry *first = NULL;
+
+	for (size_t i = 0; sec != NULL && i < sec->n; i++) {
+		struct conf_entry *e = &sec->e[i];
+
+		if (strcmp(e->key, key) != 0)
+			continue;
+		e->used = true;
+		if (first == NULL)
+			first = e;
+		else if (e->value != NULL && !repeat)
+			conf_err_at(log, &e->loc, secname, key,
+				    "duplicate key (first at line %u)",
+				    first->loc.line);
+	}
+	return first;
+}
+
 /* The key is on a line that was refused (and reported) as a whole. */
 bool conf_ini_refused(const struct conf_section *sec, const char *key)
 {

@@ -46,6 +46,14 @@ struct conf_section *conf_ini_section(const struct conf_ini *ini,
 				      const char *name);
 struct conf_entry *conf_ini_entry(const struct conf_section *sec,
 				  const char *key);
+/* The first entry of key in sec (NULL when absent; sec may be NULL), with
+ * every entry of it marked used, so the unknown-key pass leaves them
+ * alone, and each later one reported at its line as a duplicate unless
+ * the key may repeat: ringd's loader and ringd-probe --config refuse a
+ * repeated key with the same words. */
+struct conf_entry *conf_ini_claim(struct conf_section *sec,
+				  struct conf_errlog *log, const char *secname,
+				  const char *key, bool repeat);
 /* The key is present on a line that was refused (and reported) whole. */
 bool conf_ini_refused(const struct conf_section *sec, const char *key);
 

@@ -23,46 +23,33 @@ struct reader {
 
 /* What one service is checked with; scheme NULL: nothing checks it. */
 struct service {
-	const struct conf_section *sec;
+	struct conf_section *sec;
 	const char *scheme;
 	bool udp_ok;	  /* the protocol has a UDP check */
 	const char *path; /* http: the endpoint to GET */
 	bool any_status;
 };
 
-/* The one value of a key that may appear once; NULL when absent or on a
- * refused line (already reported). A repeat is reported as ringd does. */
-static const char *value_of(struct reader *rd, const struct conf_section *sec,
-			    const char *key)
+/* The entry of a key that may appear once, a repeat reported as ringd
+ * does; NULL when absent. Its value is NULL on a refused line (already
+ * reported). */
+static const struct conf_entry *entry_of(struct reader *rd,
+					 struct conf_section *sec,
+					 const char *key)
 {
-	const struct conf_entry *first = NULL;
-
-	for (size_t i = 0; i < sec->n; i++) {
-		const struct conf_entry *e = &sec->e[i];
-
-		if (strcmp(e->key, key) != 0)
-			continue;
-		if (first == NULL)
-			first = e;
-		else if (e->value != NULL)
-			conf_err_at(&rd->log, &e->loc, sec->name, key,
-				    "duplicate key (first at line %u)",
-				    first->loc.line);
-	}
-	return first != NULL ? first->value : NULL;
+	return conf_ini_claim(sec, &rd->log, sec->name, key, false);
 }
 
 /* time serves RFC 868 or RFC 867 by its format key (default time). */
-static const char *time_scheme(struct reader *rd,
-			       const struct conf_section *sec)
+static const char *time_scheme(struct reader *rd, struct conf_section *sec)
 {
 	static const char *const formats[] = { "time", "daytime", NULL };
-	const char *v = value_of(rd, sec, "format");
-	const struct conf_entry *e = conf_ini_entry(sec, "format");
+	const struct conf_entry *e = entry_of(rd, sec, "format");
 	char why[256];
 	int i = 0;
 
-	if (v != NULL && conf_parse_enum(v, formats, &i, why, sizeof(why)) < 0)
+	if (e != NULL && e->value != NULL &&
+	    conf_parse_enum(e->value, formats, &i, why, sizeof(why)) < 0)
 		conf_err_at(&rd->log, &e->loc, sec->name, "format", "%s", why);
 	return formats[i];
 }
@@ -75,15 +62,13 @@ static void http_path(struct reader *rd, struct service *s)
 	static const char *const keys[] = { "healthz", "readyz", "metrics" };
 	static const char *const defs[] = { "/healthz", "/readyz", "/metrics" };
 	char url[PROBE_URL_MAX];
-	const struct conf_entry *e;
 	struct probe_target t;
 	const char *why = NULL;
 
 	for (size_t i = 0; i < 3; i++) {
-		const char *v = value_of(rd, s->sec, keys[i]);
+		const struct conf_entry *e = entry_of(rd, s->sec, keys[i]);
+		const char *v = e != NULL ? e->value : defs[i];
 
-		if (v == NULL && !conf_ini_refused(s->sec, keys[i]))
-			v = defs[i];
 		if (v == NULL || v[0] == '\0')
 			continue;
 		snprintf(url, sizeof(url), "http://localhost%s", v);
@@ -94,7 +79,6 @@ static void http_path(struct reader *rd, struct service *s)
 		else
 			probe_target_parse(&t, url, &why);
 		/* A default is valid: a refused path is on a line. */
-		e = conf_ini_entry(s->sec, keys[i]);
 		if (why != NULL)
 			conf_err_at(&rd->log, &e->loc, s->sec->name, keys[i],
 				    "\"%s\": %s", v, why);
@@ -107,7 +91,8 @@ static void http_path(struct reader *rd, struct service *s)
 
 static void service_kind(struct reader *rd, struct service *s)
 {
-	const char *plugin = value_of(rd, s->sec, "plugin");
+	const struct conf_entry *e = entry_of(rd, s->sec, "plugin");
+	const char *plugin = e != NULL ? e->value : NULL;
 
 	if (plugin == NULL || plugin[0] == '\0')
 		plugin = s->sec->name;
@@ -237,7 +222,7 @@ static void listen_line(struct reader *rd, const struct service *s,
 			    "no address given");
 }
 
-static void service_read(struct reader *rd, const struct conf_section *sec)
+static void service_read(struct reader *rd, struct conf_section *sec)
 {
 	struct service s = { .sec = sec };
 	bool listens = false;
