@@ -212,10 +212,10 @@ start_server() {
 		local prefix=${log%.server.log}.nginx deferred=
 		# nginx's own name for TCP_DEFER_ACCEPT, which ringd's
 		# defer_accept sets by default: the like-for-like peer.
-		[[ $name == nginx-deferred ]] && deferred=' deferred'
+		[[ $name == nginx-deferred ]] && deferred=deferred
 		mkdir -p "$prefix"
 		cfg=$prefix/nginx.conf
-		sed -e "s|@PORT@|$port$deferred|" -e "s|@PREFIX@|$prefix|g" -e "s|@CONNS@|$NOFILE|" \
+		sed -e "s|@PORT@|$port|" -e "s|@LISTEN_FLAGS@|$deferred|" -e "s|@PREFIX@|$prefix|g" -e "s|@CONNS@|$NOFILE|" \
 			-e "s|@NOFILE@|$NOFILE|" "$BENCH/peers/nginx-http.conf" >"$cfg"
 		(exec taskset -c "$SRV_CPU" nginx -p "$prefix" -c "$cfg" -e stderr) >"$log" 2>&1 &
 		;;
