@@ -1001,6 +1001,11 @@ size_t conn_queued(const struct ringd_conn *pc)
 	return conn_of(pc)->queued;
 }
 
+int64_t conn_loop_time(const struct ringd_conn *pc)
+{
+	return loop_now(conn_of(pc)->set->loop);
+}
+
 void conn_set_timeout(struct ringd_conn *pc, int64_t ms)
 {
 	struct conn *c = conn_of(pc);

@@ -163,5 +163,7 @@ void conn_set_timeout(struct ringd_conn *c, int64_t ms);
 void conn_hold_input(struct ringd_conn *c, bool hold);
 enum ringd_close_reason conn_close_reason(const struct ringd_conn *c);
 void conn_count(struct ringd_conn *c, unsigned idx, uint64_t n);
+/* host->loop_time(): the time c's loop last woke (loop_now()). */
+int64_t conn_loop_time(const struct ringd_conn *c);
 
 #endif

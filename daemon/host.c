@@ -94,4 +94,5 @@ const struct ringd_host host_api = {
 	.metrics = host_metrics,
 	.send_input = conn_send_input,
 	.close_no_linger = conn_close_no_linger,
+	.loop_time = conn_loop_time,
 };

@@ -313,6 +313,15 @@ struct ringd_host {
 	 * the kernel, makes it a plain close(). Allowed wherever close()
 	 * is. */
 	void (*close_no_linger)(struct ringd_conn *c);
+
+	/* The worker loop's clock: CLOCK_MONOTONIC in nanoseconds as the
+	 * loop read it when it last woke, before delivering the events it
+	 * is delivering now. It reads no clock, so it costs nothing on the
+	 * hot path (when a request began, when to check the wall clock
+	 * again), and lags by the time the loop has spent since it woke;
+	 * monotonic() reads the clock itself. Allowed wherever host calls
+	 * on c are. */
+	int64_t (*loop_time)(const struct ringd_conn *c);
 };
 
 /* Whether s (a struct ringd_host or ringd_plugin the other side filled

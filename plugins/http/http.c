@@ -79,8 +79,9 @@ struct http_worker {
 	const struct ringd_instance *inst;
 	const struct http_config *cfg;
 	bool has_mono, has_hold, has_count, has_metrics, has_reason;
-	bool has_no_linger;
+	bool has_no_linger, has_loop_time;
 	int64_t date_sec;
+	int64_t date_recheck; /* loop time at which the second may change */
 	char date[HTTP_DATE_LEN + 1];
 	struct pre *pre;
 	size_t npre;
@@ -106,13 +107,32 @@ static int64_t http_mono(const struct http_worker *w)
 	return w->has_mono ? w->host->monotonic() : w->host->now();
 }
 
-/* The Date is formatted once per second per worker and patched into
- * every pre-rendered response: it has a fixed width. */
-static void http_clock(struct http_worker *w)
+/* When a request began: the loop's time where the daemon offers it,
+ * which reads no clock. */
+static int64_t http_start_time(const struct http_worker *w,
+			       const struct ringd_conn *c)
 {
-	int64_t now = w->host->now();
-	int64_t sec = now / 1000000000 - (now % 1000000000 < 0);
+	return w->has_loop_time ? w->host->loop_time(c) : http_mono(w);
+}
 
+/* The Date is formatted once per second per worker and patched into
+ * every pre-rendered response: it has a fixed width. The wall clock is
+ * read only once the loop's time passes the next second's start, which
+ * keeps clock reads off the per-request path; a step of the wall clock
+ * shows within a second. c is NULL outside a connection. */
+static void http_clock(struct http_worker *w, const struct ringd_conn *c)
+{
+	int64_t now, sec, t = 0;
+
+	if (c != NULL && w->has_loop_time) {
+		t = w->host->loop_time(c);
+		if (t < w->date_recheck)
+			return;
+	}
+	now = w->host->now();
+	sec = now / 1000000000 - (now % 1000000000 < 0);
+	if (c != NULL && w->has_loop_time)
+		w->date_recheck = t + (sec + 1) * 1000000000 - now;
 	if (sec == w->date_sec)
 		return;
 	w->date_sec = sec;
@@ -221,8 +241,10 @@ static void *http_start(const struct ringd_host *host,
 	w->has_metrics = RINGD_HAS(host, metrics);
 	w->has_reason = RINGD_HAS(host, close_reason);
 	w->has_no_linger = RINGD_HAS(host, close_no_linger);
+	w->has_loop_time = RINGD_HAS(host, loop_time);
 	w->date_sec = INT64_MIN;
-	http_clock(w);
+	w->date_recheck = INT64_MIN;
+	http_clock(w, NULL);
 	if (pre_all(w) < 0) {
 		host->log(inst, RINGD_LOG_ERR, "http: out of memory");
 		http_stop(w);
@@ -603,7 +625,7 @@ static void on_head(struct http_worker *w, struct ringd_conn *c,
 	bool close;
 	int rc;
 
-	http_clock(w);
+	http_clock(w, c);
 	rc = http_head_parse(buf, len, &w->req, &why);
 	if (rc) {
 		answer_error(w, c, h, rc, NULL);
@@ -696,10 +718,10 @@ static size_t head_step(struct http_worker *w, struct ringd_conn *c,
 	int rc;
 
 	if (h->scan.pos == 0 && w->cfg->log_requests != HTTP_LOG_NO)
-		h->t0 = http_mono(w);
+		h->t0 = http_start_time(w, c);
 	rc = http_head_scan(&h->scan, p, n);
 	if (rc < 0) {
-		http_clock(w);
+		http_clock(w, c);
 		answer_error(w, c, h, -rc, NULL);
 		return n;
 	}

@@ -169,7 +169,14 @@ static size_t fake_metrics(const struct ringd_instance *inst,
 
 static int64_t fake_now(void)
 {
+	fake.nows++;
 	return fake.now_ns;
+}
+
+static int64_t fake_loop_time(const struct ringd_conn *c)
+{
+	(void)c;
+	return fake.mono_ns;
 }
 
 static enum ringd_state fake_state(const struct ringd_instance *inst)
@@ -207,6 +214,7 @@ void fake_host_reset(void)
 		.metrics = fake_metrics,
 		.send_input = fake_send_input,
 		.close_no_linger = fake_close_no_linger,
+		.loop_time = fake_loop_time,
 	};
 	fake.clock_synced = 1;
 }

@@ -34,6 +34,7 @@ struct fake_host {
 	enum ringd_close_reason close_reason; /* what close_reason() says */
 	uint64_t counts[256]; /* count() by idx */
 	int nolingers;      /* of the closes, those by close_no_linger() */
+	int nows;           /* now() calls; loop_time() answers mono_ns */
 	char log[1 << 16];  /* every log line, each ending in a newline */
 	size_t loglen;
 	int logs;

@@ -400,22 +400,37 @@ static void test_http_pipelining_and_splits(void **state)
 }
 
 /* The Date is refreshed once the second changes, in the pre-rendered
- * responses too (a reflect route, which has none, among them). */
+ * responses too (a reflect route, which has none, among them). The
+ * wall clock is read once the loop's time (mono_ns here) reaches the
+ * next second's start, not for every request. */
 static void test_http_date_changes(void **state)
 {
 	const char *first;
 	struct inst in;
 	struct ringd_conn c;
 	struct fake_host *f;
+	int nows;
 
 	(void)state;
 	f = open_with(&in, NULL, &c);
 	feed(&c, "GET /version HTTP/1.1\r\nHost: a\r\n\r\n");
 	assert_non_null(strstr(sent(), "Date: Tue, 01 Dec 2026 12:00:00 GMT\r\n"));
+	nows = f->nows;
 	f->now_ns += 999999999;
-	feed(&c, "GET /version HTTP/1.1\r\nHost: a\r\n\r\n");
+	f->mono_ns += 999999999;
+	for (int i = 0; i < 5; i++)
+		feed(&c, "GET /version HTTP/1.1\r\nHost: a\r\n\r\n");
 	assert_null(strstr(sent(), "12:00:01"));
-	f->now_ns += 86400LL * 1000000000 * 31 + 1;
+	assert_int_equal(f->nows, nows); /* the second cannot have changed */
+	f->now_ns += 1;
+	f->mono_ns += 1;
+	f->outlen = 0;
+	feed(&c, "GET /version HTTP/1.1\r\nHost: a\r\n\r\n");
+	assert_non_null(strstr(sent(), "Date: Tue, 01 Dec 2026 12:00:01 GMT\r\n"));
+	assert_int_equal(f->nows, nows + 1);
+	/* A step of the wall clock shows once the loop's second is up. */
+	f->now_ns += 86400LL * 1000000000 * 31;
+	f->mono_ns += 1000000000;
 	f->outlen = 0;
 	feed(&c, "GET /version HTTP/1.1\r\nHost: a\r\n\r\n"
 		 "GET /whoami HTTP/1.1\r\nHost: a\r\n\r\n");
@@ -423,6 +438,34 @@ static void test_http_date_changes(void **state)
 	assert_non_null(first);
 	assert_non_null(strstr(first + 1, "Date: Fri, 01 Jan 2027 12:00:01 GMT\r\n"));
 	assert_null(strstr(sent(), "12:00:00"));
+	ringd_plugin.on_close(&c);
+	unload(&in);
+}
+
+/* A daemon without loop_time(): the wall clock is read per request and
+ * the Date still follows it. */
+static void test_http_date_without_loop_time(void **state)
+{
+	struct inst in;
+	struct ringd_conn c;
+	struct fake_host *f;
+
+	(void)state;
+	configure(&in, NULL);
+	fake_host_reset();
+	f = fake_host_get();
+	f->host.size = offsetof(struct ringd_host, loop_time);
+	f->now_ns = NOW_NS;
+	f->quiet = true;
+	in.w = ringd_plugin.start(&f->host, NULL, in.cfg);
+	assert_non_null(in.w);
+	conn_open(&in, &c);
+	feed(&c, "GET /version HTTP/1.1\r\nHost: a\r\n\r\n");
+	assert_non_null(strstr(sent(), "Date: Tue, 01 Dec 2026 12:00:00 GMT\r\n"));
+	f->now_ns += 1000000000;
+	f->outlen = 0;
+	feed(&c, "GET /version HTTP/1.1\r\nHost: a\r\n\r\n");
+	assert_non_null(strstr(sent(), "Date: Tue, 01 Dec 2026 12:00:01 GMT\r\n"));
 	ringd_plugin.on_close(&c);
 	unload(&in);
 }
@@ -977,6 +1020,7 @@ int main(void)
 		cmocka_unit_test(test_http_golden_limits),
 		cmocka_unit_test(test_http_pipelining_and_splits),
 		cmocka_unit_test(test_http_date_changes),
+		cmocka_unit_test(test_http_date_without_loop_time),
 		cmocka_unit_test(test_http_head_matches_get),
 		cmocka_unit_test(test_http_keepalive_requests),
 		cmocka_unit_test(test_http_close_without_linger),
