@@ -96,6 +96,17 @@ static void http_judge(struct probe_check *c)
 	check_finish(c, PROBE_OK, "%d in %.2f ms", c->http.status, check_ms(c));
 }
 
+/* Bytes after a complete response fail a kept connection's try (they
+ * would be read as the next response); a closing one ignores them. */
+static int body_after(struct probe_check *c, uint64_t n)
+{
+	if (!n || !c->o->keepalive)
+		return 1;
+	check_finish(c, PROBE_CRITICAL, "%d, %llu bytes after the body",
+		     c->http.status, (unsigned long long)n);
+	return -1;
+}
+
 /* Takes n body bytes (buf may point into c->in itself, at c->in_len):
  * keeps what fits, decodes chunks. 1 when the body is complete, 0 when
  * more is due, -1 after finishing the check on a malformed body. */
@@ -107,7 +118,7 @@ static int body_take(struct probe_check *c, const unsigned char *buf,
 	int r;
 
 	if (!body_expected(c))
-		return 1;
+		return body_after(c, n);
 	if (c->http.chunked) {
 		r = verify_chunked_feed(&c->chunks, buf, n, c->in + c->in_len,
 					room, &w, &why);
@@ -117,23 +128,15 @@ static int body_take(struct probe_check *c, const unsigned char *buf,
 			check_finish(c, PROBE_CRITICAL,
 				     "%d, bad chunked body: %s", c->http.status,
 				     why);
-		return r;
+		return r == 1 ? body_after(c, c->chunks.after) : r;
 	}
 	w = n < room ? n : room;
 	memmove(c->in + c->in_len, buf, w);
 	c->in_len += w;
 	c->body_got += n;
-	if (c->o->keepalive && c->http.clen >= 0 &&
-	    c->body_got > (uint64_t)c->http.clen) {
-		/* On a kept connection they would be read as the next
-		 * response. */
-		check_finish(c, PROBE_CRITICAL, "%d, %llu bytes after the body",
-			     c->http.status,
-			     (unsigned long long)(c->body_got -
-						  (uint64_t)c->http.clen));
-		return -1;
-	}
-	return c->http.clen >= 0 && c->body_got >= (uint64_t)c->http.clen;
+	if (c->http.clen < 0 || c->body_got < (uint64_t)c->http.clen)
+		return 0;
+	return body_after(c, c->body_got - (uint64_t)c->http.clen);
 }
 
 /* "close" among the comma-separated tokens of a Connection value. */
@@ -192,7 +195,8 @@ static void head_data(struct probe_check *c, const unsigned char *buf,
 	extra = c->in_len - c->http.head_len;
 	c->in_len = c->http.head_len;
 	r = body_take(c, c->in + c->http.head_len, extra);
-	if (r == 0 && take < n)
+	/* What did not fit is taken too, even after a complete body. */
+	if (r >= 0 && take < n)
 		r = body_take(c, buf + take, n - take);
 	if (r == 1)
 		http_judge(c);

@@ -294,7 +294,7 @@ int verify_chunked_feed(struct verify_chunked *st, const unsigned char *in,
 	size_t i = 0, o = 0;
 	int r = 0;
 
-	while (i < n && r == 0) {
+	while (i < n && r == 0 && st->state != CK_DONE) {
 		if (st->state == CK_DATA) {
 			size_t k = n - i < st->size ? n - i : (size_t)st->size;
 			size_t keep = out_cap - o < k ? out_cap - o : k;
@@ -310,7 +310,10 @@ int verify_chunked_feed(struct verify_chunked *st, const unsigned char *in,
 		r = chunked_frame(st, in[i++], why);
 	}
 	*out_len = o;
-	return st->state == CK_DONE ? 1 : r;
+	if (st->state != CK_DONE)
+		return r;
+	st->after += n - i;
+	return 1;
 }
 
 static int parse_code(const char **s)

@@ -76,12 +76,14 @@ struct verify_chunked {
 	int state;
 	uint64_t size;   /* of the chunk being read, or left of it */
 	unsigned digits;
+	uint64_t after;  /* bytes fed after the body's end */
 };
 /* Decodes n bytes of in, writing at most out_cap of the data to out
  * (out may be in itself: it never runs ahead) and dropping the rest;
  * *out_len is what was written. Returns 1 once the body is complete
- * (bytes after it are ignored), 0 when it needs more, -1 on a malformed
- * body with *why set. */
+ * (bytes fed after its end, in this call or a later one, are not decoded
+ * but counted in st->after: on a kept connection they are a server's
+ * error), 0 when it needs more, -1 on a malformed body with *why set. */
 int verify_chunked_feed(struct verify_chunked *st, const unsigned char *in,
 			size_t n, unsigned char *out, size_t out_cap,
 			size_t *out_len, const char **why);

@@ -191,6 +191,18 @@ def test_http_framing_and_reuse(ctx):
     rc, j = load_json(ctx, 'http://127.0.0.1:%d/' % extra.port)
     assert rc == 2 and j['requests'] == 0 and j['errors'] == 200, j
     assert j['first_error'] == '200, 3 bytes after the body', j
+    # The same after a chunked body, and after a HEAD response's head.
+    extra = Listener(ctx, http_server(
+        b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'
+        b'2\r\nok\r\n0\r\n\r\nXYZ'))
+    rc, j = load_json(ctx, 'http://127.0.0.1:%d/' % extra.port)
+    assert rc == 2 and j['requests'] == 0 and j['errors'] == 200, j
+    assert j['first_error'] == '200, 3 bytes after the body', j
+    extra = Listener(ctx, http_server(
+        b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'))
+    rc, j = load_json(ctx, 'http://127.0.0.1:%d/' % extra.port, '--method', 'HEAD')
+    assert rc == 2 and j['requests'] == 0 and j['errors'] == 200, j
+    assert j['first_error'] == '200, 2 bytes after the body', j
 
     # --no-keepalive waits for the close Connection: close asks for; a
     # server that never closes fails each request once -t runs out.

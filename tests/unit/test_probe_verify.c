@@ -264,9 +264,19 @@ static void test_probe_verify_chunked_body(void **state)
 	size_t len = 0, total = 0;
 	int r = 0;
 
-	assert_int_equal(chunked(body, sizeof(out), out, &len, &why), 1);
+	assert_int_equal(verify_chunked_feed(&st, (const unsigned char *)body,
+					     strlen(body), (unsigned char *)out,
+					     sizeof(out), &len, &why), 1);
 	assert_int_equal(len, 24);
 	assert_memory_equal(out, "Wikipedia in \r\n\r\nchunks.", 24);
+	/* What follows the end is counted, in the same call or later. */
+	assert_int_equal(st.after, 5);
+	assert_int_equal(verify_chunked_feed(&st, (const unsigned char *)"xyz",
+					     3, (unsigned char *)out,
+					     sizeof(out), &len, &why), 1);
+	assert_int_equal(len, 0);
+	assert_int_equal(st.after, 8);
+	memset(&st, 0, sizeof(st));
 	/* One byte at a time gives the same, and stops at the end. */
 	for (size_t i = 0; i < strlen(body) && r == 0; i++) {
 		r = verify_chunked_feed(&st, (const unsigned char *)body + i, 1,
@@ -276,6 +286,7 @@ static void test_probe_verify_chunked_body(void **state)
 	}
 	assert_int_equal(r, 1);
 	assert_int_equal(total, 24);
+	assert_int_equal(st.after, 0);
 	assert_memory_equal(out, "Wikipedia in \r\n\r\nchunks.", 24);
 	/* In place, and with a cap: the rest is dropped, not an error. */
 	strcpy(buf, "a\n0123456789\n0\n\n");
