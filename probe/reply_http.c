@@ -123,7 +123,8 @@ static int body_take(struct probe_check *c, const unsigned char *buf,
 		r = verify_chunked_feed(&c->chunks, buf, n, c->in + c->in_len,
 					room, &w, &why);
 		c->in_len += w;
-		c->body_got += w;
+		/* What was received, not what fit in c->in. */
+		c->body_got = c->chunks.data;
 		if (r < 0)
 			check_finish(c, PROBE_CRITICAL,
 				     "%d, bad chunked body: %s", c->http.status,

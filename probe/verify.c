@@ -302,6 +302,7 @@ int verify_chunked_feed(struct verify_chunked *st, const unsigned char *in,
 			memmove(out + o, in + i, keep);
 			o += keep;
 			i += k;
+			st->data += k;
 			st->size -= k;
 			if (st->size == 0)
 				st->state = CK_DATA_END;

@@ -76,6 +76,7 @@ struct verify_chunked {
 	int state;
 	uint64_t size;   /* of the chunk being read, or left of it */
 	unsigned digits;
+	uint64_t data;   /* chunk data decoded so far, kept or dropped */
 	uint64_t after;  /* bytes fed after the body's end */
 };
 /* Decodes n bytes of in, writing at most out_cap of the data to out

@@ -536,7 +536,10 @@ def test_error_paths(ctx):
     expect(ctx, 0, ['OK - %s 200 in %s%s' % (esc(u), MS, PERF)], '-t', '3',
            '--expect-body', '^wxyz ok$', u)
     for body, msg in ((b'4\r\nwxyzjunk', 'bad chunked body: chunk not followed by CRLF'),
-                      (b'4\r\nwx', 'chunked body cut short after 2 bytes')):
+                      (b'4\r\nwx', 'chunked body cut short after 2 bytes'),
+                      # More than the probe keeps without --expect-body.
+                      (b'8000\r\n' + b'y' * 20000,
+                       'chunked body cut short after 20000 bytes')):
         srv = Listener(ctx, sender(chunked + body, read=True))
         u = 'http://127.0.0.1:%d/' % srv.port
         expect(ctx, 2, ['CRITICAL - %s 200, %s%s' % (esc(u), msg, PERF)], '-t', '3', u)

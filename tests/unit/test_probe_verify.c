@@ -290,9 +290,14 @@ static void test_probe_verify_chunked_body(void **state)
 	assert_memory_equal(out, "Wikipedia in \r\n\r\nchunks.", 24);
 	/* In place, and with a cap: the rest is dropped, not an error. */
 	strcpy(buf, "a\n0123456789\n0\n\n");
-	assert_int_equal(chunked(buf, 4, buf, &len, &why), 1);
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(verify_chunked_feed(&st, (unsigned char *)buf,
+					     strlen(buf), (unsigned char *)buf,
+					     4, &len, &why), 1);
 	assert_int_equal(len, 4);
 	assert_memory_equal(buf, "0123", 4);
+	/* The data count is what came, not what was kept. */
+	assert_int_equal(st.data, 10);
 	/* Incomplete: more wanted. */
 	assert_int_equal(chunked("5\r\nab", 64, out, &len, &why), 0);
 	assert_int_equal(len, 2);
