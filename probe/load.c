@@ -7,12 +7,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include "probe/cli.h"
 #include "probe/load.h"
+
+/* Descriptors a load needs beside its connections' sockets: stdio, the
+ * loop's own, the /proc reads of --server-pid, with room to spare. */
+#define FD_MARGIN 32
 
 struct load_conn {
 	struct load *ld;
@@ -301,11 +306,40 @@ static int run(struct load *ld)
 	return s.errors ? PROBE_CRITICAL : PROBE_OK;
 }
 
+/* -c up to LOAD_CONNS_MAX passes a common soft RLIMIT_NOFILE of 1024:
+ * the soft limit goes up as far as the load needs (an unprivileged
+ * process may raise it to the hard one), and a hard limit below that
+ * stops the load before it starts, not with an EMFILE per connection. */
+static int fd_room(unsigned conns)
+{
+	rlim_t need = (rlim_t)conns + FD_MARGIN;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= need)
+		return 0;
+	if (rl.rlim_max < need) {
+		printf("UNKNOWN - ringd-probe: usage: -c %u needs %llu file "
+		       "descriptors, over the hard RLIMIT_NOFILE of %llu\n",
+		       conns, (unsigned long long)need,
+		       (unsigned long long)rl.rlim_max);
+		return PROBE_UNKNOWN;
+	}
+	rl.rlim_cur = need;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		printf("UNKNOWN - ringd-probe: raising RLIMIT_NOFILE to %llu: "
+		       "%s\n", (unsigned long long)need, strerror(errno));
+		return PROBE_UNKNOWN;
+	}
+	return 0;
+}
+
 int load_run(struct probe_cli *cli)
 {
 	struct load ld = { .cli = cli, .lo = &cli->load };
-	int rc = prepare(&ld);
+	int rc = fd_room(cli->load.conns);
 
+	if (!rc)
+		rc = prepare(&ld);
 	if (!rc && cli->load.server_pid &&
 	    kill((pid_t)cli->load.server_pid, 0) < 0 && errno == ESRCH) {
 		printf("UNKNOWN - ringd-probe: --server-pid %ld: no such "

@@ -30,15 +30,17 @@ PERF = r' \| time=[0-9]+\.[0-9]{6}s'
 
 # -- running the probe ------------------------------------------------------
 
-def probe(ctx, *args, timeout=30):
+def probe(ctx, *args, timeout=30, preexec=None):
     """Runs ringd-probe on this variant's engine; returns (exit, lines,
-    its peak RSS in KiB). wait4() gives this one child's rusage."""
+    its peak RSS in KiB). wait4() gives this one child's rusage;
+    preexec runs in the child before the exec."""
     backend = 'auto' if ctx.backend == 'auto-no-uring' else ctx.backend
     cmd = [PROBE, '--backend', backend] + list(args)
     if ctx.backend == 'auto-no-uring':
         cmd = ctx.no_uring_prefix(True) + cmd
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                             preexec_fn=preexec)
         timer = threading.Timer(timeout, p.kill)
         timer.start()
         try:

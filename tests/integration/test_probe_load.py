@@ -5,13 +5,17 @@ engine: requests complete, none fails, the printed figures parse, -n is
 exact; against scripted HTTP servers, which connections are kept (chunked
 bodies, HTTP/1.0, Connection: close, a body ended by the close); and
 against servers that answer wrongly (an echo that flips a byte, a 503,
-bytes after the body, nothing listening): errors counted, exit 2. Usage
-mistakes exit 3."""
+bytes after the body, nothing listening): errors counted, exit 2. -c
+past the soft RLIMIT_NOFILE raises it; usage mistakes, a hard limit too
+low among them, exit 3."""
 
 import json
 import os
 import re
+import resource
 import socket
+
+import harness
 
 import test_probe
 from test_probe import Listener, free_port, probe, start_nginx, stop_group, url
@@ -220,6 +224,33 @@ def test_http_framing_and_reuse(ctx):
     assert rc == 0 and j['requests'] == 200 and j['connects'] >= 200, j
 
 
+def nofile(soft, hard):
+    """A preexec_fn that sets RLIMIT_NOFILE to soft/hard."""
+    return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_load_raises_nofile(ctx):
+    """-c past the soft RLIMIT_NOFILE raises it as far as the hard one
+    allows; past the hard one the load does not start."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 256:
+        raise harness.Skip('RLIMIT_NOFILE hard limit %d < 256' % hard)
+    d = ctx.daemon({'echo': {'listen': 'tcp://127.0.0.1:0'}})
+    echo = url('echo', d.addr('tcp', 'echo'))
+    # 150 connections and the margin fit under 256, not under 64.
+    rc, lines, _ = probe(ctx, '--load', '-c', '150', '-n', '300', '--json', echo,
+                         preexec=nofile(64, 256))
+    assert rc == 0 and len(lines) == 1, (rc, lines)
+    j = json.loads(lines[0])
+    assert j['requests'] == 300 and j['errors'] == 0 and j['connects'] == 150, j
+    rc, lines, _ = probe(ctx, '--load', '-c', '150', '-n', '300', echo,
+                         preexec=nofile(64, 100))
+    assert (rc, lines) == (3, [
+        'UNKNOWN - ringd-probe: usage: -c 150 needs 182 file descriptors, '
+        'over the hard RLIMIT_NOFILE of 100']), (rc, lines)
+    d.stop()
+
+
 def test_load_usage_errors(ctx):
     for args, want in [
             (['--load', '-d', '1', 'daytime://127.0.0.1:1'],
@@ -242,5 +273,6 @@ if __name__ == '__main__':
         test_nginx_return_200,
         test_wrong_servers_fail_the_load,
         test_http_framing_and_reuse,
+        test_load_raises_nofile,
         test_load_usage_errors,
     ])
