@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "config.h"
 #include "probe/check_priv.h"
@@ -140,17 +139,6 @@ static int body_take(struct probe_check *c, const unsigned char *buf,
 	return body_after(c, c->body_got - (uint64_t)c->http.clen);
 }
 
-/* "close" among the comma-separated tokens of a Connection value. */
-static bool says_close(const char *v, size_t n)
-{
-	for (size_t i = 0; i + 5 <= n; i++)
-		if (strncasecmp(v + i, "close", 5) == 0 &&
-		    (i == 0 || v[i - 1] == ',' || v[i - 1] == ' ') &&
-		    (i + 5 == n || v[i + 5] == ',' || v[i + 5] == ' '))
-			return true;
-	return false;
-}
-
 /* Whether a kept connection can carry the next request after this
  * response: HTTP/1.1, a body whose end the framing tells, and no
  * Connection: close. */
@@ -164,7 +152,7 @@ static bool http_reusable(const struct probe_check *c)
 	if (body_expected(c) && c->http.clen < 0 && !c->http.chunked)
 		return false;
 	v = verify_http_header(head, c->http.head_len, "Connection", &n);
-	return !v || !says_close(v, n);
+	return !v || !verify_http_has_token(v, n, "close");
 }
 
 static void head_data(struct probe_check *c, const unsigned char *buf,

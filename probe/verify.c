@@ -195,6 +195,12 @@ int verify_http_head(struct verify_http *h, const char *buf, size_t len,
 	return http_framing(h, buf, why) < 0 ? -1 : 1;
 }
 
+/* RFC 9110's OWS: optional whitespace around values and list elements. */
+static bool ows(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
 const char *verify_http_header(const char *head, size_t head_len,
 			       const char *name, size_t *vlen)
 {
@@ -213,9 +219,9 @@ const char *verify_http_header(const char *head, size_t head_len,
 			const char *v = line + n + 1;
 			const char *ve = eol;
 
-			while (v < ve && (*v == ' ' || *v == '\t'))
+			while (v < ve && ows(*v))
 				v++;
-			while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+			while (ve > v && ows(ve[-1]))
 				ve--;
 			*vlen = (size_t)(ve - v);
 			return v;
@@ -223,6 +229,28 @@ const char *verify_http_header(const char *head, size_t head_len,
 		p = eol;
 	}
 	return NULL;
+}
+
+bool verify_http_has_token(const char *v, size_t n, const char *token)
+{
+	size_t len = strlen(token);
+	const char *end = v + n;
+
+	while (v < end) {
+		const char *comma = memchr(v, ',', (size_t)(end - v));
+		const char *e = comma ? comma : end;
+
+		while (v < e && ows(*v))
+			v++;
+		while (e > v && ows(e[-1]))
+			e--;
+		if ((size_t)(e - v) == len && strncasecmp(v, token, len) == 0)
+			return true;
+		if (!comma)
+			break;
+		v = comma + 1;
+	}
+	return false;
 }
 
 enum { CK_SIZE, CK_EXT, CK_DATA, CK_DATA_END, CK_TRAILER, CK_TRAILER_LINE,

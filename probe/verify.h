@@ -69,6 +69,11 @@ int verify_http_head(struct verify_http *h, const char *buf, size_t len,
 const char *verify_http_header(const char *head, size_t head_len,
 			       const char *name, size_t *vlen);
 
+/* Whether the comma-separated list value v[0, n) (a Connection header's,
+ * say) holds token, case-insensitively: each element with the optional
+ * whitespace of RFC 9110 (spaces and tabs) around it dropped. */
+bool verify_http_has_token(const char *v, size_t n, const char *token);
+
 /* A chunked body (RFC 9112 7.1), decoded as it arrives: sizes in hex
  * with optional extensions, data, CRLF; a zero size, trailers and a blank
  * line end it. Bare LFs are taken for CRLFs. */

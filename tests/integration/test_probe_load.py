@@ -189,6 +189,11 @@ def test_http_framing_and_reuse(ctx):
     rc, j = load_json(ctx, 'http://127.0.0.1:%d/' % closing.port)
     # Heeded at once, before the server's close would say it.
     assert rc == 0 and j['requests'] == 200 and j['connects'] >= 200, j
+    closing = Listener(ctx, http_server(
+        b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive,\tclose\r\n\r\nok'))
+    rc, j = load_json(ctx, 'http://127.0.0.1:%d/' % closing.port)
+    # A tab is whitespace in a list too (RFC 9110 section 5.6.1).
+    assert rc == 0 and j['requests'] == 200 and j['connects'] >= 200, j
 
     extra = Listener(ctx, http_server(
         b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokXYZ'))

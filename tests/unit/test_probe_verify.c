@@ -321,6 +321,33 @@ static void test_probe_verify_chunked_malformed(void **state)
 	assert_string_equal(why, "chunk size too large");
 }
 
+static bool has_close(const char *v)
+{
+	return verify_http_has_token(v, strlen(v), "close");
+}
+
+static void test_probe_verify_token_lists(void **state)
+{
+	assert_true(has_close("close"));
+	assert_true(has_close("Close"));
+	assert_true(has_close("keep-alive, close"));
+	assert_true(has_close("keep-alive,close"));
+	/* OWS is a tab as well as a space (RFC 9110 5.6.3). */
+	assert_true(has_close("keep-alive,\tclose"));
+	assert_true(has_close("close\t, te"));
+	assert_true(has_close("te ,\t close \t"));
+	assert_true(has_close(", , close"));
+	assert_false(has_close(""));
+	assert_false(has_close("keep-alive"));
+	assert_false(has_close("closed"));
+	assert_false(has_close("x-close, te"));
+	assert_false(has_close("clo se"));
+	assert_false(has_close("close-please"));
+	/* Only the n bytes given count. */
+	assert_false(verify_http_has_token("closed", 4, "close"));
+	assert_true(verify_http_has_token("te, closed", 9, "close"));
+}
+
 static void test_probe_verify_status_lists(void **state)
 {
 	assert_int_equal(verify_status_match("200-399", 200), 1);
@@ -350,6 +377,7 @@ int main(void)
 		cmocka_unit_test(test_probe_verify_http_bad_heads),
 		cmocka_unit_test(test_probe_verify_chunked_body),
 		cmocka_unit_test(test_probe_verify_chunked_malformed),
+		cmocka_unit_test(test_probe_verify_token_lists),
 		cmocka_unit_test(test_probe_verify_status_lists),
 	};
 
