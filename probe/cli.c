@@ -202,6 +202,14 @@ static int duration(int64_t *ns, const char *opt, const char *arg, FILE *err)
 	return bad(err, what, arg);
 }
 
+/* A duration only checks use: a load has no threshold and no interval. */
+static int check_duration(struct probe_cli *cli, int64_t *ns, const char *opt,
+			  const char *arg, FILE *err)
+{
+	cli->check_only = opt;
+	return duration(ns, opt, arg, err);
+}
+
 static int load_arg(struct probe_cli *cli, int ch, const char *arg, FILE *err)
 {
 	const char *why;
@@ -221,12 +229,15 @@ static int option(struct probe_cli *cli, int ch, const char *arg, FILE *out,
 
 	switch (ch) {
 	case 't': return duration(&o->timeout_ns, "--timeout", arg, err);
-	case OPT_WARN: return duration(&cli->warn_ns, "--warn", arg, err);
-	case OPT_CRIT: return duration(&cli->crit_ns, "--crit", arg, err);
+	case OPT_WARN:
+		return check_duration(cli, &cli->warn_ns, "--warn", arg, err);
+	case OPT_CRIT:
+		return check_duration(cli, &cli->crit_ns, "--crit", arg, err);
 	case OPT_MAX_OFFSET:
 		return duration(&o->max_offset_ns, "--max-offset", arg, err);
 	case OPT_INTERVAL:
-		return duration(&cli->interval_ns, "--interval", arg, err);
+		return check_duration(cli, &cli->interval_ns, "--interval", arg,
+				      err);
 	case OPT_SIZE:
 		if (cli_parse_size(arg, SIZE_MAX_STREAM, &o->size) < 0)
 			return bad(err, "--size wants 1..64m bytes", arg);
@@ -250,7 +261,10 @@ static int option(struct probe_cli *cli, int ch, const char *arg, FILE *out,
 	case OPT_PROMETHEUS: cli->format = CLI_PROMETHEUS; return 0;
 	case OPT_COUNT: return count(cli, arg, err);
 	case OPT_BACKEND: return backend(cli, arg, err);
-	case OPT_CONFIG: cli->config = arg; return 0;
+	case OPT_CONFIG:
+		cli->config = arg;
+		cli->check_only = "--config";
+		return 0;
 	case 'h': usage(out); return 1;
 	case 'V': fprintf(out, "ringd-probe %s\n", RINGD_VERSION); return 1;
 	default: return load_arg(cli, ch, arg, err);
@@ -274,6 +288,7 @@ int cli_parse(struct probe_cli *cli, int argc, char **argv, FILE *out,
 	      FILE *err)
 {
 	const char *why;
+	char why_buf[64];
 	int ch, rc;
 
 	defaults(cli);
@@ -299,9 +314,14 @@ int cli_parse(struct probe_cli *cli, int argc, char **argv, FILE *out,
 	if (load_validate(&cli->load, cli->nurls, cli->count,
 			  cli->format == CLI_PROMETHEUS, &why) < 0)
 		return bad(err, "usage", why);
-	/* main() runs the load before it would read the file. */
-	if (cli->load.on && cli->config)
-		return bad(err, "usage", "--config is for checks, not --load");
+	/* Silently ignored they would say a load did what it did not: main()
+	 * runs the load before it would read --config's file, and a load
+	 * judges no latency and waits no interval. */
+	if (cli->load.on && cli->check_only) {
+		snprintf(why_buf, sizeof(why_buf), "%s is for checks, not --load",
+			 cli->check_only);
+		return bad(err, "usage", why_buf);
+	}
 	return 0;
 }
 

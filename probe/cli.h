@@ -22,6 +22,9 @@ struct probe_cli {
 	enum loop_backend backend;
 	const char *unix_path;
 	const char *config; /* --config FILE: argv's, or NULL */
+	/* The last option given that only checks use (--warn, --crit,
+	 * --interval, --config), for --load to refuse by name; or NULL. */
+	const char *check_only;
 	regex_t body_re, header_re;
 	bool have_body_re, have_header_re;
 	char header_name[128];
@@ -37,8 +40,8 @@ int cli_parse_duration(const char *s, int64_t *ns);
 int cli_parse_size(const char *s, size_t max, size_t *out);
 
 /* Parses argv into *cli; --config FILE stands in for URLs or comes
- * beside them (the file itself is read by selfcheck.c; --load refuses
- * it). Returns 0, 1 when --help or --version printed
+ * beside them (the file itself is read by selfcheck.c). --load refuses
+ * it, --warn, --crit, --interval, --count and --prometheus. Returns 0, 1 when --help or --version printed
  * what they print, or -EINVAL after printing one usage error line to
  * err. cli_free() releases the compiled regexes either way. */
 int cli_parse(struct probe_cli *cli, int argc, char **argv, FILE *out,

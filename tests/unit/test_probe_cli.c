@@ -274,6 +274,20 @@ static void test_probe_cli_load_errors(void **state)
 	load_bad("UNKNOWN - ringd-probe: usage: --config is for checks, not "
 		 "--load\n",
 		 "--load", "-d1", "--config", "/etc/ringd/ringd.ini");
+	/* A load judges no latency and waits no interval: each is named,
+	 * before --load or after it. */
+	static const char *const check_only[] = { "--interval", "--warn",
+						   "--crit" };
+
+	for (size_t i = 0; i < sizeof(check_only) / sizeof(*check_only); i++) {
+		const char *opt = check_only[i];
+		char want[128];
+
+		snprintf(want, sizeof(want), "UNKNOWN - ringd-probe: usage: "
+			 "%s is for checks, not --load\n", opt);
+		load_bad(want, "--load", "-n9", opt, "200ms");
+		load_bad(want, opt, "1s", "--load", "-d1");
+	}
 }
 
 int main(void)
