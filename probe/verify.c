@@ -142,6 +142,28 @@ static int http_status_line(struct verify_http *h, const char *p,
 	return 0;
 }
 
+/* RFC 9110's OWS: optional whitespace around values and list elements. */
+static bool ows(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* RFC 9112 section 6.3: the body is chunked when chunked is the final
+ * coding, the last element of the list, as a whole token ("xchunked" is
+ * another coding, whose body runs to the close). */
+static bool last_coding_is_chunked(const char *v, size_t n)
+{
+	const char *end = v + n, *p = end;
+
+	while (p > v && p[-1] != ',')
+		p--;
+	while (p < end && ows(*p))
+		p++;
+	while (end > p && ows(end[-1]))
+		end--;
+	return end - p == 7 && strncasecmp(p, "chunked", 7) == 0;
+}
+
 static int http_framing(struct verify_http *h, const char *head,
 			const char **why)
 {
@@ -162,8 +184,7 @@ static int http_framing(struct verify_http *h, const char *head,
 		h->clen = n;
 	}
 	v = verify_http_header(head, h->head_len, "Transfer-Encoding", &vlen);
-	h->chunked = v && vlen >= 7 &&
-		     strncasecmp(v + vlen - 7, "chunked", 7) == 0;
+	h->chunked = v && last_coding_is_chunked(v, vlen);
 	return 0;
 }
 
@@ -193,12 +214,6 @@ int verify_http_head(struct verify_http *h, const char *buf, size_t len,
 	}
 	h->head_len = (size_t)(eol + 2 - buf);
 	return http_framing(h, buf, why) < 0 ? -1 : 1;
-}
-
-/* RFC 9110's OWS: optional whitespace around values and list elements. */
-static bool ows(char c)
-{
-	return c == ' ' || c == '\t';
 }
 
 const char *verify_http_header(const char *head, size_t head_len,

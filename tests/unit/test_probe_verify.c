@@ -214,6 +214,16 @@ static void test_probe_verify_http_head(void **state)
 	assert_int_equal(h.status, 200);
 	assert_int_equal(h.clen, -1);
 	assert_true(h.chunked);
+	/* Only chunked as the whole last coding frames the body. */
+	assert_int_equal(head(&h, "HTTP/1.1 200\r\nTransfer-Encoding: "
+			      "xchunked\r\n\r\n", &why), 1);
+	assert_false(h.chunked);
+	assert_int_equal(head(&h, "HTTP/1.1 200\r\nTransfer-Encoding: "
+			      "chunked, gzip\r\n\r\n", &why), 1);
+	assert_false(h.chunked);
+	assert_int_equal(head(&h, "HTTP/1.1 200\r\nTransfer-Encoding: "
+			      "gzip,\tChunked\r\n\r\n", &why), 1);
+	assert_true(h.chunked);
 	/* Incomplete heads ask for more, at every cut. */
 	for (size_t n = 0; n < strlen(r) - 4; n++)
 		assert_int_equal(verify_http_head(&h, r, n, &why), 0);
