@@ -54,7 +54,7 @@ static void listen_tune(int fd, int level, int opt, const char *name, int val,
 	listen_addr_format(a, text, sizeof(text));
 	log_value(v, sizeof(v), text);
 	errno = e;
-	log_warn("%s: %s failed svc=%s addr=%s", t->svc, name, t->svc, v);
+	log_warn("listen: %s failed svc=%s addr=%s", name, t->svc, v);
 	t->quiet = true;
 }
 
@@ -244,12 +244,12 @@ static int listen_adopt(struct daemon *d, struct listener *l)
 	listen_addr_format(&l->addr, text, sizeof(text));
 	if (d->conf->reuseport && l->addr.kind == LISTEN_TCP &&
 	    d->nworkers > 1)
-		log_notice("%s: inherited, one socket shared by all workers "
-			   "(reuseport applies to sockets ringd binds) svc=%s "
-			   "addr=%s workers=%zu", name, name,
+		log_notice("listen: inherited, one socket shared by all "
+			   "workers (reuseport applies to sockets ringd binds) "
+			   "svc=%s addr=%s workers=%zu", name,
 			   log_value(v, sizeof(v), text), d->nworkers);
 	else
-		log_info("%s: inherited svc=%s addr=%s fd=%d", name, name,
+		log_info("listen: inherited svc=%s addr=%s fd=%d", name,
 			 log_value(v, sizeof(v), text), l->fds[0]);
 	return 0;
 }
@@ -315,10 +315,9 @@ static void listen_borrow(struct daemon *d, struct daemon *old,
 		return;
 	if (*per_worker && !from->inherited && !old->conf->reuseport) {
 		listen_addr_format(&from->addr, text, sizeof(text));
-		log_warnx("%s: reuseport = yes needs a restart for a kept "
+		log_warnx("listen: reuseport = yes needs a restart for a kept "
 			  "shared socket svc=%s addr=%s",
-			  d->svc[l->svc].sc->name, d->svc[l->svc].sc->name,
-			  text);
+			  d->svc[l->svc].sc->name, text);
 		*per_worker = false;
 	}
 	if (from->inherited)
@@ -489,8 +488,8 @@ int listen_open_next(struct daemon *d, struct daemon *old, char *err,
 			listen_defer(d, l, l->nlent);
 		if (r < 0) {
 			listen_addr_format(&l->addr, text, sizeof(text));
-			log_err("%s: %s failed svc=%s addr=%s error=%s",
-				t.svc, l->inherited ? "inherited socket" : t.step,
+			log_err("listen: %s failed svc=%s addr=%s error=%s",
+				l->inherited ? "inherited socket" : t.step,
 				t.svc, log_value(v, sizeof(v), text),
 				log_value(e, sizeof(e), strerror(-r)));
 			if (err)

@@ -324,7 +324,7 @@ static void test_listen_needed_option_fails(void **state)
 		/* The port may be fixed by then (a probe bind): not
 		 * compared. */
 		alen = (int)strlen(c->addr) - 1;
-		snprintf(want, sizeof(want), "error: echo: setsockopt %s failed "
+		snprintf(want, sizeof(want), "error: listen: setsockopt %s failed "
 			 "svc=echo addr=%.*s", c->name, alen, c->addr);
 		if (strncmp(log, want, strlen(want)) != 0 ||
 		    !strstr(log, " error=\"Operation not permitted\"\n"))
@@ -364,7 +364,7 @@ static void test_listen_tuning_option_warns(void **state)
 		assert_int_equal(logged(open_next, &f, err, log, sizeof(log)),
 				 0);
 		refuse_level = refuse_opt = -1;
-		snprintf(want, sizeof(want), "warning: echo: setsockopt %s "
+		snprintf(want, sizeof(want), "warning: listen: setsockopt %s "
 			 "failed svc=echo addr=", c->name);
 		if (!strstr(log, want) || strstr(strstr(log, want) + 1, want))
 			fail_msg("%s: want one line %s in:\n%s", c->name, want,
