@@ -691,17 +691,14 @@ static int head_check(struct http_request *req, const struct head_ctx *h,
 	if (h->ncodings == 0)
 		return fail(why, 400, "empty Transfer-Encoding");
 	/* Section 6.1: chunked is applied once at most, so twice is broken
-	 * framing, not a coding we lack. Section 6.3 (item 4): when chunked
-	 * is not the final coding the body's length cannot be known, which
-	 * is a 400 whatever the codings are. Only with chunked last, once,
-	 * is the framing sound, and a coding besides it (or parameters
-	 * chunked does not define) is one we do not implement: section 6.1's
-	 * 501. */
+	 * framing, not a coding we lack: 400. Any other list, chunked last
+	 * or not, names a coding we do not implement: 501, as issue 7 asks
+	 * ("a Transfer-Encoding other than chunked"), where section 6.3
+	 * would allow 400 for a list that does not end in chunked. Both
+	 * close the connection. */
 	if (h->nchunked > 1)
 		return fail(why, 400, "chunked applied more than once");
-	if (!h->last_chunked)
-		return fail(why, 400, "chunked not the final coding");
-	if (h->other)
+	if (h->other || !h->last_chunked)
 		return fail(why, 501, "Transfer-Encoding other than chunked");
 	req->chunked = true;
 	return 0;

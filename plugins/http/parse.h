@@ -141,13 +141,12 @@ int http_head_scan(struct http_scan *s, const char *buf, size_t len);
  *     Host or any version with more than one, a Host value that is no
  *     authority, both Transfer-Encoding and Content-Length, a bad or
  *     conflicting Content-Length, Transfer-Encoding in HTTP/1.0, a
- *     Transfer-Encoding that names chunked more than once or not as its
- *     final coding ("chunked, chunked", "gzip", "chunked, gzip": RFC
- *     9112 sections 6.1 and 6.3), a form the method does not allow
+ *     Transfer-Encoding that names chunked more than once ("chunked,
+ *     chunked": RFC 9112 section 6.1), a form the method does not allow
  *     (authority form without CONNECT, CONNECT in any other form, "*"
  *     without OPTIONS);
- * 501 a Transfer-Encoding with chunked once and last but other codings
- *     before it ("gzip, chunked") or parameters on it;
+ * 501 any other Transfer-Encoding than chunked alone ("gzip", "gzip,
+ *     chunked", "chunked, gzip", chunked with parameters);
  * 505 a major version other than 1 (the HTTP/2 preface included).
  * An unknown method is not an error here: it parses as HTTP_M_OTHER.
  * Given a len the scan would not have returned, it still reads no byte

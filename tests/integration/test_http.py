@@ -318,7 +318,7 @@ def test_framing_errors_close_cleanly(ctx):
          + b'u' * 2097152, 413),
         ('chunked over max_body', req(extra=b'Transfer-Encoding: chunked\r\n')
          + b'400\r\n' + b'c' * 1024 + b'\r\n' + b'1\r\nc\r\n0\r\n\r\n', 413),
-        ('TE gzip', req(extra=b'Transfer-Encoding: gzip\r\n'), 400),
+        ('TE gzip', req(extra=b'Transfer-Encoding: gzip\r\n'), 501),
         ('TE gzip, chunked', req(extra=b'Transfer-Encoding: gzip, chunked\r\n'), 501),
         ('TE chunked, chunked', req(extra=b'Transfer-Encoding: chunked, chunked\r\n')
          + b'0\r\n\r\n', 400),
