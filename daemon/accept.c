@@ -149,8 +149,8 @@ static void accept_pause(struct accept_listener *al, const char *why)
 	if (!log_limit_take(&al->pause_log, now, ACCEPT_PAUSE_LOG_NS, &held))
 		return;
 	listen_addr_format(&al->l->addr, text, sizeof(text));
-	log_warnx("%s: accept paused svc=%s addr=%s reason=%s suppressed=%llu",
-		  al->inst->sc->name, al->inst->sc->name,
+	log_warnx("accept: paused svc=%s addr=%s reason=%s suppressed=%llu",
+		  al->inst->sc->name,
 		  log_value(addr, sizeof(addr), text),
 		  log_value(reason, sizeof(reason), why),
 		  (unsigned long long)held);
@@ -325,8 +325,7 @@ static void accept_log_refusal(struct accept_set *a,
 	if (*last && now - *last < ACCEPT_REFUSAL_LOG_NS)
 		return;
 	*last = now;
-	log_notice("%s: refused connections%s svc=%s peer=%s worker=%zu",
-		   inst->sc->name,
+	log_notice("accept: refused connections%s svc=%s peer=%s worker=%zu",
 		   log_counts(counts, sizeof(counts), accept_refusal_names,
 			      unlogged, ACCEPT_REFUSED_N),
 		   inst->sc->name,
@@ -457,8 +456,8 @@ static void accept_drain_backlog(struct accept_listener *al)
 	}
 	/* EINVAL: another worker already shut this shared listener down. */
 	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINVAL)
-		log_warn("%s: stop: clients still queued will be reset svc=%s",
-			 al->inst->sc->name, al->inst->sc->name);
+		log_warn("accept: stop: clients still queued will be reset "
+			 "svc=%s", al->inst->sc->name);
 }
 
 /* No more accepts from the loop, new SYNs dropped, what is queued taken
@@ -486,9 +485,9 @@ static void accept_quiesce_listener(struct accept_listener *al)
 	}
 	if (al->l->addr.kind == LISTEN_TCP && !al->l->inherited &&
 	    (err = listen_refuse_new(al->fd)) < 0)
-		log_warnx("%s: stop: cannot filter SYNs; a client that "
+		log_warnx("accept: stop: cannot filter SYNs; a client that "
 			  "connects now may be reset svc=%s error=%s",
-			  al->inst->sc->name, al->inst->sc->name,
+			  al->inst->sc->name,
 			  log_value(ebuf, sizeof(ebuf), strerror(-err)));
 	accept_drain_backlog(al);
 }

@@ -19,9 +19,43 @@
 #include "log.h"
 #include "plugin.h"
 
-static void listen_set(int fd, int level, int opt, int val)
+/* One listener being opened, for its log lines: the service's name,
+ * and the step that failed ("bind", or "setsockopt SO_REUSEPORT"). */
+struct listen_try {
+	const char *svc;
+	const char *step;
+	bool quiet; /* a probe socket, or warned once already */
+};
+
+#define LISTEN_OPT(level, opt) level, opt, "setsockopt " #opt
+
+/* An option the listener cannot work as configured without: its failure
+ * fails the start or the reload like a failed bind, naming the option. */
+static int listen_must(int fd, int level, int opt, const char *name, int val,
+		       struct listen_try *t)
 {
-	setsockopt(fd, level, opt, &val, sizeof(val));
+	if (setsockopt(fd, level, opt, &val, sizeof(val)) == 0)
+		return 0;
+	t->step = name;
+	return -errno;
+}
+
+/* A tuning the listener serves correctly without: a warning, once per
+ * listener rather than once per worker's socket. */
+static void listen_tune(int fd, int level, int opt, const char *name, int val,
+			struct listen_try *t, const struct listen_addr *a)
+{
+	char text[160], v[LOG_VALUE_MAX];
+	int e;
+
+	if (setsockopt(fd, level, opt, &val, sizeof(val)) == 0 || t->quiet)
+		return;
+	e = errno;
+	listen_addr_format(a, text, sizeof(text));
+	log_value(v, sizeof(v), text);
+	errno = e;
+	log_warn("listen: %s failed svc=%s addr=%s", name, t->svc, v);
+	t->quiet = true;
 }
 
 /* A unix socket file left by a process that died is replaced; one that
@@ -78,38 +112,56 @@ static int listen_unix(struct listener *l, int mode, int *out)
 	return 0;
 }
 
-static int listen_inet_one(struct listen_addr *a, bool reuseport, int *out)
+/* The options of a new inet socket, before its bind. */
+static int listen_inet_options(int fd, const struct listen_addr *a,
+			       bool reuseport, struct listen_try *t)
 {
 	int type = a->kind == LISTEN_UDP ? SOCK_DGRAM : SOCK_STREAM;
-	int fam = a->ss.ss_family;
+	int fam = a->ss.ss_family, r = 0;
+
+	/* Tunings: without SO_REUSEADDR only a bind beside connections in
+	 * TIME_WAIT fails, and says so itself; without TCP_NODELAY, which
+	 * accepted sockets inherit so that no connection pays a setsockopt
+	 * of its own, replies may wait for Nagle but are still right. */
+	if (type == SOCK_STREAM) {
+		listen_tune(fd, LISTEN_OPT(SOL_SOCKET, SO_REUSEADDR), 1, t, a);
+		listen_tune(fd, LISTEN_OPT(IPPROTO_TCP, TCP_NODELAY), 1, t, a);
+	}
+	/* Errors: without SO_REUSEPORT the workers' sockets cannot share
+	 * the port; IPV6_V6ONLY decides whether the socket serves IPv4 too,
+	 * which the address says ("*" both, "[::]" IPv6 only); a wildcard
+	 * UDP socket must answer from the address the request went to,
+	 * which only the packet info tells. */
+	if (reuseport)
+		r = listen_must(fd, LISTEN_OPT(SOL_SOCKET, SO_REUSEPORT), 1, t);
+	if (r == 0 && fam == AF_INET6)
+		r = listen_must(fd, LISTEN_OPT(IPPROTO_IPV6, IPV6_V6ONLY),
+				!a->any, t);
+	if (r == 0 && type == SOCK_DGRAM && a->any)
+		r = listen_must(fd, LISTEN_OPT(IPPROTO_IP, IP_PKTINFO), 1, t);
+	if (r == 0 && type == SOCK_DGRAM && a->any && fam == AF_INET6)
+		r = listen_must(fd, LISTEN_OPT(IPPROTO_IPV6, IPV6_RECVPKTINFO),
+				1, t);
+	return r;
+}
+
+static int listen_inet_one(struct listen_addr *a, bool reuseport, int *out,
+			   struct listen_try *t)
+{
+	int type = a->kind == LISTEN_UDP ? SOCK_DGRAM : SOCK_STREAM;
 	socklen_t len = sizeof(a->ss);
 	int fd, r;
 
-	fd = socket(fam, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(a->ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	/* Accepted sockets inherit TCP_NODELAY from their listener: request
-	 * and response traffic never waits for Nagle, and no connection
-	 * pays a setsockopt of its own. */
-	if (type == SOCK_STREAM) {
-		listen_set(fd, SOL_SOCKET, SO_REUSEADDR, 1);
-		listen_set(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-	}
-	if (reuseport)
-		listen_set(fd, SOL_SOCKET, SO_REUSEPORT, 1);
-	if (fam == AF_INET6)
-		listen_set(fd, IPPROTO_IPV6, IPV6_V6ONLY, !a->any);
-	/* A wildcard UDP socket must answer from the address the request
-	 * went to, which only the packet info tells. */
-	if (type == SOCK_DGRAM && a->any) {
-		listen_set(fd, IPPROTO_IP, IP_PKTINFO, 1);
-		if (fam == AF_INET6)
-			listen_set(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
-	}
-	if (bind(fd, (struct sockaddr *)&a->ss, a->sslen) < 0 ||
-	    (type == SOCK_STREAM && listen(fd, SOMAXCONN) < 0) ||
-	    getsockname(fd, (struct sockaddr *)&a->ss, &len) < 0) {
+	r = listen_inet_options(fd, a, reuseport, t);
+	if (r == 0 &&
+	    (bind(fd, (struct sockaddr *)&a->ss, a->sslen) < 0 ||
+	     (type == SOCK_STREAM && listen(fd, SOMAXCONN) < 0) ||
+	     getsockname(fd, (struct sockaddr *)&a->ss, &len) < 0))
 		r = -errno;
+	if (r < 0) {
 		close(fd);
 		return r;
 	}
@@ -118,9 +170,10 @@ static int listen_inet_one(struct listen_addr *a, bool reuseport, int *out)
 }
 
 /* "*" means both families; a host without IPv6 gets IPv4 only. */
-static int listen_inet(struct listener *l, bool reuseport, int *out)
+static int listen_inet(struct listener *l, bool reuseport, int *out,
+		       struct listen_try *t)
 {
-	int r = listen_inet_one(&l->addr, reuseport, out);
+	int r = listen_inet_one(&l->addr, reuseport, out, t);
 
 	if (r == -EAFNOSUPPORT && l->addr.any &&
 	    l->addr.ss.ss_family == AF_INET6) {
@@ -132,7 +185,7 @@ static int listen_inet(struct listener *l, bool reuseport, int *out)
 		sin->sin_port = port;
 		sin->sin_addr.s_addr = htonl(INADDR_ANY);
 		l->addr.sslen = sizeof(*sin);
-		r = listen_inet_one(&l->addr, reuseport, out);
+		r = listen_inet_one(&l->addr, reuseport, out, t);
 	}
 	return r;
 }
@@ -141,10 +194,14 @@ static int listen_inet(struct listener *l, bool reuseport, int *out)
  * the port, so a second ringd would silently split the traffic instead of
  * failing. A plain socket bound first fails with EADDRINUSE against any
  * holder; it also fixes the port when the address asked for port 0. */
-static int listen_probe_free(struct listener *l)
+static int listen_probe_free(struct listener *l, struct listen_try *t)
 {
-	int fd, r = listen_inet(l, false, &fd);
+	/* Its options are the real sockets' to warn about. */
+	struct listen_try probe = { .svc = t->svc, .step = t->step,
+				    .quiet = true };
+	int fd, r = listen_inet(l, false, &fd, &probe);
 
+	t->step = probe.step;
 	if (r == 0)
 		close(fd);
 	return r;
@@ -187,12 +244,12 @@ static int listen_adopt(struct daemon *d, struct listener *l)
 	listen_addr_format(&l->addr, text, sizeof(text));
 	if (d->conf->reuseport && l->addr.kind == LISTEN_TCP &&
 	    d->nworkers > 1)
-		log_notice("%s: inherited, one socket shared by all workers "
-			   "(reuseport applies to sockets ringd binds) svc=%s "
-			   "addr=%s workers=%zu", name, name,
+		log_notice("listen: inherited, one socket shared by all "
+			   "workers (reuseport applies to sockets ringd binds) "
+			   "svc=%s addr=%s workers=%zu", name,
 			   log_value(v, sizeof(v), text), d->nworkers);
 	else
-		log_info("%s: inherited svc=%s addr=%s fd=%d", name, name,
+		log_info("listen: inherited svc=%s addr=%s fd=%d", name,
 			 log_value(v, sizeof(v), text), l->fds[0]);
 	return 0;
 }
@@ -258,10 +315,9 @@ static void listen_borrow(struct daemon *d, struct daemon *old,
 		return;
 	if (*per_worker && !from->inherited && !old->conf->reuseport) {
 		listen_addr_format(&from->addr, text, sizeof(text));
-		log_warnx("%s: reuseport = yes needs a restart for a kept "
+		log_warnx("listen: reuseport = yes needs a restart for a kept "
 			  "shared socket svc=%s addr=%s",
-			  d->svc[l->svc].sc->name, d->svc[l->svc].sc->name,
-			  text);
+			  d->svc[l->svc].sc->name, text);
 		*per_worker = false;
 	}
 	if (from->inherited)
@@ -273,7 +329,8 @@ static void listen_borrow(struct daemon *d, struct daemon *old,
 	l->nlent = l->nfds < from->nfds ? l->nfds : from->nfds;
 }
 
-static int listen_open(struct daemon *d, struct daemon *old, struct listener *l)
+static int listen_open(struct daemon *d, struct daemon *old, struct listener *l,
+		       struct listen_try *t)
 {
 	const struct service_conf *sc = d->svc[l->svc].sc;
 	bool per_worker = d->conf->reuseport && l->addr.kind == LISTEN_TCP;
@@ -291,7 +348,7 @@ static int listen_open(struct daemon *d, struct daemon *old, struct listener *l)
 		l->fds[i] = i < l->nlent ? l->from->fds[i] : -1;
 	/* Our own kept sockets hold the port: no probe then. */
 	if (per_worker && !l->nlent) {
-		r = listen_probe_free(l);
+		r = listen_probe_free(l, t);
 		if (r < 0)
 			return r;
 	}
@@ -299,7 +356,7 @@ static int listen_open(struct daemon *d, struct daemon *old, struct listener *l)
 		if (l->addr.kind == LISTEN_UNIX)
 			r = listen_unix(l, (int)sc->socket_mode, &l->fds[i]);
 		else
-			r = listen_inet(l, per_worker, &l->fds[i]);
+			r = listen_inet(l, per_worker, &l->fds[i], t);
 		if (r < 0)
 			return r;
 	}
@@ -311,7 +368,10 @@ static int listen_open(struct daemon *d, struct daemon *old, struct listener *l)
  * off; cleared otherwise, since a socket taken over from a generation
  * or from systemd may carry it. One second is one SYN-ACK retransmit:
  * the kernel hands over a connection that sent nothing after it. Only
- * fds from..nfds: the others are still another generation's. */
+ * fds from..nfds: the others are still another generation's.
+ * A tuning, so a failure is a warning: every connection is still
+ * accepted (one that stays deferred by mistake a second or so late),
+ * and at listen_hand_over() the reload is committed and cannot fail. */
 static void listen_defer(const struct daemon *d, const struct listener *l,
 			 size_t from)
 {
@@ -320,11 +380,13 @@ static void listen_defer(const struct daemon *d, const struct listener *l,
 	bool peer_first = RINGD_KNOWS(p, stream_flags) &&
 			  (p->stream_flags & RINGD_PEER_FIRST);
 	int secs = sc->defer_accept && peer_first ? 1 : 0;
+	struct listen_try t = { .svc = sc->name };
 
 	if (l->addr.kind != LISTEN_TCP)
 		return;
 	for (size_t i = from; i < l->nfds; i++)
-		listen_set(l->fds[i], IPPROTO_TCP, TCP_DEFER_ACCEPT, secs);
+		listen_tune(l->fds[i], LISTEN_OPT(IPPROTO_TCP, TCP_DEFER_ACCEPT),
+			    secs, &t, &l->addr);
 }
 
 static int listen_cmp_port(const void *a, const void *b)
@@ -418,22 +480,21 @@ int listen_open_next(struct daemon *d, struct daemon *old, char *err,
 	activate_report_unclaimed(d->activation);
 	for (k = 0; k < d->nlisteners; k++) {
 		struct listener *l = &d->listeners[k];
+		struct listen_try t = { .svc = c->svc[l->svc].name,
+					.step = "bind" };
 
-		r = listen_open(d, old, l);
+		r = listen_open(d, old, l, &t);
 		if (r == 0)
 			listen_defer(d, l, l->nlent);
 		if (r < 0) {
 			listen_addr_format(&l->addr, text, sizeof(text));
-			log_err("%s: %s failed svc=%s addr=%s error=%s",
-				c->svc[l->svc].name,
-				l->inherited ? "inherited socket" : "bind",
-				c->svc[l->svc].name,
-				log_value(v, sizeof(v), text),
+			log_err("listen: %s failed svc=%s addr=%s error=%s",
+				l->inherited ? "inherited socket" : t.step,
+				t.svc, log_value(v, sizeof(v), text),
 				log_value(e, sizeof(e), strerror(-r)));
 			if (err)
-				snprintf(err, errlen, "%s: %s %s: %s",
-					 c->svc[l->svc].name,
-					 l->inherited ? "inherited" : "bind",
+				snprintf(err, errlen, "%s: %s %s: %s", t.svc,
+					 l->inherited ? "inherited" : t.step,
 					 text, strerror(-r));
 			listen_close_all(d);
 			return r;

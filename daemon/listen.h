@@ -39,9 +39,13 @@ struct listener {
 /* Open every listener of every service: a socket of d->activation that
  * matches (activate_claim()) is taken over, any other is bound; the
  * inherited sockets nobody claimed are then logged and closed. On failure
- * logs one line naming the service and address ("echo: bind
- * tcp://127.0.0.1:7: Permission denied"), closes what was opened and
- * returns -errno. */
+ * logs one line naming the service, the step and the address ("echo: bind
+ * failed ... addr=tcp://127.0.0.1:7 error=..."), closes what was opened and
+ * returns -errno. A socket option the listener needs (SO_REUSEPORT,
+ * IPV6_V6ONLY, the packet info of a wildcard UDP socket) fails it like
+ * a bind, the step being "setsockopt NAME"; a tuning that fails
+ * (SO_REUSEADDR, TCP_NODELAY, TCP_DEFER_ACCEPT) is a warning, once per
+ * listener, and the listener opens. */
 int listen_open_all(struct daemon *d);
 /* The same for a reload: a listener whose configured address equals one
  * of old's takes over old's socket(s) (no close, no rebind, no gap), and

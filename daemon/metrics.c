@@ -117,7 +117,7 @@ static int metrics_name_one(struct ringd_instance *inst)
 
 		if (nc == NULL) {
 			free(c);
-			log_err("%s: out of memory svc=%s", inst->sc->name,
+			log_err("metrics: out of memory svc=%s",
 				inst->sc->name);
 			return -1;
 		}
@@ -130,9 +130,9 @@ static int metrics_name_one(struct ringd_instance *inst)
 	for (size_t i = 0; i < n; i++) {
 		why = counter_problem(c, i);
 		if (why != NULL) {
-			log_err("%s: bad plugin counter svc=%s plugin=%s "
+			log_err("metrics: bad plugin counter svc=%s plugin=%s "
 				"counter=%zu name=%s error=%s",
-				inst->sc->name, inst->sc->name, inst->p->name, i,
+				inst->sc->name, inst->p->name, i,
 				log_value(nv, sizeof(nv),
 					  c[i].name ? c[i].name : "(null)"),
 				log_value(ev, sizeof(ev), why));

@@ -122,8 +122,8 @@ static int worker_start_plugins(struct worker *w)
 			continue;
 		w->wstate[i] = inst->p->start(&host_api, inst, inst->sc->pconf);
 		if (!w->wstate[i]) {
-			log_err("%s: plugin failed to start svc=%s plugin=%s "
-				"worker=%zu", inst->sc->name, inst->sc->name,
+			log_err("worker: plugin failed to start svc=%s "
+				"plugin=%s worker=%zu", inst->sc->name,
 				inst->p->name, w->id);
 			return -EINVAL;
 		}

@@ -49,12 +49,37 @@ enum {
 	HC_CLOSED = 1u << 3, /* close() called: input is ignored */
 };
 
+/* What one request was answered with. */
+struct answer {
+	int status;
+	unsigned route_ctr;
+	enum http_conn_mode mode;
+	bool head_only;
+	size_t bytes;
+};
+
+/* A request's method and path as its log line names them: in the head,
+ * or in a copy of their first LOG_TEXT_MAX bytes (a length past that
+ * marks a cut). NULL when there was no parsed head. */
+#define LOG_TEXT_MAX 256
+
+struct req_text {
+	const char *method, *path;
+	size_t method_len, path_len;
+};
+
 /* A request whose body is still arriving: its response is kept until
- * the body has been read, so answers never overtake their requests. */
+ * the body has been read, so answers never overtake their requests. It
+ * is counted and logged when it leaves (or replaced by the body's error
+ * status), so each request counts once; the head is gone by then, hence
+ * the copy of what the log line names. */
 struct hbody {
 	struct http_body b;
 	struct hbuf resp;
+	struct answer a;
 	bool close;
+	uint16_t method_len, path_len;
+	char text[2 * LOG_TEXT_MAX]; /* the method, then the path */
 };
 
 /* A connection's state while it has a request in progress. Idle
@@ -92,15 +117,6 @@ struct http_worker {
 	struct http_request req; /* the head being answered */
 };
 
-
-/* What one request was answered with. */
-struct answer {
-	int status;
-	unsigned route_ctr;
-	enum http_conn_mode mode;
-	bool head_only;
-	size_t bytes;
-};
 
 static int64_t http_mono(const struct http_worker *w)
 {
@@ -279,7 +295,6 @@ static bool log_admit(struct http_worker *w)
 /* Request bytes in a log line: anything but visible ASCII, and the
  * quote and backslash, as \xHH, so a request cannot forge log lines or
  * put control characters into a terminal; long paths are cut. */
-#define LOG_TEXT_MAX 256
 
 static void log_escape(char *out, const char *s, size_t n)
 {
@@ -304,11 +319,26 @@ static void log_escape(char *out, const char *s, size_t n)
 	out[o] = '\0';
 }
 
-static void log_request(struct http_worker *w, struct ringd_conn *c,
-			const struct hconn *h, const char *buf, int status,
-			size_t bytes)
+/* The method and path of the request in w->req; buf is its head, or
+ * NULL when the head could not be parsed. */
+static struct req_text req_text(const struct http_request *req,
+				const char *buf)
 {
-	const struct http_request *req = &w->req;
+	if (!buf)
+		return (struct req_text){ 0 };
+	/* The path without its query; "*" and "http://host" have none. */
+	return (struct req_text){
+		.method = buf + req->method_name.off,
+		.method_len = req->method_name.len,
+		.path = buf + (req->path.len ? req->path.off : req->target.off),
+		.path_len = req->path.len ? req->path.len : req->target.len,
+	};
+}
+
+static void log_request(struct http_worker *w, struct ringd_conn *c,
+			const struct hconn *h, const struct req_text *t,
+			int status, size_t bytes)
+{
 	char method[LOG_TEXT_MAX * 4 + 4], path[LOG_TEXT_MAX * 4 + 4];
 	char peer[PEER_MAX];
 	int mode = w->cfg->log_requests;
@@ -316,13 +346,8 @@ static void log_request(struct http_worker *w, struct ringd_conn *c,
 	if (mode == HTTP_LOG_NO || (mode == HTTP_LOG_ERRORS && status < 400) ||
 	    !log_admit(w))
 		return;
-	log_escape(method, buf ? buf + req->method_name.off : NULL,
-		   req->method_name.len);
-	/* The path without its query; "*" and "http://host" have none. */
-	log_escape(path, buf ? buf + (req->path.len ? req->path.off
-						    : req->target.off)
-			     : NULL,
-		   req->path.len ? req->path.len : req->target.len);
+	log_escape(method, t ? t->method : NULL, t ? t->method_len : 0);
+	log_escape(path, t ? t->path : NULL, t ? t->path_len : 0);
 	peer_format(c->peer, c->peerlen, peer);
 	w->host->log(w->inst, RINGD_LOG_INFO,
 		     "http: request method=%s path=\"%s\" status=%d bytes=%zu "
@@ -467,15 +492,16 @@ static void send_reflect(struct http_worker *w, struct ringd_conn *c,
 	send_dynamic(w, c, h, &spec, a);
 }
 
+/* Counts and logs a response that went out (or was queued to). */
 static void account(struct http_worker *w, struct ringd_conn *c,
-		    const struct hconn *h, const char *buf,
+		    const struct hconn *h, const struct req_text *t,
 		    const struct answer *a)
 {
 	if (w->has_count) {
 		w->host->count(c, http_code_index(w->cfg, a->status), 1);
 		w->host->count(c, a->route_ctr, 1);
 	}
-	log_request(w, c, h, buf, a->status, a->bytes);
+	log_request(w, c, h, t, a->status, a->bytes);
 }
 
 /* Whether the request says the client closes after it (RFC 9112
@@ -559,16 +585,22 @@ static bool answer(struct http_worker *w, struct ringd_conn *c,
 		send_pre(w, c, h, &w->pre[PRE_405], &a);
 		break;
 	}
-	account(w, c, h, buf, &a);
+	if (h->body) {
+		h->body->a = a;
+	} else {
+		struct req_text t = req_text(&w->req, buf);
+
+		account(w, c, h, &t, &a);
+	}
 	return a.mode == HTTP_CONN_CLOSE;
 }
 
 /* A request the parser refused, or one we cannot serve: its status with
  * Connection: close, then FIN (the daemon's close() lingers, reading, so
- * the peer reads the response instead of a reset). buf is NULL when the
+ * the peer reads the response instead of a reset). t is NULL when the
  * head could not be parsed. */
 static void answer_error(struct http_worker *w, struct ringd_conn *c,
-			 struct hconn *h, int status, const char *buf)
+			 struct hconn *h, int status, const struct req_text *t)
 {
 	struct http_head_spec spec = { .status = status, .type = "text/plain" };
 	struct answer a = { .mode = HTTP_CONN_CLOSE,
@@ -579,9 +611,7 @@ static void answer_error(struct http_worker *w, struct ringd_conn *c,
 	hbuf_reset(&w->body, HTTP_SCRATCH_KEEP);
 	hbuf_printf(&w->body, "%s\n", http_reason(spec.status));
 	send_dynamic(w, c, h, &spec, &a);
-	if (!buf)
-		w->req.method_name.len = w->req.path.len = w->req.target.len = 0;
-	account(w, c, h, buf, &a);
+	account(w, c, h, t, &a);
 	conn_end(w, c, h);
 }
 
@@ -590,15 +620,24 @@ static void answer_error(struct http_worker *w, struct ringd_conn *c,
  * (RFC 9110 section 10.1.1; a 1.0 client's Expect is ignored). The
  * body gets a deadline of its own, header_timeout again. */
 static int body_begin(struct http_worker *w, struct ringd_conn *c,
-		      struct hconn *h, const struct http_body *b)
+		      struct hconn *h, const struct http_body *b,
+		      const char *buf)
 {
-	struct hbody *hb = calloc(1, sizeof(*hb));
+	struct hbody *hb = malloc(sizeof(*hb));
+	struct req_text t = req_text(&w->req, buf);
+	size_t m = t.method_len < LOG_TEXT_MAX ? t.method_len : LOG_TEXT_MAX;
+	size_t p = t.path_len < LOG_TEXT_MAX ? t.path_len : LOG_TEXT_MAX;
 
 	if (!hb) {
 		conn_fail(w, c, h);
 		return -1;
 	}
-	hb->b = *b;
+	/* The text array is written only as far as the lengths say. */
+	*hb = (struct hbody){ .b = *b,
+			      .method_len = (uint16_t)(m + (m < t.method_len)),
+			      .path_len = (uint16_t)(p + (p < t.path_len)) };
+	memcpy(hb->text, t.method, m);
+	memcpy(hb->text + LOG_TEXT_MAX, t.path, p);
 	if (w->req.expect_continue && w->req.minor >= 1)
 		out_send(w, c, h, HTTP_CONTINUE, strlen(HTTP_CONTINUE), false);
 	h->body = hb;
@@ -606,12 +645,27 @@ static int body_begin(struct http_worker *w, struct ringd_conn *c,
 	return 0;
 }
 
+/* The kept copy of a request's method and path, as req_text() gives
+ * them from a head. */
+static struct req_text hbody_text(const struct hbody *hb)
+{
+	return (struct req_text){ .method = hb->text,
+				  .method_len = hb->method_len,
+				  .path = hb->text + LOG_TEXT_MAX,
+				  .path_len = hb->path_len };
+}
+
+static void hbody_free(struct hbody *hb)
+{
+	hbuf_free(&hb->resp);
+	free(hb);
+}
+
 static void body_free(struct hconn *h)
 {
 	if (!h->body)
 		return;
-	hbuf_free(&h->body->resp);
-	free(h->body);
+	hbody_free(h->body);
 	h->body = NULL;
 }
 
@@ -636,10 +690,12 @@ static void on_head(struct http_worker *w, struct ringd_conn *c,
 	if (rc == 0 && w->req.expect_other)
 		rc = 417; /* RFC 9110 section 10.1.1 */
 	if (rc) {
-		answer_error(w, c, h, rc, buf);
+		struct req_text t = req_text(&w->req, buf);
+
+		answer_error(w, c, h, rc, &t);
 		return;
 	}
-	if (!http_body_done(&b) && body_begin(w, c, h, &b) < 0)
+	if (!http_body_done(&b) && body_begin(w, c, h, &b, buf) < 0)
 		return;
 	close = answer(w, c, h, buf);
 	if (h->body)
@@ -686,10 +742,13 @@ static size_t body_step(struct http_worker *w, struct ringd_conn *c,
 {
 	int64_t r = http_body_feed(&h->body->b, p, n);
 	struct hbody *hb = h->body;
+	struct req_text t = hbody_text(hb);
 
 	if (r < 0) {
-		body_free(h);
-		answer_error(w, c, h, (int)-r, NULL);
+		/* The error replaces the kept response: it alone counts. */
+		h->body = NULL;
+		answer_error(w, c, h, (int)-r, &t);
+		hbody_free(hb);
 		return n;
 	}
 	if (http_body_done(&hb->b)) {
@@ -700,11 +759,11 @@ static size_t body_step(struct http_worker *w, struct ringd_conn *c,
 			resp_force_close(&hb->resp);
 			hb->close = true;
 		}
-		out_send(w, c, h, hb->resp.p, hb->resp.len, false);
+		hb->a.bytes = out_send(w, c, h, hb->resp.p, hb->resp.len, false);
+		account(w, c, h, &t, &hb->a);
 		if (hb->close && !(h->flags & HC_CLOSED))
 			conn_end(w, c, h);
-		hbuf_free(&hb->resp);
-		free(hb);
+		hbody_free(hb);
 	}
 	return (size_t)r;
 }

@@ -500,7 +500,9 @@ static int parse_request_line(const char *buf, struct http_span line,
 struct head_ctx {
 	bool te; /* a Transfer-Encoding line was seen */
 	unsigned ncodings;
-	bool last_chunked;
+	unsigned nchunked;  /* codings named chunked, parameters or not */
+	bool last_chunked;  /* the final coding is named chunked */
+	bool other;         /* a coding other than a bare "chunked" */
 };
 
 /* Content-Length: 1*DIGIT, or a list of identical values taken as one
@@ -548,25 +550,31 @@ static int note_content_length(const char *buf, struct http_span v,
 }
 
 /* Transfer-Encoding lines make one list (RFC 9110 section 5.3); each
- * coding is a token with perhaps parameters. Only whether the list is
- * exactly "chunked" is kept: anything else is refused at the end. */
+ * coding is a token with perhaps parameters. Only what head_check()
+ * needs to tell bad framing from an unknown coding is kept: how often
+ * chunked is named, whether it is last, and whether anything else (or
+ * chunked with parameters, which it does not define) is there. */
 static int note_transfer_encoding(const char *buf, struct http_span v,
 				  struct head_ctx *h, const char **why)
 {
-	uint32_t p = v.off, end = v.off + v.len, n;
+	uint32_t p = v.off, end = v.off + v.len, name, n;
 	struct http_span el;
 
 	h->te = true;
 	while (list_next(buf, &p, end, &el)) {
 		if (el.len == 0)
 			continue;
-		n = token_len(buf, el.off, el.off + el.len);
+		name = n = token_len(buf, el.off, el.off + el.len);
 		while (n < el.len && is_ows(buf[el.off + n]))
 			n++;
 		if (n == 0 || (n < el.len && buf[el.off + n] != ';'))
 			return fail(why, 400, "bad Transfer-Encoding");
 		h->ncodings++;
-		h->last_chunked = http_span_ieq(buf, el, "chunked");
+		h->last_chunked = http_span_ieq(buf, span(el.off, name),
+						"chunked");
+		h->nchunked += h->last_chunked;
+		if (!h->last_chunked || name < el.len)
+			h->other = true;
 	}
 	return 0;
 }
@@ -682,7 +690,15 @@ static int head_check(struct http_request *req, const struct head_ctx *h,
 		return fail(why, 400, "Transfer-Encoding with Content-Length");
 	if (h->ncodings == 0)
 		return fail(why, 400, "empty Transfer-Encoding");
-	if (h->ncodings != 1 || !h->last_chunked)
+	/* Section 6.1: chunked is applied once at most, so twice is broken
+	 * framing, not a coding we lack: 400. Any other list, chunked last
+	 * or not, names a coding we do not implement: 501, as issue 7 asks
+	 * ("a Transfer-Encoding other than chunked"), where section 6.3
+	 * would allow 400 for a list that does not end in chunked. Both
+	 * close the connection. */
+	if (h->nchunked > 1)
+		return fail(why, 400, "chunked applied more than once");
+	if (h->other || !h->last_chunked)
 		return fail(why, 501, "Transfer-Encoding other than chunked");
 	req->chunked = true;
 	return 0;

@@ -140,10 +140,13 @@ int http_head_scan(struct http_scan *s, const char *buf, size_t len);
  *     character outside its grammar), HTTP/1.1 (or 1.x, x > 0) without
  *     Host or any version with more than one, a Host value that is no
  *     authority, both Transfer-Encoding and Content-Length, a bad or
- *     conflicting Content-Length, Transfer-Encoding in HTTP/1.0, a form
- *     the method does not allow (authority form without CONNECT, CONNECT
- *     in any other form, "*" without OPTIONS);
- * 501 a Transfer-Encoding other than chunked alone;
+ *     conflicting Content-Length, Transfer-Encoding in HTTP/1.0, a
+ *     Transfer-Encoding that names chunked more than once ("chunked,
+ *     chunked": RFC 9112 section 6.1), a form the method does not allow
+ *     (authority form without CONNECT, CONNECT in any other form, "*"
+ *     without OPTIONS);
+ * 501 any other Transfer-Encoding than chunked alone ("gzip", "gzip,
+ *     chunked", "chunked, gzip", chunked with parameters);
  * 505 a major version other than 1 (the HTTP/2 preface included).
  * An unknown method is not an error here: it parses as HTTP_M_OTHER.
  * Given a len the scan would not have returned, it still reads no byte

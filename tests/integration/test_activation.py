@@ -185,7 +185,7 @@ def test_serves_inherited_sockets(ctx):
     err = d.stderr()
     assert 'activate: inherited sockets count=3' in err, err
     # reuseport = yes by default and workers = 2: the one socket is shared.
-    assert re.search(r'^notice: echo: inherited, one socket shared by all workers .* svc=echo '
+    assert re.search(r'^notice: listen: inherited, one socket shared by all workers .* svc=echo '
                      r'addr=%s workers=2$' % re.escape(turl), err, re.M), err
     assert 'error:' not in err, err
     path = xurl[len('unix:'):]
@@ -247,7 +247,7 @@ def test_name_reserves_socket_for_its_service(ctx):
     err = d.stderr()
     assert rc == 1, 'exit %s; stderr:\n%s' % (rc, err)
     assert 'fd=3 name=qotd addr=%s' % turl in err, err
-    assert 'echo: bind failed svc=echo addr=%s error="Address already in use"' % turl in err, err
+    assert 'listen: bind failed svc=echo addr=%s error="Address already in use"' % turl in err, err
     # Still the launcher's, still listening: the failed start changed nothing.
     c = connect(Addr.parse(turl), timeout=2)
     c.close()
@@ -369,7 +369,7 @@ def test_systemd_socket_activate(ctx):
     d.wait_ready()
     assert recv_exact(c, 12) == b'first client'
     c.close()
-    assert re.search(r'echo: inherited.* svc=echo addr=tcp://%s ' % re.escape(addr),
+    assert re.search(r'listen: inherited.* svc=echo addr=tcp://%s ' % re.escape(addr),
                      d.stderr()), d.stderr()
     d.stop()
 

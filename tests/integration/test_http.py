@@ -320,6 +320,10 @@ def test_framing_errors_close_cleanly(ctx):
          + b'400\r\n' + b'c' * 1024 + b'\r\n' + b'1\r\nc\r\n0\r\n\r\n', 413),
         ('TE gzip', req(extra=b'Transfer-Encoding: gzip\r\n'), 501),
         ('TE gzip, chunked', req(extra=b'Transfer-Encoding: gzip, chunked\r\n'), 501),
+        ('TE chunked, chunked', req(extra=b'Transfer-Encoding: chunked, chunked\r\n')
+         + b'0\r\n\r\n', 400),
+        ('TE chunked twice', req(extra=b'Transfer-Encoding: chunked\r\n'
+                                 b'Transfer-Encoding: chunked\r\n') + b'0\r\n\r\n', 400),
         ('CL and TE', req(extra=b'Content-Length: 5\r\nTransfer-Encoding: chunked\r\n')
          + b'0\r\n\r\n', 400),
         ('conflicting CLs', req(extra=b'Content-Length: 1\r\nContent-Length: 2\r\n') + b'zz',

@@ -112,8 +112,50 @@ def test_log_connections_off_by_default(ctx):
     d.stop()
 
 
-PAUSED = re.compile(r'^warning: echo: accept paused svc=echo addr=(\S+) '
+PAUSED = re.compile(r'^warning: accept: paused svc=echo addr=(\S+) '
                     r'reason="max_connections reached" suppressed=(\d+)$', re.M)
+
+LINE = re.compile(r'^(?:<\d>|\w+: )(\S+): (.*)$', re.M)
+
+
+def assert_service_named_once(text, services):
+    """Each line names its service once, in svc=: a line whose subject
+    is a service's name, or with more than one svc=, says it twice."""
+    for subject, rest in LINE.findall(text):
+        line = '%s: %s' % (subject, rest)
+        assert subject not in services, 'service as subject: ' + line
+        assert len(re.findall(r'(?:^| )svc=', rest)) <= 1, 'two svc=: ' + line
+
+
+def test_lines_name_the_service_once(ctx):
+    """The lines of the daemon's own modules (accept, listen) take the
+    module as subject: the service is a field, named once."""
+    d = ctx.daemon({'guarded': {'plugin': 'echo', 'listen': 'tcp://127.0.0.1:0',
+                                'deny': '127.0.0.0/8'},
+                    'open': {'plugin': 'echo', 'listen': 'tcp://127.0.0.1:0'}},
+                   ringd={'log_connections': 'yes'})
+    s = connect(d.addr('tcp', svc='guarded'))
+    try:                        # refused: closed, with a reset
+        assert harness.recv_until_eof(s, deadline=time.monotonic() + 5) == b''
+    except ConnectionResetError:
+        pass
+    s.close()
+    assert_same(echo_roundtrip(d.addr('tcp', svc='open'), b'o'), b'o')
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not (
+            'refused connections' in d.stderr() and 'svc=open' in d.stderr()):
+        time.sleep(0.05)
+    busy = d.addr('tcp', svc='guarded')
+    b = ctx.daemon({'busy': {'plugin': 'echo', 'listen': 'tcp://127.0.0.1:%d' % busy.port}},
+                   expect_ready=False)
+    assert b.run_to_exit() == 1, b.stderr()
+    err = d.stop() + b.stderr()
+    assert re.search(r'^notice: accept: refused connections deny=1 svc=guarded ', err,
+                     re.M), err
+    assert re.search(r'^error: listen: bind failed svc=busy addr=tcp://127.0.0.1:%d '
+                     r'error="Address already in use"$' % busy.port, err, re.M), err
+    assert re.search(r'^info: conn: closed svc=open ', err, re.M), err
+    assert_service_named_once(err, {'guarded', 'open', 'busy'})
 
 
 def test_accept_pauses_rate_limited_under_flood(ctx):
@@ -146,4 +188,5 @@ def test_accept_pauses_rate_limited_under_flood(ctx):
 if __name__ == '__main__':
     harness.main([test_log_connections_fields,
                   test_log_connections_off_by_default,
+                  test_lines_name_the_service_once,
                   test_accept_pauses_rate_limited_under_flood])

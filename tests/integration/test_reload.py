@@ -590,7 +590,7 @@ def test_reload_worker_fails_to_start(ctx):
         msgs = reload(d, ctx.ini(flaky, ringd=dict(core, reuseport=reuseport)),
                       expect_ok=False)
         assert 'a worker of the new configuration failed to start' in msgs[-1], msgs
-        assert 'flaky: plugin failed to start svc=flaky plugin=refuse' in d.stderr(), d.stderr()
+        assert 'worker: plugin failed to start svc=flaky plugin=refuse' in d.stderr(), d.stderr()
         assert 'flaky' not in d.listen
         for _ in range(8):
             connect_fast(d.addr('tcp', 'echo'))

@@ -240,6 +240,9 @@ static const struct gcase gcases[] = {
 	{ "http2_505", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", false, 1 },
 	{ "te_gzip_501", "POST / HTTP/1.1\r\nHost: a\r\n"
 			 "Transfer-Encoding: gzip\r\n\r\n", false, 1 },
+	{ "te_chunked_twice_400", "POST / HTTP/1.1\r\nHost: a\r\n"
+				  "Transfer-Encoding: chunked, chunked\r\n\r\n",
+	  false, 1 },
 	{ "te_and_cl_400", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n"
 			   "Transfer-Encoding: chunked\r\n\r\n", false, 1 },
 	{ "body_413", "POST / HTTP/1.1\r\nHost: a\r\n"
@@ -860,6 +863,62 @@ static void test_http_counters(void **state)
 	unload(&in);
 }
 
+/* A request with a body is counted and logged once, when its response
+ * leaves: the kept answer once the body is in, or only the 400 when the
+ * body's framing fails, and nothing for a body the client never ends
+ * (no response went out). */
+static void test_http_body_counted_once(void **state)
+{
+	static const char *const keys[] = { "log_requests", "all", NULL };
+	static const char head[] = "POST /healthz HTTP/1.1\r\nHost: a\r\n"
+				   "Transfer-Encoding: chunked\r\n\r\n";
+	struct ringd_counter ctr[128];
+	unsigned i400, i405, inone;
+	char want[128];
+	struct inst in;
+	struct ringd_conn c;
+	struct fake_host *f;
+	size_t n;
+
+	(void)state;
+	f = open_with(&in, keys, &c);
+	n = ringd_plugin.counters(in.cfg, ctr, 128);
+	find_counter(ctr, n, "ringd_http_responses_total", "400", &i400);
+	find_counter(ctr, n, "ringd_http_responses_total", "405", &i405);
+	find_counter(ctr, n, "ringd_http_requests_total", "none", &inone);
+
+	feed(&c, head);
+	assert_int_equal(f->counts[i405] + f->counts[inone] + f->logs, 0);
+	feed(&c, "3\r\nabc\r\n0\r\n\r\n");
+	assert_int_equal(f->counts[i405], 1);
+	assert_int_equal(f->counts[inone], 1);
+	assert_int_equal(f->logs, 1);
+	/* The log names the request and the bytes of the response sent. */
+	snprintf(want, sizeof(want), "method=POST path=\"/healthz\" "
+		 "status=405 bytes=%zu ", f->outlen);
+	assert_non_null(strstr(f->log, want));
+
+	f->loglen = 0;
+	feed(&c, head);
+	feed(&c, "zz\r\n");
+	assert_int_equal(f->counts[i405], 1);
+	assert_int_equal(f->counts[i400], 1);
+	assert_int_equal(f->counts[inone], 2);
+	assert_int_equal(f->logs, 2);
+	assert_non_null(strstr(f->log, "method=POST path=\"/healthz\" "
+				       "status=400 "));
+	assert_int_equal(f->closes, 1);
+	ringd_plugin.on_close(&c);
+
+	conn_open(&in, &c);
+	feed(&c, head);
+	feed(&c, "3\r\nab");
+	ringd_plugin.on_close(&c);
+	assert_int_equal(f->counts[i405] + f->counts[i400], 2);
+	assert_int_equal(f->counts[inone], 2);
+	unload(&in);
+}
+
 /* One key=value line per request, escaped, at most 10 a second. */
 static void test_http_request_log(void **state)
 {
@@ -1031,6 +1090,7 @@ int main(void)
 		cmocka_unit_test(test_http_route_file_kept),
 		cmocka_unit_test(test_http_metrics_text),
 		cmocka_unit_test(test_http_counters),
+		cmocka_unit_test(test_http_body_counted_once),
 		cmocka_unit_test(test_http_request_log),
 		cmocka_unit_test(test_http_idle_connection_allocates_nothing),
 		cmocka_unit_test(test_http_incomplete_logged),

@@ -423,14 +423,28 @@ static const struct corpus_case corpus[] = {
 	  "POST / o p=/ h=h 1.1 n=2 chunked body=0"),
 	C("POST /" H11 "Transfer-Encoding: , chunked,\r\n\r\n0\r\n\r\n",
 	  "POST / o p=/ h=h 1.1 n=2 chunked body=0"),
+	/* Codings other than chunked alone: not implemented, chunked last
+	 * or not (issue 7's rule). */
 	C("POST /" H11 "Transfer-Encoding: gzip\r\n\r\n", "501"),
+	C("POST /" H11 "Transfer-Encoding: chunked, gzip\r\n\r\n", "501"),
 	C("POST /" H11 "Transfer-Encoding: gzip, chunked\r\n\r\n", "501"),
 	C("POST /" H11 "Transfer-Encoding: gzip\r\n"
 	  "Transfer-Encoding: chunked\r\n\r\n", "501"),
-	C("POST /" H11 "Transfer-Encoding: chunked, gzip\r\n\r\n", "501"),
-	C("POST /" H11 "Transfer-Encoding: chunked\r\n"
-	  "Transfer-Encoding: chunked\r\n\r\n", "501"),
 	C("POST /" H11 "Transfer-Encoding: chunked;q=1\r\n\r\n", "501"),
+	C("POST /" H11 "Transfer-Encoding: chunked ; q=1\r\n\r\n", "501"),
+	/* Chunked twice (RFC 9112 section 6.1): broken framing, whatever
+	 * the other codings are. */
+	C("POST /" H11 "Transfer-Encoding: chunked, chunked\r\n\r\n",
+	  "400"),
+	C("POST /" H11 "Transfer-Encoding: Chunked,CHUNKED\r\n\r\n", "400"),
+	C("POST /" H11 "Transfer-Encoding: chunked\r\n"
+	  "Transfer-Encoding: chunked\r\n\r\n", "400"),
+	C("POST /" H11 "Transfer-Encoding: gzip, chunked, chunked\r\n\r\n",
+	  "400"),
+	C("POST /" H11 "Transfer-Encoding: chunked;q=1, chunked\r\n\r\n",
+	  "400"),
+	C("POST /" H11 "Transfer-Encoding: chunked, gzip, chunked\r\n\r\n",
+	  "400"),
 	C("POST /" H11 "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n"
 	  "\r\n", "400"),
 	C("POST /" H11 "Content-Length: 5\r\nTransfer-Encoding: gzip\r\n\r\n",

@@ -1,8 +1,12 @@
 /* The stop sequence of a TCP listener: once listen_refuse_new() runs, a
  * new client's SYN goes unanswered while a connection the kernel already
  * completed is still there to accept; after the shutdown that follows,
- * clients are refused. Over loopback, IPv4 and IPv6. */
+ * clients are refused. Over loopback, IPv4 and IPv6. Then the socket
+ * options listen_open_all() sets: the kernel takes every one of them on
+ * a fresh socket of its kind, so their failures come from a setsockopt
+ * of this file's that refuses one chosen option. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -10,13 +14,32 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "daemon/daemon.h"
 #include "daemon/listen.h"
+#include "daemon/log.h"
+#include "daemon/plugin.h"
+
+/* The option setsockopt() refuses with EPERM; level -1: none. */
+static int refuse_level = -1, refuse_opt = -1;
+
+/* Stands in for libc's (the executable's definition wins over it for
+ * the core library's calls too). */
+int setsockopt(int fd, int level, int opt, const void *val, socklen_t len)
+{
+	if (level == refuse_level && opt == refuse_opt) {
+		errno = EPERM;
+		return -1;
+	}
+	return (int)syscall(SYS_setsockopt, fd, level, opt, val, len);
+}
 
 struct pair {
 	int lfd;
@@ -185,6 +208,180 @@ static void test_listen_refuse_new_reports_errors(void **state)
 	close(fds[1]);
 }
 
+/* One service "echo" of a plugin whose peer speaks first, listening on
+ * one address, in a daemon of two workers. */
+struct fixture {
+	struct ringd_plugin rp;
+	struct plugin pl;
+	struct listen_addr addr;
+	struct service_conf sc;
+	struct ringd_conf conf;
+	struct ringd_instance inst;
+	struct daemon d;
+};
+
+static void fixture_init(struct fixture *f, const char *addr, bool reuseport)
+{
+	char err[128];
+
+	memset(f, 0, sizeof(*f));
+	f->rp = (struct ringd_plugin){ .size = sizeof(f->rp),
+				       .stream_flags = RINGD_PEER_FIRST };
+	f->pl.p = &f->rp;
+	assert_int_equal(listen_addr_parse(addr, &f->addr, err, sizeof(err)),
+			 0);
+	f->sc = (struct service_conf){ .name = "echo", .plugin = &f->pl,
+				       .listen = &f->addr, .nlisten = 1,
+				       .defer_accept = true };
+	f->conf = (struct ringd_conf){ .reuseport = reuseport, .svc = &f->sc,
+				       .nsvc = 1 };
+	f->inst = (struct ringd_instance){ .sc = &f->sc };
+	f->d = (struct daemon){ .conf = &f->conf, .svc = &f->inst,
+				.nworkers = 2 };
+}
+
+/* Stderr goes to a pipe while fn runs on the fixture; *log gets what
+ * was logged, and the lowest free fd after it must be the one before
+ * (nothing was left open). Returns fn's result. */
+static int logged(int (*fn)(struct fixture *, char *, size_t),
+		  struct fixture *f, char *err, char *log, size_t loglen)
+{
+	int probe = open("/dev/null", O_RDONLY | O_CLOEXEC), fds[2], saved, r;
+	ssize_t n;
+
+	close(probe);
+	saved = dup(STDERR_FILENO);
+	assert_int_equal(pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
+	assert_true(saved >= 0);
+	unsetenv("JOURNAL_STREAM");
+	log_init(RINGD_LOG_INFO);
+	dup2(fds[1], STDERR_FILENO);
+	r = fn(f, err, 128);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	n = read(fds[0], log, loglen - 1);
+	log[n > 0 ? n : 0] = '\0';
+	close(fds[0]);
+	close(fds[1]);
+	if (r < 0) {
+		int again = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		assert_int_equal(again, probe);
+		close(again);
+	}
+	return r;
+}
+
+static int open_next(struct fixture *f, char *err, size_t len)
+{
+	return listen_open_next(&f->d, NULL, err, len);
+}
+
+struct refusal {
+	int level, opt;
+	const char *name, *addr;
+	bool reuseport, v6;
+};
+
+/* An option the listener needs fails the open (the start, or a reload,
+ * with its STATUS= text) with a line naming the service, the option and
+ * the address, and leaves no socket open. */
+static void test_listen_needed_option_fails(void **state)
+{
+	static const struct refusal cases[] = {
+		{ SOL_SOCKET, SO_REUSEPORT, "SO_REUSEPORT",
+		  "tcp://127.0.0.1:0", true, false },
+		{ IPPROTO_IPV6, IPV6_V6ONLY, "IPV6_V6ONLY", "tcp://*:0", false,
+		  true },
+		{ IPPROTO_IPV6, IPV6_V6ONLY, "IPV6_V6ONLY", "udp://[::1]:0",
+		  false, true },
+		{ IPPROTO_IP, IP_PKTINFO, "IP_PKTINFO", "udp://*:0", false,
+		  false },
+		{ IPPROTO_IPV6, IPV6_RECVPKTINFO, "IPV6_RECVPKTINFO",
+		  "udp://*:0", false, true },
+	};
+	int v6 = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct fixture f;
+	char err[128], log[4096], want[256];
+	int alen;
+
+	(void)state;
+	if (v6 >= 0)
+		close(v6);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct refusal *c = &cases[i];
+
+		/* Without IPv6, "*" is 0.0.0.0 and sets no IPv6 option. */
+		if (c->v6 && v6 < 0)
+			continue;
+		fixture_init(&f, c->addr, c->reuseport);
+		refuse_level = c->level;
+		refuse_opt = c->opt;
+		err[0] = '\0';
+		assert_int_equal(logged(open_next, &f, err, log, sizeof(log)),
+				 -EPERM);
+		refuse_level = refuse_opt = -1;
+		/* The port may be fixed by then (a probe bind): not
+		 * compared. */
+		alen = (int)strlen(c->addr) - 1;
+		snprintf(want, sizeof(want), "error: listen: setsockopt %s failed "
+			 "svc=echo addr=%.*s", c->name, alen, c->addr);
+		if (strncmp(log, want, strlen(want)) != 0 ||
+		    !strstr(log, " error=\"Operation not permitted\"\n"))
+			fail_msg("%s: want %s... in:\n%s", c->name, want, log);
+		snprintf(want, sizeof(want), "echo: setsockopt %s %.*s",
+			 c->name, alen, c->addr);
+		assert_int_equal(strncmp(err, want, strlen(want)), 0);
+		assert_non_null(strstr(err, ": Operation not permitted"));
+		assert_null(f.d.listeners);
+	}
+}
+
+/* A tuning that fails is one warning for the listener (not one per
+ * worker's socket), and the listener serves. */
+static void test_listen_tuning_option_warns(void **state)
+{
+	static const struct refusal cases[] = {
+		{ IPPROTO_TCP, TCP_NODELAY, "TCP_NODELAY", "tcp://127.0.0.1:0",
+		  true, false },
+		{ SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR", "tcp://127.0.0.1:0",
+		  false, false },
+		{ IPPROTO_TCP, TCP_DEFER_ACCEPT, "TCP_DEFER_ACCEPT",
+		  "tcp://127.0.0.1:0", true, false },
+	};
+	struct fixture f;
+	char err[128], log[4096], want[256];
+	struct pair p = { 0 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct refusal *c = &cases[i];
+		int cfd;
+
+		fixture_init(&f, c->addr, c->reuseport);
+		refuse_level = c->level;
+		refuse_opt = c->opt;
+		assert_int_equal(logged(open_next, &f, err, log, sizeof(log)),
+				 0);
+		refuse_level = refuse_opt = -1;
+		snprintf(want, sizeof(want), "warning: listen: setsockopt %s "
+			 "failed svc=echo addr=", c->name);
+		if (!strstr(log, want) || strstr(strstr(log, want) + 1, want))
+			fail_msg("%s: want one line %s in:\n%s", c->name, want,
+				 log);
+		assert_non_null(strstr(log, "error=\"Operation not permitted\""));
+		assert_int_equal(f.d.nlisteners, 1);
+		assert_int_equal(f.d.listeners[0].nfds, c->reuseport ? 2 : 1);
+		p.lfd = f.d.listeners[0].fds[0];
+		p.alen = f.d.listeners[0].addr.sslen;
+		memcpy(&p.addr, &f.d.listeners[0].addr.ss, p.alen);
+		cfd = start_connect(&p);
+		assert_int_equal(finish_connect(cfd, 2000), 0);
+		close(cfd);
+		listen_close_all(&f.d);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -209,6 +406,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_listen_refused_after_shutdown,
 						setup_v6, teardown),
 		cmocka_unit_test(test_listen_refuse_new_reports_errors),
+		cmocka_unit_test(test_listen_needed_option_fails),
+		cmocka_unit_test(test_listen_tuning_option_warns),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
