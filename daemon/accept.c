@@ -460,6 +460,27 @@ static void accept_drain_backlog(struct accept_listener *al)
 			 "svc=%s", al->inst->sc->name);
 }
 
+/* Once per stop, for every listener and worker. EPERM is what a
+ * process without CAP_NET_ADMIN gets on some kernels, the shipped unit's
+ * case: nothing is broken, so a notice that says what avoids it. */
+static void accept_log_no_filter(const struct accept_listener *al, int err)
+{
+	char ebuf[LOG_VALUE_MAX];
+
+	log_value(ebuf, sizeof(ebuf), strerror(-err));
+	if (err == -EPERM)
+		log_notice("accept: stop: cannot filter SYNs on the listeners, "
+			   "so a client that connects during the stop may be "
+			   "reset; socket activation (ringd.socket) avoids it "
+			   "svc=%s error=%s",
+			   al->inst->sc->name, ebuf);
+	else
+		log_warnx("accept: stop: cannot filter SYNs; a client that "
+			  "connects during the stop may be reset svc=%s "
+			  "error=%s",
+			  al->inst->sc->name, ebuf);
+}
+
 /* No more accepts from the loop, new SYNs dropped, what is queued taken
  * now. A TCP client whose SYN came in before the filter may finish its
  * handshake up to a round trip later: the grace takes those. An
@@ -471,7 +492,6 @@ static void accept_drain_backlog(struct accept_listener *al)
 static void accept_quiesce_listener(struct accept_listener *al)
 {
 	struct accept_set *a = al->a;
-	char ebuf[LOG_VALUE_MAX];
 	int err;
 
 	al->lent = listen_fd_lent(al->l, a->worker);
@@ -484,11 +504,9 @@ static void accept_quiesce_listener(struct accept_listener *al)
 		return;
 	}
 	if (al->l->addr.kind == LISTEN_TCP && !al->l->inherited &&
-	    (err = listen_refuse_new(al->fd)) < 0)
-		log_warnx("accept: stop: cannot filter SYNs; a client that "
-			  "connects now may be reset svc=%s error=%s",
-			  al->inst->sc->name,
-			  log_value(ebuf, sizeof(ebuf), strerror(-err)));
+	    (err = listen_refuse_new(al->fd)) < 0 &&
+	    !atomic_exchange(&a->d->syn_filter_failed, 1))
+		accept_log_no_filter(al, err);
 	accept_drain_backlog(al);
 }
 

@@ -76,6 +76,10 @@ struct daemon {
 	 * listening, and let their connections finish. */
 	_Atomic int retiring;
 	_Atomic int nquiet;     /* stopping workers no longer accepting */
+	/* A listener's SYN filter failed at this generation's stop, which
+	 * is said once: the cause (an unprivileged process, often) is the
+	 * same for every listener and worker. */
+	_Atomic int syn_filter_failed;
 	/* Open connections, all workers of every generation: the
 	 * process's count, which max_connections bounds. */
 	_Atomic long *nconns;
