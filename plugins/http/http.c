@@ -745,8 +745,10 @@ static size_t body_step(struct http_worker *w, struct ringd_conn *c,
 	struct req_text t = hbody_text(hb);
 
 	if (r < 0) {
-		/* The error replaces the kept response: it alone counts. */
+		/* The error replaces the kept response: it alone counts.
+		 * The body may have taken seconds: a Date of its own. */
 		h->body = NULL;
+		http_clock(w, c);
 		answer_error(w, c, h, (int)-r, &t);
 		hbody_free(hb);
 		return n;

@@ -445,6 +445,28 @@ static void test_http_date_changes(void **state)
 	unload(&in);
 }
 
+/* A body's error goes out when the body fails, maybe seconds after its
+ * head: its Date is that moment's, not the head's. */
+static void test_http_body_error_date(void **state)
+{
+	struct inst in;
+	struct ringd_conn c;
+	struct fake_host *f;
+
+	(void)state;
+	f = open_with(&in, NULL, &c);
+	feed(&c, "POST /healthz HTTP/1.1\r\nHost: a\r\n"
+		 "Transfer-Encoding: chunked\r\n\r\n");
+	f->now_ns += 5LL * 1000000000;
+	f->mono_ns += 5LL * 1000000000;
+	f->outlen = 0;
+	feed(&c, "zz\r\n");
+	assert_non_null(strstr(sent(), "HTTP/1.1 400 "));
+	assert_non_null(strstr(sent(), "Date: Tue, 01 Dec 2026 12:00:05 GMT\r\n"));
+	ringd_plugin.on_close(&c);
+	unload(&in);
+}
+
 /* A daemon without loop_time(): the wall clock is read per request and
  * the Date still follows it. */
 static void test_http_date_without_loop_time(void **state)
@@ -1080,6 +1102,7 @@ int main(void)
 		cmocka_unit_test(test_http_pipelining_and_splits),
 		cmocka_unit_test(test_http_date_changes),
 		cmocka_unit_test(test_http_date_without_loop_time),
+		cmocka_unit_test(test_http_body_error_date),
 		cmocka_unit_test(test_http_head_matches_get),
 		cmocka_unit_test(test_http_keepalive_requests),
 		cmocka_unit_test(test_http_close_without_linger),
