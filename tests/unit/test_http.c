@@ -467,6 +467,25 @@ static void test_http_body_error_date(void **state)
 	unload(&in);
 }
 
+/* The plugin started by a daemon whose struct ringd_host ends at size:
+ * an older one, without the members appended after it. */
+static struct fake_host *open_old(struct inst *in, struct ringd_conn *c,
+				  size_t size)
+{
+	struct fake_host *f;
+
+	configure(in, NULL);
+	fake_host_reset();
+	f = fake_host_get();
+	f->host.size = (uint32_t)size;
+	f->now_ns = NOW_NS;
+	f->quiet = true;
+	in->w = ringd_plugin.start(&f->host, NULL, in->cfg);
+	assert_non_null(in->w);
+	conn_open(in, c);
+	return f;
+}
+
 /* A daemon without loop_time(): the wall clock is read per request and
  * the Date still follows it. */
 static void test_http_date_without_loop_time(void **state)
@@ -476,15 +495,7 @@ static void test_http_date_without_loop_time(void **state)
 	struct fake_host *f;
 
 	(void)state;
-	configure(&in, NULL);
-	fake_host_reset();
-	f = fake_host_get();
-	f->host.size = offsetof(struct ringd_host, loop_time);
-	f->now_ns = NOW_NS;
-	f->quiet = true;
-	in.w = ringd_plugin.start(&f->host, NULL, in.cfg);
-	assert_non_null(in.w);
-	conn_open(&in, &c);
+	f = open_old(&in, &c, offsetof(struct ringd_host, loop_time));
 	feed(&c, "GET /version HTTP/1.1\r\nHost: a\r\n\r\n");
 	assert_non_null(strstr(sent(), "Date: Tue, 01 Dec 2026 12:00:00 GMT\r\n"));
 	f->now_ns += 1000000000;
@@ -1030,15 +1041,7 @@ static void test_http_old_host(void **state)
 	struct fake_host *f;
 
 	(void)state;
-	configure(&in, NULL);
-	fake_host_reset();
-	f = fake_host_get();
-	f->host.size = offsetof(struct ringd_host, monotonic);
-	f->now_ns = NOW_NS;
-	f->quiet = true;
-	in.w = ringd_plugin.start(&f->host, NULL, in.cfg);
-	assert_non_null(in.w);
-	conn_open(&in, &c);
+	f = open_old(&in, &c, offsetof(struct ringd_host, monotonic));
 	feed(&c, "GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n"
 		 "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n");
 	assert_non_null(strstr(sent(), "# this ringd offers no metrics walk"));
